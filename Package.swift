@@ -1,0 +1,38 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Pure modules import only the standard library and each other (see docs/architecture.md).
+/// `ArchitectureTests` fails the build if one of them imports Foundation, Dispatch, Glibc, CLinux or CRocksDB.
+let package = Package(
+    name: "Cairn",
+    products: [
+        .executable(name: "cairn", targets: ["cairn"])
+    ],
+    targets: [
+        // Pure modules.
+        .target(name: "CairnCore"),
+        .target(name: "CairnRESP", dependencies: ["CairnCore"]),
+        .target(name: "CairnStorage", dependencies: ["CairnCore"]),
+        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage"]),
+
+        // C libraries from Debian.
+        .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
+
+        // Shells.
+        .target(name: "CairnRocks", dependencies: ["CairnCore", "CairnStorage", "CRocksDB"]),
+        .target(
+            name: "CairnServer",
+            dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CLinux"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer"]),
+
+        // Tests.
+        .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
+        .testTarget(name: "CairnRESPTests", dependencies: ["CairnRESP"]),
+        .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage"]),
+        .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage"]),
+        .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
+        .testTarget(name: "ArchitectureTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,43 @@
+/// Every bound in Cairn, in one place, named `…Max`/`…Min` with its unit last.
+///
+/// Why one place: a limit that lives next to its one user is easy to forget when another part of the
+/// system makes an assumption about it. `LimitsTests` checks how these relate to each other.
+public enum Limits {
+    /// The largest bulk string a client may send (one argument). Redis's `proto-max-bulk-len` is 512 MiB;
+    /// Cairn keeps a value inside one storage write and one cache entry, so it takes a smaller bound.
+    public static let respBulkBytesMax = 64 * 1024 * 1024
+    /// The most arguments one command may carry (Redis: 1024 * 1024).
+    public static let respArgumentsMax = 1024 * 1024
+    /// The longest inline (non-RESP) command line (Redis: `PROTO_INLINE_MAX_SIZE`, 64 KiB).
+    public static let respInlineBytesMax = 64 * 1024
+    /// The longest header line (`*N` or `$N`) the parser will look for before calling the input garbage.
+    public static let respHeaderBytesMax = 32
+    /// The largest string value a command may create by growing one (APPEND, SETRANGE, INCRBYFLOAT).
+    public static let valueBytesMax = respBulkBytesMax
+    /// The most clients connected at once; one more is told so and disconnected.
+    public static let clientsMax = 10_000
+    /// Bytes of replies queued for one client before Cairn stops reading that client's commands.
+    public static let clientOutputBytesSoftMax = 1024 * 1024
+    /// Bytes of replies queued for one client before Cairn disconnects it (a client that never reads).
+    public static let clientOutputBytesHardMax = 256 * 1024 * 1024
+    /// Bytes read from one client and not yet parsed (a partial command), beyond one maximal bulk string.
+    public static let clientInputBytesMax = respBulkBytesMax + 64 * 1024
+    /// Length of a client name set by CLIENT SETNAME or HELLO SETNAME.
+    public static let clientNameBytesMax = 256
+    /// Keys the background expiry cycle may remove in one tick.
+    public static let expiryKeysPerTickMax = 200
+    /// Unfinished SCAN cursors remembered at once; older ones are forgotten first.
+    public static let scanCursorsMax = 4096
+    /// Keys one SCAN call may examine, whatever COUNT asks for.
+    public static let scanCountMax = 100_000
+    /// Bytes of one HTTP request head on the admin port.
+    public static let httpRequestHeadBytesMax = 16 * 1024
+    /// Bytes of one frame on the peer port (the peer protocol comes with clustering).
+    public static let peerFrameBytesMax = 16 * 1024 * 1024
+    /// Batches the storage thread may hold before it writes them (group commit merges them).
+    public static let storageQueuedBatchesMax = 4096
+    /// Connections accepted per listener in one loop turn, so accepts cannot starve reads.
+    public static let acceptsPerTurnMax = 64
+    /// Bytes read from one socket in one loop turn, so one busy client cannot starve the others.
+    public static let readBytesPerTurnMax = 256 * 1024
+}

@@ -1,0 +1,267 @@
+import CairnCore
+import CairnStorage
+
+/// The key-value state of a node as commands see it: the durable store, the writes not yet durable,
+/// and the read cache, combined into one view.
+///
+/// Why writes wait here: the shell makes a turn's writes durable on the storage thread, and a later
+/// command (in the same pipeline, or from another client) must already see them. `pending` holds each
+/// written key's newest record with the batch that carries it; reads look there first, then in the
+/// cache, then in the store. A read that sees a pending record raises `readGate`, so its reply is held
+/// until that batch is durable: no client ever sees a value that a crash could take back.
+///
+/// Invariants (checked in `checkInvariants`): every pending write belongs to an open or in-flight
+/// batch; the open batch's sequence is above every durable one; counters are never negative.
+public struct Keyspace: Sendable {
+    struct PendingWrite: Sendable {
+        var record: ValueRecord?
+        var sequence: BatchSequence
+    }
+
+    let store: any KVStore
+    public private(set) var cache: ReadCache
+    private var pending: [[UInt8]: PendingWrite] = [:]
+    /// Keys written by each batch not yet durable, so `persisted` touches only what it must.
+    private var keysByBatch: [BatchSequence: [[UInt8]]] = [:]
+    /// A FLUSHALL whose batch is not durable yet: until it is, the store's contents are already gone.
+    private var pendingFlush: BatchSequence?
+    private(set) var openBatch: StorageBatch
+    public private(set) var durableThrough: BatchSequence
+    /// The newest pending batch the current command read from (see the type comment).
+    var readGate = BatchSequence(0)
+
+    /// Keys stored, expired-but-not-yet-removed ones included (DBSIZE, INFO keyspace).
+    public private(set) var keyCount: Int64 = 0
+    /// Keys stored with an expiry time.
+    public private(set) var expiringKeyCount: Int64 = 0
+    private var countsChanged = false
+    /// Keys removed because their time passed (lazily on access, or by the expiry cycle).
+    public private(set) var expiredKeys: UInt64 = 0
+
+    static let countsMetaKey = StorageLayout.metaKey("keyspace-counts")
+    static let formatMetaKey = StorageLayout.metaKey("format")
+    static let formatVersion: [UInt8] = [1]
+
+    /// Opens the keyspace over `store`, reading the persisted counters.
+    /// - Throws: `StorageError` when the store cannot be read or was written by an unknown format.
+    public init(store: any KVStore, cacheBytes: Int) throws(StorageError) {
+        self.store = store
+        self.cache = ReadCache(capacityBytes: cacheBytes)
+        self.durableThrough = BatchSequence(0)
+        self.openBatch = StorageBatch(sequence: BatchSequence(1))
+        if let format = try store.get(Self.formatMetaKey) {
+            guard format == Self.formatVersion else {
+                throw .corruptRecord(
+                    key: Self.formatMetaKey, reason: "data format \(format) is not \(Self.formatVersion); was it written by a newer Cairn?")
+            }
+        } else {
+            openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))
+        }
+        if let counts = try store.get(Self.countsMetaKey) {
+            guard counts.count == 16 else { throw .corruptRecord(key: Self.countsMetaKey, reason: "\(counts.count) bytes, expected 16") }
+            keyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 0))
+            expiringKeyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 8))
+        }
+    }
+
+    /// Whether any write is waiting for a batch to close or to become durable.
+    public var hasPendingWrites: Bool { !pending.isEmpty || !openBatch.mutations.isEmpty || pendingFlush != nil }
+
+    /// Number of keys with writes not yet durable.
+    public var pendingKeyCount: Int { pending.count }
+
+    // MARK: Reading
+
+    /// The live record of `key`: nil when absent or expired. An expired record found here is deleted
+    /// at once (lazy expiry, as Redis does), so a following write sees the key as absent.
+    public mutating func get(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
+        guard let record = try stored(key, now: now) else { return nil }
+        if record.isExpired(at: now) {
+            delete(key, previous: record)
+            expiredKeys += 1
+            return nil
+        }
+        return record
+    }
+
+    /// The stored record of `key`, expired or not, from the pending writes, the cache or the store.
+    mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
+        if let write = pending[key] {
+            readGate = max(readGate, write.sequence)
+            return write.record
+        }
+        if let flush = pendingFlush {
+            readGate = max(readGate, flush)
+            return nil
+        }
+        if let record = cache.get(key, now: now) { return record }
+        do {
+            guard let bytes = try store.get(StorageLayout.dataKey(key)) else { return nil }
+            let record = try ValueRecord.decode(bytes, key: key)
+            cache.put(key, record)
+            return record
+        } catch {
+            throw .storage(error)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Stores `record` under `key`. `previous` is the key's live record as `get` returned it.
+    public mutating func put(_ key: [UInt8], _ record: ValueRecord, previous: ValueRecord?) {
+        if let old = previous?.expiresAt, old != record.expiresAt {
+            openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: old)))
+        }
+        if let new = record.expiresAt, new != previous?.expiresAt {
+            openBatch.mutations.append(.put(key: StorageLayout.expiryKey(key, expiresAt: new), value: []))
+        }
+        openBatch.mutations.append(.put(key: StorageLayout.dataKey(key), value: record.encoded()))
+        if previous == nil { keyCount += 1 }
+        expiringKeyCount += (record.expiresAt != nil ? 1 : 0) - (previous?.expiresAt != nil ? 1 : 0)
+        countsChanged = true
+        remember(key, record)
+    }
+
+    /// Deletes `key`, whose live (or just-expired) record is `previous`.
+    public mutating func delete(_ key: [UInt8], previous: ValueRecord) {
+        if let old = previous.expiresAt {
+            openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: old)))
+            expiringKeyCount -= 1
+        }
+        openBatch.mutations.append(.delete(key: StorageLayout.dataKey(key)))
+        keyCount -= 1
+        countsChanged = true
+        remember(key, nil)
+    }
+
+    private mutating func remember(_ key: [UInt8], _ record: ValueRecord?) {
+        if pending[key]?.sequence != openBatch.sequence {
+            keysByBatch[openBatch.sequence, default: []].append(key)
+        }
+        pending[key] = PendingWrite(record: record, sequence: openBatch.sequence)
+        readGate = max(readGate, openBatch.sequence)
+    }
+
+    /// Removes every key (FLUSHDB, FLUSHALL).
+    public mutating func removeAll() {
+        let range = StorageLayout.keyspaceRange
+        openBatch.mutations.append(.deleteRange(start: range.start, end: range.end))
+        pending.removeAll()
+        keysByBatch.removeAll()
+        cache.removeAll()
+        pendingFlush = openBatch.sequence
+        keyCount = 0
+        expiringKeyCount = 0
+        countsChanged = true
+        readGate = max(readGate, openBatch.sequence)
+    }
+
+    /// Closes the open batch and returns it, or nil when the turn wrote nothing.
+    public mutating func closeBatch() -> StorageBatch? {
+        if countsChanged {
+            var counts: [UInt8] = []
+            StorageLayout.appendBigEndian(&counts, UInt64(bitPattern: keyCount))
+            StorageLayout.appendBigEndian(&counts, UInt64(bitPattern: expiringKeyCount))
+            openBatch.mutations.append(.put(key: Self.countsMetaKey, value: counts))
+            countsChanged = false
+        }
+        guard !openBatch.mutations.isEmpty else { return nil }
+        let closed = openBatch
+        openBatch = StorageBatch(sequence: closed.sequence.next)
+        return closed
+    }
+
+    /// The shell made every batch through `sequence` durable: retire their pending writes into the cache.
+    public mutating func persisted(through sequence: BatchSequence) {
+        precondition(sequence < openBatch.sequence, "persisted \(sequence) but the open batch is \(openBatch.sequence)")
+        guard sequence > durableThrough else { return }
+        var batch = durableThrough.next
+        while batch <= sequence {
+            for key in keysByBatch.removeValue(forKey: batch) ?? [] {
+                guard let write = pending[key], write.sequence <= sequence else { continue }
+                pending.removeValue(forKey: key)
+                if let record = write.record { cache.put(key, record) } else { cache.remove(key) }
+            }
+            batch = batch.next
+        }
+        if let flush = pendingFlush, flush <= sequence { pendingFlush = nil }
+        durableThrough = sequence
+    }
+
+    // MARK: Scanning
+
+    /// Live keys in key order starting at `start` (inclusive), examining at most `limit` stored keys.
+    /// Returns the keys with their records and where to continue (nil when the keyspace is exhausted).
+    public mutating func scan(from start: [UInt8], limit: Int, now: Int64) throws(CommandError) -> (
+        entries: [(key: [UInt8], record: ValueRecord)], next: [UInt8]?
+    ) {
+        let range = StorageLayout.dataRange()
+        var stored: [(key: [UInt8], value: [UInt8])] = []
+        if let flush = pendingFlush {
+            readGate = max(readGate, flush)
+        } else {
+            do {
+                stored = try store.scan(from: StorageLayout.dataKey(start), to: range.end, limit: limit)
+            } catch {
+                throw .storage(error)
+            }
+        }
+        let exhausted = stored.count < limit
+        let lastStored = stored.last.map { StorageLayout.userKey(fromDataKey: $0.key) }
+        // Merge the pending writes that fall inside the examined range.
+        var merged: [[UInt8]: ValueRecord?] = [:]
+        for (dataKey, value) in stored {
+            let key = StorageLayout.userKey(fromDataKey: dataKey)
+            do {
+                merged[key] = try ValueRecord.decode(value, key: key)
+            } catch {
+                throw .storage(error)
+            }
+        }
+        for (key, write) in pending where !key.lexicographicallyPrecedes(start) {
+            if !exhausted, let lastStored, lastStored.lexicographicallyPrecedes(key) { continue }
+            merged[key] = write.record
+            readGate = max(readGate, write.sequence)
+        }
+        var entries: [(key: [UInt8], record: ValueRecord)] = []
+        for key in merged.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            guard let record = merged[key] ?? nil, !record.isExpired(at: now) else { continue }
+            entries.append((key, record))
+        }
+        let next: [UInt8]? = exhausted ? nil : lastStored.map { $0 + [0] }
+        return (entries, next)
+    }
+
+    // MARK: Expiry
+
+    /// Index entries of keys whose expiry time is before `now`, oldest first, at most `limit`.
+    func expiredIndexEntries(now: Int64, limit: Int) throws(CommandError) -> [(expiresAt: Int64, key: [UInt8])] {
+        let range = StorageLayout.expiryRange(until: now + 1)
+        do {
+            return try store.scan(from: range.start, to: range.end, limit: limit).compactMap {
+                StorageLayout.parseExpiryKey($0.key)
+            }
+        } catch {
+            throw .storage(error)
+        }
+    }
+
+    /// Removes one expired key found in the expiry index, or drops the index entry if it is stale.
+    mutating func expire(_ key: [UInt8], indexedAt expiresAt: Int64, now: Int64) throws(CommandError) {
+        let record = try stored(key, now: now)
+        if let record, record.expiresAt == expiresAt, record.isExpired(at: now) {
+            delete(key, previous: record)
+            expiredKeys += 1
+        } else if record?.expiresAt != expiresAt, pending[key] == nil {
+            // Stale: the key's expiry changed (or it is gone) and that change is durable already.
+            openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: expiresAt)))
+        }
+    }
+
+    func checkInvariants() {
+        precondition(durableThrough < openBatch.sequence, "durable \(durableThrough) not below open \(openBatch.sequence)")
+        precondition(keyCount >= 0, "key count went negative: \(keyCount)")
+        precondition(expiringKeyCount >= 0, "expiring key count went negative: \(expiringKeyCount)")
+        precondition(expiringKeyCount <= keyCount, "more expiring keys (\(expiringKeyCount)) than keys (\(keyCount))")
+    }
+}

@@ -1,0 +1,54 @@
+import CairnCore
+
+/// When a write counts as durable, and so when its reply may leave (`cairn server --fsync`).
+public enum FsyncPolicy: String, Sendable, CaseIterable {
+    /// Every batch is fsync'd before any reply that depends on it is sent. The default.
+    case always
+    /// Batches are written at once and fsync'd about once a second: a crash loses up to a second.
+    case everysec
+    /// Batches are written and the OS decides when they reach the disk.
+    case none
+
+    /// Whether replies wait for the batch they depend on to be durable.
+    public var repliesWaitForDurability: Bool { self == .always }
+
+    /// The equivalent Redis `appendfsync` value, for CONFIG GET and INFO.
+    public var redisName: String {
+        switch self {
+        case .always: "always"
+        case .everysec: "everysec"
+        case .none: "no"
+        }
+    }
+}
+
+/// What a node core needs to know about its settings. The shell builds it from flags.
+public struct NodeConfig: Sendable {
+    public var fsync: FsyncPolicy = .always
+    public var cacheBytes = 64 * 1024 * 1024
+    /// Seed of the core's random choices (RANDOMKEY); the shell logs it.
+    public var seed: UInt64 = 1
+    /// Wall-clock length of a tick, for INFO and for turning ticks into seconds.
+    public var tickMilliseconds = 10
+    /// Ticks between background expiry cycles (Redis runs its cycle at `hz` 10: every 100 ms).
+    public var expiryCycleTicks = 10
+    /// Reported by INFO and CONFIG GET; the core does not open anything itself.
+    public var bindAddress = "127.0.0.1"
+    public var clientPort = 7379
+    public var peerPort = 17379
+    public var httpPort = 27379
+    public var dataDirectory = "./cairn-data"
+    public var processID = 0
+    public var runID = "0000000000000000000000000000000000000000"
+    public var executablePath = "cairn"
+    public var operatingSystem = "Linux"
+
+    public init() {}
+}
+
+/// Version strings Cairn reports.
+public enum CairnVersion {
+    public static let cairn = "0.1.0"
+    /// The Redis version whose commands and replies Cairn follows; clients use it to pick features.
+    public static let redisCompatible = "7.4.0"
+}

@@ -1,0 +1,91 @@
+import CairnCore
+import CairnRESP
+import CairnStorage
+
+extension NodeCore {
+    /// Runs one command and returns its reply. Arity is checked here, once, against the command table.
+    mutating func execute(
+        _ name: String, _ arguments: [[UInt8]], session: inout ClientSession, closeAfter: inout Bool
+    ) throws(CommandError) -> RESPValue {
+        guard let spec = CommandTable.byName[name], !name.contains("|") else {
+            throw .unknownCommand(name: arguments[0], arguments: Array(arguments.dropFirst()))
+        }
+        guard spec.accepts(argumentCount: arguments.count) else { throw .wrongArity(command: spec.name) }
+        let nowMilliseconds = now.unixMilliseconds
+        switch name {
+        // Connection and server.
+        case "ping": return try ping(arguments)
+        case "echo": return .bulk(arguments[1])
+        case "hello": return try hello(arguments, session: &session)
+        case "quit":
+            closeAfter = true
+            return .ok
+        case "select": return try select(arguments)
+        case "client": return try client(arguments, session: &session)
+        case "command": return try command(arguments)
+        case "config": return try config(arguments)
+        case "info": return info(arguments)
+        case "time":
+            let micros = now.unixMicroseconds
+            return .array([.bulk(String(micros / 1_000_000)), .bulk(String(micros % 1_000_000))])
+        case "dbsize": return .integer(keyspace.keyCount)
+        case "flushdb", "flushall": return try flush(arguments)
+        // Strings.
+        case "get": return try get(arguments[1], now: nowMilliseconds)
+        case "set": return try set(arguments, now: nowMilliseconds)
+        case "setnx": return try setnx(arguments, now: nowMilliseconds)
+        case "setex", "psetex": return try setex(name, arguments, now: nowMilliseconds)
+        case "getset": return try getset(arguments, now: nowMilliseconds)
+        case "getdel": return try getdel(arguments, now: nowMilliseconds)
+        case "getex": return try getex(arguments, now: nowMilliseconds)
+        case "mget": return try mget(arguments, now: nowMilliseconds)
+        case "mset": return try mset(arguments, now: nowMilliseconds)
+        case "msetnx": return try msetnx(arguments, now: nowMilliseconds)
+        case "incr": return try incrementBy(arguments[1], 1, now: nowMilliseconds)
+        case "decr": return try incrementBy(arguments[1], -1, now: nowMilliseconds)
+        case "incrby", "decrby": return try incrby(name, arguments, now: nowMilliseconds)
+        case "incrbyfloat": return try incrbyfloat(arguments, now: nowMilliseconds)
+        case "append": return try append(arguments, now: nowMilliseconds)
+        case "strlen": return .integer(Int64(try keyspace.get(arguments[1], now: nowMilliseconds)?.value.count ?? 0))
+        case "getrange": return try getrange(arguments, now: nowMilliseconds)
+        case "setrange": return try setrange(arguments, now: nowMilliseconds)
+        // Keys.
+        case "del", "unlink": return try del(arguments, now: nowMilliseconds)
+        case "delex": return try delex(arguments, now: nowMilliseconds)
+        case "exists", "touch": return try exists(arguments, now: nowMilliseconds)
+        case "type": return .simple(try keyspace.get(arguments[1], now: nowMilliseconds) == nil ? "none" : "string")
+        case "rename": return try rename(arguments, onlyIfAbsent: false, now: nowMilliseconds)
+        case "renamenx": return try rename(arguments, onlyIfAbsent: true, now: nowMilliseconds)
+        case "copy": return try copy(arguments, now: nowMilliseconds)
+        case "expire", "pexpire", "expireat", "pexpireat": return try expire(name, arguments, now: nowMilliseconds)
+        case "expiretime", "pexpiretime", "ttl", "pttl": return try ttl(name, arguments[1], now: nowMilliseconds)
+        case "persist": return try persist(arguments[1], now: nowMilliseconds)
+        case "scan": return try scan(arguments, now: nowMilliseconds)
+        case "keys": return try keys(arguments[1], now: nowMilliseconds)
+        case "randomkey": return try randomKey(now: nowMilliseconds)
+        default:
+            preconditionFailure("command '\(name)' is in the command table but has no handler")
+        }
+    }
+
+    /// Checks a container command's subcommand against the table; returns its lower-case name.
+    func subcommand(_ arguments: [[UInt8]], of container: String) throws(CommandError) -> String {
+        let sub = Self.lowercased(arguments[1])
+        guard let spec = CommandTable.byName["\(container)|\(sub)"] else {
+            throw .unknownSubcommand(command: container, subcommand: arguments[1])
+        }
+        guard spec.accepts(argumentCount: arguments.count - 1) else { throw .wrongArity(command: spec.name) }
+        return sub
+    }
+
+    /// Parses an integer argument (Redis's `getLongLongFromObjectOrReply`).
+    static func integer(_ argument: [UInt8]) throws(CommandError) -> Int64 {
+        guard let value = Numbers.parseInt64(argument) else { throw .notInteger }
+        return value
+    }
+
+    /// An option word in upper case, for matching flags such as `EX` or `NX`.
+    static func option(_ argument: [UInt8]) -> String {
+        String(decoding: argument.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self)
+    }
+}

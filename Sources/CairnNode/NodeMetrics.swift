@@ -1,0 +1,61 @@
+import CairnCore
+
+/// The metric families a node exports on `/metrics`. Names follow Prometheus conventions: a `cairn_`
+/// prefix, base units (seconds, bytes), `_total` on counters.
+public enum NodeMetrics {
+    public static let commands = MetricFamily(
+        "cairn_commands_total", help: "Commands executed, by command name and result (ok or error).", kind: .counter)
+    public static let commandDuration = MetricFamily(
+        "cairn_command_duration_seconds",
+        help: "Time from reading a command to releasing its reply, durability wait included.",
+        kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
+    public static let connectedClients = MetricFamily(
+        "cairn_connected_clients", help: "Client connections open now.", kind: .gauge)
+    public static let connectionsReceived = MetricFamily(
+        "cairn_connections_received_total", help: "Client connections accepted.", kind: .counter)
+    public static let connectionsRejected = MetricFamily(
+        "cairn_connections_rejected_total", help: "Client connections refused because the client limit was reached.",
+        kind: .counter)
+    public static let protocolErrors = MetricFamily(
+        "cairn_protocol_errors_total", help: "Connections closed because their bytes were not valid RESP.",
+        kind: .counter)
+    public static let inputBytes = MetricFamily(
+        "cairn_net_input_bytes_total", help: "Bytes of client commands received.", kind: .counter)
+    public static let outputBytes = MetricFamily(
+        "cairn_net_output_bytes_total", help: "Bytes of replies produced for clients.", kind: .counter)
+    public static let keys = MetricFamily("cairn_keys", help: "Keys stored, including expired keys not yet removed.", kind: .gauge)
+    public static let expiringKeys = MetricFamily(
+        "cairn_expiring_keys", help: "Keys stored with an expiry time.", kind: .gauge)
+    public static let expiredKeys = MetricFamily(
+        "cairn_expired_keys_total", help: "Keys removed because their expiry time passed.", kind: .counter)
+    public static let pendingWrites = MetricFamily(
+        "cairn_pending_write_keys", help: "Keys whose newest write is not yet durable.", kind: .gauge)
+    public static let cacheHits = MetricFamily(
+        "cairn_cache_hits_total", help: "Reads answered by the read cache.", kind: .counter)
+    public static let cacheMisses = MetricFamily(
+        "cairn_cache_misses_total", help: "Reads the read cache could not answer.", kind: .counter)
+    public static let cacheEvictions = MetricFamily(
+        "cairn_cache_evictions_total", help: "Entries evicted from the read cache to stay within its size.",
+        kind: .counter)
+    public static let cacheBytes = MetricFamily(
+        "cairn_cache_bytes", help: "Bytes held by the read cache (keys, values and overhead).", kind: .gauge)
+    public static let cacheCapacityBytes = MetricFamily(
+        "cairn_cache_capacity_bytes", help: "The read cache's size limit (--cache-bytes).", kind: .gauge)
+    public static let fsyncDuration = MetricFamily(
+        "cairn_fsync_duration_seconds", help: "Time to write and fsync one group commit.",
+        kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
+    public static let groupCommitWrites = MetricFamily(
+        "cairn_group_commit_batch_writes", help: "Storage writes (puts and deletes) per group commit.",
+        kind: .histogram(buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384]))
+    public static let groupCommitTurns = MetricFamily(
+        "cairn_group_commit_batch_turns", help: "Loop turns' batches merged into one group commit.",
+        kind: .histogram(buckets: [1, 2, 4, 8, 16, 32, 64]))
+    public static let uptime = MetricFamily("cairn_uptime_seconds", help: "Seconds since the node started.", kind: .gauge)
+
+    /// Every family, so `/metrics` shows HELP and TYPE for each from the start.
+    public static let all: [MetricFamily] = [
+        commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
+        inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
+        cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
+    ]
+}

@@ -1,0 +1,127 @@
+import CairnCore
+
+/// The protocol version a connection speaks: RESP2 by default, RESP3 after `HELLO 3`.
+public enum RESPVersion: Int, Sendable, Equatable {
+    case resp2 = 2
+    case resp3 = 3
+}
+
+/// A reply to a client, in RESP3's richer type system. Encoding for a RESP2 connection maps each
+/// RESP3-only type onto the shape Redis uses for RESP2 (a map becomes a flat array, a double a bulk
+/// string, a boolean an integer, null `$-1`).
+public indirect enum RESPValue: Sendable, Equatable {
+    case simple(String)
+    /// An error; the text starts with its code (`ERR`, `WRONGTYPE`, ...).
+    case error(String)
+    case integer(Int64)
+    case bulk([UInt8])
+    /// The null bulk string (`$-1` in RESP2, `_` in RESP3): a missing value.
+    case null
+    /// The null array (`*-1` in RESP2, `_` in RESP3).
+    case nullArray
+    case array([RESPValue])
+    case map([(RESPValue, RESPValue)])
+    case set([RESPValue])
+    case double(Double)
+    case boolean(Bool)
+    /// A verbatim string (`=` in RESP3) with its three-letter format, a bulk string in RESP2.
+    case verbatim(format: String, text: String)
+
+    public static let ok = RESPValue.simple("OK")
+
+    public static func bulk(_ text: String) -> RESPValue { .bulk(Array(text.utf8)) }
+
+    public static func == (lhs: RESPValue, rhs: RESPValue) -> Bool {
+        lhs.encoded(.resp3) == rhs.encoded(.resp3)
+    }
+
+    /// Whether this reply is an error (for metrics by result).
+    public var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
+
+    /// The bytes of this value for a connection speaking `version`.
+    public func encoded(_ version: RESPVersion) -> [UInt8] {
+        var bytes: [UInt8] = []
+        encode(into: &bytes, version)
+        return bytes
+    }
+
+    /// Appends the bytes of this value to `bytes`.
+    public func encode(into bytes: inout [UInt8], _ version: RESPVersion) {
+        switch self {
+        case .simple(let text):
+            Self.line(&bytes, "+", Self.singleLine(text))
+        case .error(let text):
+            Self.line(&bytes, "-", Self.singleLine(text))
+        case .integer(let value):
+            Self.line(&bytes, ":", String(value))
+        case .bulk(let data):
+            Self.line(&bytes, "$", String(data.count))
+            bytes.append(contentsOf: data)
+            bytes.append(contentsOf: [0x0D, 0x0A])
+        case .null:
+            bytes.append(contentsOf: version == .resp3 ? Array("_\r\n".utf8) : Array("$-1\r\n".utf8))
+        case .nullArray:
+            bytes.append(contentsOf: version == .resp3 ? Array("_\r\n".utf8) : Array("*-1\r\n".utf8))
+        case .array(let items):
+            Self.line(&bytes, "*", String(items.count))
+            for item in items { item.encode(into: &bytes, version) }
+        case .set(let items):
+            Self.line(&bytes, version == .resp3 ? "~" : "*", String(items.count))
+            for item in items { item.encode(into: &bytes, version) }
+        case .map(let pairs):
+            if version == .resp3 {
+                Self.line(&bytes, "%", String(pairs.count))
+            } else {
+                Self.line(&bytes, "*", String(pairs.count * 2))
+            }
+            for (key, value) in pairs {
+                key.encode(into: &bytes, version)
+                value.encode(into: &bytes, version)
+            }
+        case .double(let value):
+            let text = Self.formatDouble(value)
+            if version == .resp3 {
+                Self.line(&bytes, ",", text)
+            } else {
+                RESPValue.bulk(text).encode(into: &bytes, version)
+            }
+        case .boolean(let value):
+            if version == .resp3 {
+                Self.line(&bytes, "#", value ? "t" : "f")
+            } else {
+                Self.line(&bytes, ":", value ? "1" : "0")
+            }
+        case .verbatim(let format, let text):
+            if version == .resp3 {
+                let payload = Array("\(format):\(text)".utf8)
+                Self.line(&bytes, "=", String(payload.count))
+                bytes.append(contentsOf: payload)
+                bytes.append(contentsOf: [0x0D, 0x0A])
+            } else {
+                RESPValue.bulk(text).encode(into: &bytes, version)
+            }
+        }
+    }
+
+    static func line(_ bytes: inout [UInt8], _ prefix: Character, _ text: String) {
+        bytes.append(prefix.asciiValue!)
+        bytes.append(contentsOf: text.utf8)
+        bytes.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// Simple strings and errors cannot hold a line end; Redis replaces them with spaces, and so do we.
+    static func singleLine(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) else { return text }
+        return String(text.map { $0 == "\r" || $0 == "\n" || $0 == "\r\n" ? " " : $0 })
+    }
+
+    /// Doubles as Redis prints them in replies: `inf`, `-inf`, `nan`, else the shortest round trip.
+    static func formatDouble(_ value: Double) -> String {
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
+        return Numbers.formatHuman(value)
+    }
+}

@@ -1,0 +1,157 @@
+import CRocksDB
+import CairnStorage
+import Synchronization
+
+/// `KVStore` on RocksDB: one database per node. The only module that imports CRocksDB.
+///
+/// Every RocksDB error string is copied into `StorageError.rocksDB` and freed where the C call
+/// returns. Thread safety: RocksDB's `DB` is safe for concurrent reads and writes, so the loop thread
+/// reads while the storage thread writes; this class holds no other mutable state.
+public final class RocksKVStore: KVStore, @unchecked Sendable {
+    // Unchecked Sendable, audited: the stored handles are immutable after `init` and RocksDB documents
+    // them as thread-safe; `deinit` runs when the last reference (on one thread) goes away.
+    private let database: OpaquePointer
+    private let options: OpaquePointer
+    private let readOptions: OpaquePointer
+    private let syncWriteOptions: OpaquePointer
+    private let plainWriteOptions: OpaquePointer
+    public let path: String
+    private let closed = Mutex(false)
+
+    /// Opens (creating if missing) the database at `path`.
+    public init(path: String) throws(StorageError) {
+        self.path = path
+        options = rocksdb_options_create()
+        rocksdb_options_set_create_if_missing(options, 1)
+        rocksdb_options_increase_parallelism(options, 2)
+        rocksdb_options_set_max_open_files(options, 512)
+        var error: UnsafeMutablePointer<CChar>?
+        guard let opened = rocksdb_open(options, path, &error) else {
+            let message = Self.take(&error) ?? "unknown error"
+            rocksdb_options_destroy(options)
+            throw .rocksDB(operation: "open \(path)", message: message)
+        }
+        database = opened
+        readOptions = rocksdb_readoptions_create()
+        syncWriteOptions = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
+        plainWriteOptions = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(plainWriteOptions, 0)
+    }
+
+    deinit {
+        close()
+        rocksdb_writeoptions_destroy(plainWriteOptions)
+        rocksdb_writeoptions_destroy(syncWriteOptions)
+        rocksdb_readoptions_destroy(readOptions)
+        rocksdb_options_destroy(options)
+    }
+
+    /// Closes the database (flushing memtables as RocksDB does on close). Idempotent; no call other
+    /// than `close` may follow it.
+    public func close() {
+        let wasClosed = closed.withLock { state in
+            defer { state = true }
+            return state
+        }
+        if !wasClosed { rocksdb_close(database) }
+    }
+
+    /// Copies and frees a RocksDB error string, resetting the pointer for reuse.
+    private static func take(_ error: inout UnsafeMutablePointer<CChar>?) -> String? {
+        guard let pointer = error else { return nil }
+        let message = String(cString: pointer)
+        rocksdb_free(pointer)
+        error = nil
+        return message
+    }
+
+    public func get(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
+        var error: UnsafeMutablePointer<CChar>?
+        var length = 0
+        let value = key.withUnsafeBufferPointer { keyBytes in
+            keyBytes.withMemoryRebound(to: CChar.self) { keyChars in
+                rocksdb_get(database, readOptions, keyChars.baseAddress, keyChars.count, &length, &error)
+            }
+        }
+        if let message = Self.take(&error) { throw .rocksDB(operation: "get", message: message) }
+        guard let value else { return nil }
+        defer { rocksdb_free(value) }
+        return Array(UnsafeRawBufferPointer(start: value, count: length))
+    }
+
+    public func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )] {
+        guard limit > 0 else { return [] }
+        let iterator = rocksdb_create_iterator(database, readOptions)!
+        defer { rocksdb_iter_destroy(iterator) }
+        start.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek(iterator, $0.baseAddress, $0.count) }
+        }
+        var result: [(key: [UInt8], value: [UInt8])] = []
+        while result.count < limit, rocksdb_iter_valid(iterator) != 0 {
+            var keyLength = 0
+            var valueLength = 0
+            let keyPointer = rocksdb_iter_key(iterator, &keyLength)!
+            let key = Array(UnsafeRawBufferPointer(start: keyPointer, count: keyLength))
+            guard key.lexicographicallyPrecedes(end) else { break }
+            let valuePointer = rocksdb_iter_value(iterator, &valueLength)
+            let value = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: valueLength)) } ?? []
+            result.append((key, value))
+            rocksdb_iter_next(iterator)
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_iter_get_error(iterator, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "scan", message: message) }
+        return result
+    }
+
+    public func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError) {
+        let writeBatch = rocksdb_writebatch_create()!
+        defer { rocksdb_writebatch_destroy(writeBatch) }
+        for batch in batches {
+            for mutation in batch.mutations {
+                switch mutation {
+                case .put(let key, let value):
+                    Self.withChars(key) { keyChars in
+                        Self.withChars(value) { valueChars in
+                            rocksdb_writebatch_put(
+                                writeBatch, keyChars.baseAddress, keyChars.count, valueChars.baseAddress, valueChars.count)
+                        }
+                    }
+                case .delete(let key):
+                    Self.withChars(key) { rocksdb_writebatch_delete(writeBatch, $0.baseAddress, $0.count) }
+                case .deleteRange(let start, let end):
+                    Self.withChars(start) { startChars in
+                        Self.withChars(end) { endChars in
+                            rocksdb_writebatch_delete_range(
+                                writeBatch, startChars.baseAddress, startChars.count, endChars.baseAddress, endChars.count)
+                        }
+                    }
+                }
+            }
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_write(database, sync ? syncWriteOptions : plainWriteOptions, writeBatch, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "write", message: message) }
+    }
+
+    public func sync() throws(StorageError) {
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_flush_wal(database, 1, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "flush_wal", message: message) }
+    }
+
+    /// Passes `bytes` as `const char*` (Swift allows Int8/UInt8 aliasing). An empty array still gets a
+    /// valid pointer, since RocksDB does not accept NULL even with length 0.
+    private static func withChars<Result>(
+        _ bytes: [UInt8], _ body: (UnsafeBufferPointer<CChar>) -> Result
+    ) -> Result {
+        if bytes.isEmpty {
+            var zero: CChar = 0
+            return withUnsafePointer(to: &zero) { body(UnsafeBufferPointer(start: $0, count: 0)) }
+        }
+        return bytes.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self, body) }
+    }
+}

@@ -1,0 +1,63 @@
+import CairnCore
+import CairnNode
+
+/// A client connection, owned by the loop. Bytes in are parsed into commands; replies are appended to
+/// `output` and flushed once per loop turn.
+final class ClientConnection {
+    let descriptor: Int32
+    let id: ClientID
+    var input: [UInt8] = []
+    /// Bytes of `input` already parsed.
+    var inputOffset = 0
+    var output: [UInt8] = []
+    var outputOffset = 0
+    /// The core asked to close once `output` is written (QUIT, protocol error).
+    var closeAfterFlush = false
+    /// Reading is paused because too many reply bytes wait for the client to read them.
+    var readingPaused = false
+    /// Registered for EPOLLOUT because a write could not finish.
+    var waitingForWritable = false
+
+    init(descriptor: Int32, id: ClientID) {
+        self.descriptor = descriptor
+        self.id = id
+    }
+
+    var pendingOutputBytes: Int { output.count - outputOffset }
+}
+
+/// An admin HTTP connection: one request, one response, then close.
+final class HTTPConnection {
+    let descriptor: Int32
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var responded = false
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+}
+
+/// A connection on the peer port. The peer protocol arrives with clustering (DESIGN.md §7); until
+/// then the node reads one frame header, checks it, counts what it rejects, and closes.
+final class PeerConnection {
+    let descriptor: Int32
+    var input: [UInt8] = []
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+}
+
+/// What a file descriptor registered with epoll is.
+enum Registration {
+    case clientListener
+    case peerListener
+    case httpListener
+    case client(ClientConnection)
+    case http(HTTPConnection)
+    case peer(PeerConnection)
+    case wake
+    case signal
+}

@@ -1,0 +1,113 @@
+import CLinux
+import CairnCore
+import CairnNode
+import Glibc
+
+extension Server {
+    /// Serves one admin HTTP request: `/metrics`, `/health`, `/ready`. Anything malformed gets a 4xx
+    /// and the connection closes; nothing a client sends here can reach the node core.
+    func serviceHTTP(_ connection: HTTPConnection, _ events: UInt32) {
+        if !connection.responded {
+            var total = 0
+            while total < Limits.httpRequestHeadBytesMax + 1 {
+                let count = scratch.withUnsafeMutableBytes { Glibc.read(connection.descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    connection.input.append(contentsOf: scratch[0..<count])
+                    total += count
+                } else if count < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                    break
+                } else if count < 0, errno == EINTR {
+                    continue
+                } else {
+                    unregister(connection.descriptor)
+                    return
+                }
+            }
+            if let headEnd = Self.find([0x0D, 0x0A, 0x0D, 0x0A], in: connection.input) {
+                respond(connection, head: Array(connection.input[..<headEnd]))
+            } else if connection.input.count > Limits.httpRequestHeadBytesMax {
+                reply(connection, status: "431 Request Header Fields Too Large", body: "request head exceeds \(Limits.httpRequestHeadBytesMax) bytes\n")
+            } else {
+                return
+            }
+        }
+        while connection.outputOffset < connection.output.count {
+            let count = connection.output[connection.outputOffset...].withUnsafeBytes {
+                Glibc.write(connection.descriptor, $0.baseAddress, $0.count)
+            }
+            if count > 0 {
+                connection.outputOffset += count
+            } else if count < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                modify(connection.descriptor, events: EPOLLOUT.rawValue)
+                return
+            } else {
+                break
+            }
+        }
+        unregister(connection.descriptor)
+    }
+
+    func respond(_ connection: HTTPConnection, head: [UInt8]) {
+        let requestLine = head.split(separator: 0x0D, maxSplits: 1).first.map { Array($0) } ?? []
+        let parts = requestLine.split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
+            reply(connection, status: "400 Bad Request", body: "expected a request line such as 'GET /metrics HTTP/1.1'\n")
+            return
+        }
+        guard parts[0] == "GET" || parts[0] == "HEAD" else {
+            reply(connection, status: "405 Method Not Allowed", body: "only GET and HEAD are served here\n", path: parts[1])
+            return
+        }
+        let path = String(parts[1].split(separator: "?", maxSplits: 1).first ?? "")
+        let includeBody = parts[0] == "GET"
+        switch path {
+        case "/metrics":
+            let text = core.renderMetrics(now: Self.now()) + shellMetrics.render()
+            reply(connection, status: "200 OK", body: text, contentType: "text/plain; version=0.0.4; charset=utf-8", path: path, includeBody: includeBody)
+        case "/health":
+            reply(connection, status: "200 OK", body: "ok\n", path: path, includeBody: includeBody)
+        case "/ready":
+            if state == .running {
+                reply(connection, status: "200 OK", body: "ready\n", path: path, includeBody: includeBody)
+            } else {
+                reply(connection, status: "503 Service Unavailable", body: "shutting down\n", path: path, includeBody: includeBody)
+            }
+        default:
+            reply(connection, status: "404 Not Found", body: "no such path; try /metrics, /health or /ready\n", path: "other", includeBody: includeBody)
+        }
+    }
+
+    func reply(
+        _ connection: HTTPConnection, status: String, body: String, contentType: String = "text/plain; charset=utf-8",
+        path: String = "invalid", includeBody: Bool = true
+    ) {
+        let bodyBytes = Array(body.utf8)
+        let head = "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(bodyBytes.count)\r\nConnection: close\r\n\r\n"
+        connection.output = Array(head.utf8) + (includeBody ? bodyBytes : [])
+        connection.responded = true
+        let code = String(status.prefix(3))
+        let label = ["/metrics", "/health", "/ready"].contains(path) ? path : "other"
+        shellMetrics.add(Self.httpRequests, [("path", label), ("code", code)])
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if Array(haystack[start..<(start + needle.count)]) == needle { return start }
+        }
+        return nil
+    }
+
+    /// The peer protocol arrives with clustering. Until then a peer-port connection is read, counted
+    /// by why it was refused, and closed: nothing on this port can affect the node.
+    func readPeer(_ connection: PeerConnection) {
+        let count = scratch.withUnsafeMutableBytes { Glibc.read(connection.descriptor, $0.baseAddress, $0.count) }
+        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+        let reason = count > 0 ? "peer protocol not enabled" : "closed"
+        if count > 0 {
+            logger.log(.debug, "closing peer-port connection", [("reason", reason), ("bytes", String(count))])
+        }
+        shellMetrics.add(Self.peerRejected, [("reason", count > 0 ? "not_enabled" : "closed")])
+        unregister(connection.descriptor)
+    }
+}

@@ -1,0 +1,312 @@
+import CLinux
+import CairnCore
+import CairnNode
+import CairnRESP
+import CairnRocks
+import CairnStorage
+import Glibc
+import Synchronization
+
+/// Why the server could not start: a message for the operator, then a non-zero exit.
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Completions from the storage thread waiting for the loop (the only cross-thread hand-off).
+final class Inbox: Sendable {
+    private let items = Mutex<[StorageCompletion]>([])
+    let wakeDescriptor: Int32
+
+    init() {
+        wakeDescriptor = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        precondition(wakeDescriptor >= 0, "eventfd failed: \(System.errorText())")
+    }
+
+    func post(_ completion: StorageCompletion) {
+        items.withLock { $0.append(completion) }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeDescriptor, &one, 8)
+    }
+
+    func take() -> [StorageCompletion] {
+        var counter: UInt64 = 0
+        _ = Glibc.read(wakeDescriptor, &counter, 8)
+        return items.withLock { items in
+            defer { items.removeAll(keepingCapacity: true) }
+            return items
+        }
+    }
+}
+
+/// The runtime shell of one node: an epoll loop on the calling thread that owns the sockets and the
+/// node core, plus the storage thread. It carries out the core's outputs in their documented order
+/// and makes no protocol decisions of its own.
+public final class Server {
+    enum State { case running, draining }
+
+    let config: ServerConfig
+    let logger: Logger
+    let directory: DataDirectory
+    let store: RocksKVStore
+    let worker: StorageWorker
+    let inbox = Inbox()
+    var core: NodeCore
+    let epoll: Int32
+    let signalDescriptor: Int32
+    var registrations: [Int32: Registration] = [:]
+    var listeners: [Int32] = []
+    var clients: [ClientID: ClientConnection] = [:]
+    var nextClientID: UInt64 = 1
+    var pendingFlush: [ClientConnection] = []
+    var shellMetrics = MetricsRegistry()
+    var state = State.running
+    var batchesInFlight = 0
+    let tickNanoseconds: UInt64
+    var nextTickAt: UInt64 = 0
+    var nextSampleAt: UInt64 = 0
+    var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+
+    static let httpRequests = MetricFamily(
+        "cairn_http_requests_total", help: "Admin HTTP requests, by path and status code.", kind: .counter)
+    static let peerRejected = MetricFamily(
+        "cairn_peer_connections_rejected_total", help: "Peer-port connections closed, by reason.", kind: .counter)
+
+    /// Opens the data directory and storage, binds every port, and starts the storage thread.
+    public init(config: ServerConfig, logger: Logger) throws(StartupError) {
+        self.config = config
+        self.logger = logger
+        // Signals arrive through a signalfd in the loop; block them before any thread starts.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+        signalDescriptor = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        do {
+            directory = try DataDirectory(path: config.dataDirectory)
+            store = try RocksKVStore(path: directory.databasePath)
+        } catch {
+            throw StartupError(description: "cannot open storage: \(error)")
+        }
+        let seed = config.seed ?? (UInt64(System.monotonicNanoseconds()) ^ UInt64(bitPattern: System.unixMicroseconds()))
+        var nodeConfig = NodeConfig()
+        nodeConfig.fsync = config.fsync
+        nodeConfig.cacheBytes = config.cacheBytes
+        nodeConfig.seed = seed
+        nodeConfig.bindAddress = config.clientAddress.host
+        nodeConfig.clientPort = config.clientAddress.port
+        nodeConfig.peerPort = config.peerAddress.port
+        nodeConfig.httpPort = config.httpAddress.port
+        nodeConfig.dataDirectory = config.dataDirectory
+        nodeConfig.processID = Int(getpid())
+        nodeConfig.runID = Self.runID(seed: seed)
+        nodeConfig.operatingSystem = System.operatingSystem()
+        nodeConfig.executablePath = CommandLine.arguments.first ?? "cairn"
+        tickNanoseconds = UInt64(nodeConfig.tickMilliseconds) * 1_000_000
+        do {
+            core = try NodeCore(config: nodeConfig, store: store, now: Self.now())
+        } catch {
+            throw StartupError(description: "cannot read storage: \(error)")
+        }
+        let inbox = self.inbox
+        worker = StorageWorker(store: store, policy: config.fsync) { inbox.post($0) }
+        shellMetrics.register(Self.httpRequests)
+        shellMetrics.register(Self.peerRejected)
+        try listen(config.clientAddress, as: .clientListener, purpose: "clients")
+        try listen(config.peerAddress, as: .peerListener, purpose: "peers")
+        try listen(config.httpAddress, as: .httpListener, purpose: "HTTP")
+        register(inbox.wakeDescriptor, as: .wake)
+        register(signalDescriptor, as: .signal)
+        worker.start()
+        logger.log(
+            .info, "cairn server started",
+            [
+                ("version", CairnVersion.cairn), ("client_addr", config.clientAddress.description),
+                ("peer_addr", config.peerAddress.description), ("http_addr", config.httpAddress.description),
+                ("data_dir", config.dataDirectory), ("fsync", config.fsync.rawValue),
+                ("cache_bytes", String(config.cacheBytes)), ("log_level", config.logLevel.rawValue),
+                ("seed", String(seed)), ("pid", String(getpid())), ("keys", String(core.keyspace.keyCount)),
+            ])
+    }
+
+    static func now() -> Instant {
+        Instant(unixMicroseconds: System.unixMicroseconds(), monotonicNanoseconds: System.monotonicNanoseconds())
+    }
+
+    static func runID(seed: UInt64) -> String {
+        var prng = SplitMix64(seed: seed)
+        let digits = Array("0123456789abcdef")
+        return String((0..<40).map { _ in digits[prng.below(16)] })
+    }
+
+    // MARK: Sockets
+
+    private func listen(_ address: ListenAddress, as registration: Registration, purpose: String) throws(StartupError) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartupError(description: "cannot create a socket: \(System.errorText())") }
+        System.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(UInt16(address.port).bigEndian)
+        guard inet_pton(AF_INET, address.host, &socketAddress.sin_addr) == 1 else {
+            close(fd)
+            throw StartupError(description: "cannot listen for \(purpose) on \(address): '\(address.host)' is not an IPv4 address")
+        }
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, 1024) == 0 else {
+            let reason = System.errorText()
+            close(fd)
+            throw StartupError(description: "cannot listen for \(purpose) on \(address): \(reason)")
+        }
+        listeners.append(fd)
+        register(fd, as: registration)
+    }
+
+    func register(_ fd: Int32, as registration: Registration, events: UInt32 = EPOLLIN.rawValue) {
+        var event = epoll_event(events: events, data: epoll_data_t(fd: fd))
+        let result = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+        precondition(result == 0, "epoll_ctl ADD \(fd) failed: \(System.errorText())")
+        registrations[fd] = registration
+    }
+
+    func modify(_ fd: Int32, events: UInt32) {
+        var event = epoll_event(events: events, data: epoll_data_t(fd: fd))
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    func unregister(_ fd: Int32) {
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
+        registrations.removeValue(forKey: fd)
+        close(fd)
+    }
+
+    // MARK: The loop
+
+    /// Runs until SIGTERM or SIGINT, then drains and stops. Returns the exit status.
+    public func run() -> Int32 {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        nextTickAt = System.monotonicNanoseconds() + tickNanoseconds
+        var drainDeadline: UInt64 = 0
+        while true {
+            let now = System.monotonicNanoseconds()
+            let timeout = nextTickAt > now ? Int32((nextTickAt - now + 999_999) / 1_000_000) : 0
+            let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
+            for index in 0..<max(0, Int(count)) {
+                handle(events[index].data.fd, events[index].events)
+            }
+            endTurn()
+            if state == .draining {
+                if drainDeadline == 0 { drainDeadline = System.monotonicNanoseconds() + 10_000_000_000 }
+                let drained = core.isQuiescent && batchesInFlight == 0 && pendingFlush.isEmpty
+                    && clients.values.allSatisfy { $0.pendingOutputBytes == 0 }
+                if drained || System.monotonicNanoseconds() > drainDeadline { break }
+            }
+        }
+        return shutdown()
+    }
+
+    func handle(_ fd: Int32, _ events: UInt32) {
+        guard let registration = registrations[fd] else { return }
+        switch registration {
+        case .clientListener: acceptClients(fd)
+        case .peerListener: acceptOther(fd) { .peer(PeerConnection(descriptor: $0)) }
+        case .httpListener: acceptOther(fd) { .http(HTTPConnection(descriptor: $0)) }
+        case .client(let connection):
+            if events & EPOLLOUT.rawValue != 0 { flush(connection) }
+            if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0, clients[connection.id] != nil {
+                readClient(connection)
+            }
+        case .http(let connection): serviceHTTP(connection, events)
+        case .peer(let connection): readPeer(connection)
+        case .wake:
+            for completion in inbox.take() { complete(completion) }
+        case .signal:
+            var info = signalfd_siginfo()
+            while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {
+                beginDraining(signal: Int32(info.ssi_signo))
+            }
+        }
+    }
+
+    /// Work done once per loop turn: ticks, process samples, closing the turn's batch, flushing.
+    func endTurn() {
+        let now = System.monotonicNanoseconds()
+        var ticks = 0
+        while now >= nextTickAt, ticks < 100 {
+            step(.tick)
+            nextTickAt += tickNanoseconds
+            ticks += 1
+        }
+        if now >= nextTickAt { nextTickAt = now + tickNanoseconds }
+        if now >= nextSampleAt {
+            let cpu = System.cpuSeconds()
+            step(.processSampled(ProcessSample(residentBytes: System.residentBytes(), cpuUserSeconds: cpu.user, cpuSystemSeconds: cpu.system)))
+            nextSampleAt = now + 1_000_000_000
+        }
+        step(.turnEnded)
+        let connections = pendingFlush
+        pendingFlush.removeAll(keepingCapacity: true)
+        for connection in connections where clients[connection.id] != nil { flush(connection) }
+    }
+
+    /// Feeds one input to the core and carries out its output lanes in order.
+    func step(_ input: NodeInput) {
+        let output = core.step(input, now: Self.now())
+        for batch in output.writes {
+            worker.enqueue(batch)
+            batchesInFlight += 1
+        }
+        for reply in output.replies {
+            guard let connection = clients[reply.client] else { continue }
+            if connection.pendingOutputBytes == 0 { pendingFlush.append(connection) }
+            connection.output.append(contentsOf: reply.bytes)
+            if reply.closeAfter { connection.closeAfterFlush = true }
+        }
+        for entry in output.logs { logger.log(entry) }
+        if let fatal = output.fatal {
+            logger.log(.error, "stopping: storage failure", [("error", fatal)])
+            exit(1)
+        }
+        // Backpressure on storage: if batches pile up, wait for the storage thread before going on.
+        while batchesInFlight > Limits.storageQueuedBatchesMax {
+            var descriptor = pollfd(fd: inbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 100)
+            for completion in inbox.take() { complete(completion) }
+        }
+    }
+
+    func complete(_ completion: StorageCompletion) {
+        switch completion {
+        case .persisted(let through, let duration, let batches, let mutations):
+            batchesInFlight -= batches
+            step(.persisted(through: through, durationNanoseconds: duration, batches: batches, mutations: mutations))
+        case .failed(let sequence, let error):
+            step(.persistFailed(sequence, error))
+        }
+    }
+
+    func beginDraining(signal: Int32) {
+        guard state == .running else { return }
+        state = .draining
+        logger.log(.info, "shutting down: finishing in-flight commands", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")])
+        for fd in listeners { unregister(fd) }
+        listeners.removeAll()
+        for connection in clients.values where !connection.readingPaused {
+            connection.readingPaused = true
+            modify(connection.descriptor, events: connection.waitingForWritable ? EPOLLOUT.rawValue : 0)
+        }
+    }
+
+    func shutdown() -> Int32 {
+        worker.stopAndWait()
+        for connection in clients.values { closeClient(connection) }
+        for fd in Array(registrations.keys) { unregister(fd) }
+        store.close()
+        logger.log(.info, "cairn server stopped", [("durable_batch", String(core.keyspace.durableThrough.rawValue))])
+        return 0
+    }
+}

@@ -1,0 +1,117 @@
+import CLinux
+import CairnCore
+import CairnNode
+import CairnRocks
+import CairnStorage
+import Foundation
+import Glibc
+import Synchronization
+
+/// What the storage thread reports back to the loop.
+enum StorageCompletion: Sendable {
+    case persisted(through: BatchSequence, durationNanoseconds: UInt64, batches: Int, mutations: Int)
+    case failed(BatchSequence, StorageError)
+}
+
+/// The storage thread: applies the loop's batches to RocksDB with group commit.
+///
+/// Each time it wakes it takes every queued batch, writes them as one RocksDB WriteBatch and, under
+/// `--fsync always`, one fsync (`sync: true`), then reports "durable through the last one" to the loop.
+/// So every write that arrived in one loop turn (one batch) shares a WriteBatch and an fsync, and
+/// turns that queue up while an fsync runs share the next one. Under `everysec` it writes without
+/// sync and flushes the WAL about once a second; under `none` it never syncs.
+final class StorageWorker: Sendable {
+    struct Queue: Sendable {
+        var batches: [StorageBatch] = []
+        var stopping = false
+    }
+
+    let store: RocksKVStore
+    let policy: FsyncPolicy
+    private let wakeDescriptor: Int32
+    private let queue = Mutex(Queue())
+    private let report: @Sendable (StorageCompletion) -> Void
+    private let finished = Mutex(false)
+
+    init(store: RocksKVStore, policy: FsyncPolicy, report: @escaping @Sendable (StorageCompletion) -> Void) {
+        self.store = store
+        self.policy = policy
+        self.report = report
+        self.wakeDescriptor = eventfd(0, Int32(EFD_CLOEXEC))
+        precondition(wakeDescriptor >= 0, "eventfd failed: \(System.errorText())")
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "cairn-storage"
+        thread.start()
+    }
+
+    /// Queues a batch (called on the loop thread).
+    func enqueue(_ batch: StorageBatch) {
+        queue.withLock { $0.batches.append(batch) }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeDescriptor, &one, 8)
+    }
+
+    /// Asks the thread to write what is queued, sync, and exit; waits until it has.
+    func stopAndWait() {
+        queue.withLock { $0.stopping = true }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeDescriptor, &one, 8)
+        while !finished.withLock({ $0 }) {
+            var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            nanosleep(&pause, nil)
+        }
+    }
+
+    private func run() {
+        var lastSync = System.monotonicNanoseconds()
+        var unsynced = false
+        while true {
+            var descriptor = pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)
+            let timeout: Int32 = policy == .everysec ? 1000 : -1
+            if poll(&descriptor, 1, timeout) > 0 {
+                var counter: UInt64 = 0
+                _ = read(wakeDescriptor, &counter, 8)
+            }
+            let (batches, stopping) = queue.withLock { state in
+                let taken = state.batches
+                state.batches.removeAll(keepingCapacity: true)
+                return (taken, state.stopping)
+            }
+            if !batches.isEmpty {
+                guard writeGroup(batches) else { break }
+                unsynced = policy != .always
+            }
+            let now = System.monotonicNanoseconds()
+            if unsynced, policy == .everysec || stopping, now - lastSync >= 1_000_000_000 || stopping {
+                do {
+                    try store.sync()
+                } catch {
+                    report(.failed(batches.last?.sequence ?? BatchSequence(0), error))
+                    break
+                }
+                lastSync = now
+                unsynced = false
+            }
+            if stopping, queue.withLock({ $0.batches.isEmpty }) { break }
+        }
+        finished.withLock { $0 = true }
+    }
+
+    /// Writes `batches` as one group commit; false after a failure was reported.
+    private func writeGroup(_ batches: [StorageBatch]) -> Bool {
+        let started = System.monotonicNanoseconds()
+        do {
+            try store.apply(batches, sync: policy == .always)
+        } catch {
+            report(.failed(batches[0].sequence, error))
+            return false
+        }
+        let duration = System.monotonicNanoseconds() - started
+        let mutations = batches.reduce(0) { $0 + $1.mutations.count }
+        report(.persisted(through: batches.last!.sequence, durationNanoseconds: duration, batches: batches.count, mutations: mutations))
+        return true
+    }
+}

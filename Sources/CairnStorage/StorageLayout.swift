@@ -1,0 +1,82 @@
+import CairnCore
+
+/// How a node's state maps onto the ordered byte store. One place defines it, so the layout can be
+/// versioned and every reader agrees.
+///
+/// ```
+/// 0x00 name                          node metadata (format version, keyspace counters)
+/// 0x01 partition(u16 BE) key         a key's record: the data of one partition is one contiguous range
+/// 0x02 expiresAt(u64 BE) key         expiry index: keys in order of expiry time, for the expiry cycle
+/// ```
+/// Why the expiry index: the background cycle must find expired keys without scanning the keyspace,
+/// and after a restart without rebuilding anything in memory. Entries may go stale (a key's TTL
+/// changed while a batch was in flight); the cycle checks the record and drops stale entries.
+public enum StorageLayout {
+    public static let metaPrefix: UInt8 = 0x00
+    public static let dataPrefix: UInt8 = 0x01
+    public static let expiryPrefix: UInt8 = 0x02
+
+    /// The partition of a single-node keyspace. Partitions arrive with clustering.
+    public static let defaultPartition: UInt16 = 0
+
+    public static func metaKey(_ name: String) -> [UInt8] { [metaPrefix] + Array(name.utf8) }
+
+    public static func dataKey(_ key: [UInt8], partition: UInt16 = defaultPartition) -> [UInt8] {
+        var bytes: [UInt8] = [dataPrefix, UInt8(partition >> 8), UInt8(partition & 0xFF)]
+        bytes.reserveCapacity(3 + key.count)
+        bytes.append(contentsOf: key)
+        return bytes
+    }
+
+    /// The user key inside a data key.
+    public static func userKey(fromDataKey dataKey: [UInt8]) -> [UInt8] { Array(dataKey.dropFirst(3)) }
+
+    /// The first and one-past-last data keys of a partition.
+    public static func dataRange(partition: UInt16 = defaultPartition) -> (start: [UInt8], end: [UInt8]) {
+        let start: [UInt8] = [dataPrefix, UInt8(partition >> 8), UInt8(partition & 0xFF)]
+        let next = UInt32(partition) + 1
+        let end: [UInt8] =
+            next > UInt32(UInt16.max) ? [dataPrefix + 1] : [dataPrefix, UInt8(next >> 8), UInt8(next & 0xFF)]
+        return (start, end)
+    }
+
+    public static func expiryKey(_ key: [UInt8], expiresAt: Int64) -> [UInt8] {
+        precondition(expiresAt >= 0, "expiry time \(expiresAt) must not be negative")
+        var bytes: [UInt8] = [expiryPrefix]
+        bytes.reserveCapacity(9 + key.count)
+        appendBigEndian(&bytes, UInt64(expiresAt))
+        bytes.append(contentsOf: key)
+        return bytes
+    }
+
+    /// Splits an expiry index key into its time and user key; nil if it is not one.
+    public static func parseExpiryKey(_ bytes: [UInt8]) -> (expiresAt: Int64, key: [UInt8])? {
+        guard bytes.count >= 9, bytes[0] == expiryPrefix else { return nil }
+        let time = readBigEndian(bytes, at: 1)
+        guard time <= UInt64(Int64.max) else { return nil }
+        return (Int64(time), Array(bytes[9...]))
+    }
+
+    /// Expiry index keys for times `< until`.
+    public static func expiryRange(until: Int64) -> (start: [UInt8], end: [UInt8]) {
+        var end: [UInt8] = [expiryPrefix]
+        appendBigEndian(&end, UInt64(max(0, until)))
+        return ([expiryPrefix], end)
+    }
+
+    /// Everything that holds keyspace data (records and expiry index), for FLUSHALL.
+    public static let keyspaceRange: (start: [UInt8], end: [UInt8]) = ([dataPrefix], [expiryPrefix + 1])
+
+    public static func appendBigEndian(_ bytes: inout [UInt8], _ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        }
+    }
+
+    public static func readBigEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        precondition(offset + 8 <= bytes.count, "reading 8 bytes at \(offset) of \(bytes.count)")
+        var value: UInt64 = 0
+        for index in offset..<(offset + 8) { value = value << 8 | UInt64(bytes[index]) }
+        return value
+    }
+}

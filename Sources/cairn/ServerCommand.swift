@@ -1,0 +1,152 @@
+import CairnNode
+import CairnServer
+import Glibc
+
+/// `cairn server`: parses flags into a `ServerConfig` and runs the node in the foreground.
+enum ServerCommand {
+    static let help = """
+        Usage: cairn server [flags]
+
+        Runs one Cairn node in the foreground. It serves the Redis protocol (RESP2 and RESP3) to clients,
+        keeps its data in RocksDB under --data-dir, and serves /metrics, /health and /ready over HTTP.
+        SIGTERM or SIGINT stops it cleanly: in-flight commands finish, writes are fsync'd, RocksDB closes.
+
+        Flags:
+          --port P              Client (RESP) port; the peer port is P+10000 and HTTP is P+20000. Default 7379.
+          --bind HOST           IPv4 address to listen on. Default 127.0.0.1.
+          --client-addr H:P     Client address, overriding --bind and --port.
+          --peer-addr H:P       Peer address, overriding --bind and --port+10000.
+          --http-addr H:P       HTTP address, overriding --bind and --port+20000.
+          --data-dir DIR        Data directory (created if missing, locked while running). Default ./cairn-data.
+          --fsync MODE          always: acknowledge a write only after it is fsync'd (default).
+                                everysec: fsync about once a second (a crash may lose up to a second).
+                                none: never fsync; the OS decides (a crash may lose recent writes).
+          --cache-bytes N       Size of the read cache in bytes; suffixes K, M, G allowed. Default 64M.
+          --log-level LEVEL     debug, info, warn or error. Default info.
+          --seed N              Seed for the node's random choices (logged at start; random if not given).
+          -h, --help            Print this help.
+
+        """
+
+    static func run(_ arguments: [String]) -> Int32 {
+        let config: ServerConfig
+        switch parse(arguments) {
+        case .help:
+            print(help, terminator: "")
+            return 0
+        case .failure(let message):
+            CairnCommand.fail("server: \(message) (see 'cairn server --help')")
+        case .config(let parsed):
+            config = parsed
+        }
+        let logger = Logger(minimumLevel: config.logLevel)
+        do {
+            let server = try Server(config: config, logger: logger)
+            return server.run()
+        } catch {
+            logger.log(.error, "cannot start", [("error", error.description)])
+            let line = "cairn: server: \(error.description)\n"
+            _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+            return 1
+        }
+    }
+
+    enum Parsed {
+        case help
+        case config(ServerConfig)
+        case failure(String)
+    }
+
+    static func parse(_ arguments: [String]) -> Parsed {
+        var config = ServerConfig()
+        var port = 7379
+        var bind = "127.0.0.1"
+        var clientAddress: ListenAddress?
+        var peerAddress: ListenAddress?
+        var httpAddress: ListenAddress?
+        var index = 0
+        while index < arguments.count {
+            var flag = arguments[index]
+            var value: String?
+            if let equals = flag.firstIndex(of: "="), flag.hasPrefix("--") {
+                value = String(flag[flag.index(after: equals)...])
+                flag = String(flag[..<equals])
+            }
+            if flag == "-h" || flag == "--help" { return .help }
+            let known = [
+                "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync",
+                "--cache-bytes", "--log-level", "--seed",
+            ]
+            guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
+            if value == nil {
+                guard index + 1 < arguments.count else { return .failure("\(flag) needs a value") }
+                index += 1
+                value = arguments[index]
+            }
+            let text = value!
+            switch flag {
+            case "--port":
+                guard let number = Int(text), (1...45535).contains(number) else {
+                    return .failure("--port must be a number from 1 to 45535 (the HTTP port is P+20000), got '\(text)'")
+                }
+                port = number
+            case "--bind": bind = text
+            case "--client-addr", "--peer-addr", "--http-addr":
+                guard let address = parseAddress(text) else {
+                    return .failure("\(flag) must be HOST:PORT with a port from 1 to 65535, got '\(text)'")
+                }
+                if flag == "--client-addr" { clientAddress = address }
+                if flag == "--peer-addr" { peerAddress = address }
+                if flag == "--http-addr" { httpAddress = address }
+            case "--data-dir":
+                guard !text.isEmpty else { return .failure("--data-dir must not be empty") }
+                config.dataDirectory = text
+            case "--fsync":
+                guard let policy = FsyncPolicy(rawValue: text) else {
+                    return .failure("--fsync must be one of always, everysec, none; got '\(text)'")
+                }
+                config.fsync = policy
+            case "--cache-bytes":
+                guard let bytes = parseBytes(text) else {
+                    return .failure("--cache-bytes must be a byte count such as 67108864, 64M or 1G; got '\(text)'")
+                }
+                config.cacheBytes = bytes
+            case "--log-level":
+                guard let level = NodeLog.Level(rawValue: text) else {
+                    return .failure("--log-level must be one of debug, info, warn, error; got '\(text)'")
+                }
+                config.logLevel = level
+            case "--seed":
+                guard let seed = UInt64(text) else {
+                    return .failure("--seed must be an unsigned 64-bit integer, got '\(text)'")
+                }
+                config.seed = seed
+            default:
+                preconditionFailure("flag \(flag) is known but not handled")
+            }
+            index += 1
+        }
+        config.clientAddress = clientAddress ?? ListenAddress(host: bind, port: port)
+        config.peerAddress = peerAddress ?? ListenAddress(host: bind, port: port + 10_000)
+        config.httpAddress = httpAddress ?? ListenAddress(host: bind, port: port + 20_000)
+        return .config(config)
+    }
+
+    static func parseAddress(_ text: String) -> ListenAddress? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port), colon != text.startIndex
+        else { return nil }
+        return ListenAddress(host: String(text[..<colon]), port: port)
+    }
+
+    static func parseBytes(_ text: String) -> Int? {
+        guard let last = text.last else { return nil }
+        let multipliers: [Character: Int] = ["K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20, "G": 1 << 30, "g": 1 << 30]
+        if let multiplier = multipliers[last] {
+            guard let number = Int(text.dropLast()), number >= 0, number <= Int.max / multiplier else { return nil }
+            return number * multiplier
+        }
+        guard let number = Int(text), number >= 0 else { return nil }
+        return number
+    }
+}
