@@ -52,13 +52,16 @@ public struct Keyspace: Sendable {
         if let format = try store.get(Self.formatMetaKey) {
             guard format == Self.formatVersion else {
                 throw .corruptRecord(
-                    key: Self.formatMetaKey, reason: "data format \(format) is not \(Self.formatVersion); was it written by a newer Cairn?")
+                    key: Self.formatMetaKey,
+                    reason: "data format \(format) is not \(Self.formatVersion); was it written by a newer Cairn?")
             }
         } else {
             openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))
         }
         if let counts = try store.get(Self.countsMetaKey) {
-            guard counts.count == 16 else { throw .corruptRecord(key: Self.countsMetaKey, reason: "\(counts.count) bytes, expected 16") }
+            guard counts.count == 16 else {
+                throw .corruptRecord(key: Self.countsMetaKey, reason: "\(counts.count) bytes, expected 16")
+            }
             keyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 0))
             expiringKeyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 8))
         }
@@ -259,7 +262,8 @@ public struct Keyspace: Sendable {
     }
 
     func checkInvariants() {
-        precondition(durableThrough < openBatch.sequence, "durable \(durableThrough) not below open \(openBatch.sequence)")
+        precondition(
+            durableThrough < openBatch.sequence, "durable \(durableThrough) not below open \(openBatch.sequence)")
         precondition(keyCount >= 0, "key count went negative: \(keyCount)")
         precondition(expiringKeyCount >= 0, "expiring key count went negative: \(expiringKeyCount)")
         precondition(expiringKeyCount <= keyCount, "more expiring keys (\(expiringKeyCount)) than keys (\(keyCount))")

@@ -3,7 +3,9 @@ import CairnRESP
 import CairnStorage
 
 extension NodeCore {
-    static let defaultInfoSections = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"]
+    static let defaultInfoSections = [
+        "server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace",
+    ]
     static let allInfoSections = defaultInfoSections.dropLast() + ["commandstats", "keyspace"]
 
     /// INFO [section ...]: Redis's text format, one `# Section` block each, with Redis's field names
@@ -60,18 +62,22 @@ extension NodeCore {
             return [
                 ("loading", "0"), ("aof_enabled", "1"), ("aof_last_write_status", "ok"),
                 ("rdb_changes_since_last_save", "0"), ("cairn_storage", "rocksdb"),
-                ("cairn_fsync", config.fsync.rawValue), ("cairn_durable_batch", String(keyspace.durableThrough.rawValue)),
+                ("cairn_fsync", config.fsync.rawValue),
+                ("cairn_durable_batch", String(keyspace.durableThrough.rawValue)),
                 ("cairn_pending_write_keys", String(keyspace.pendingKeyCount)),
             ]
         case "stats":
             return [
                 ("total_connections_received", String(stats.connectionsReceived)),
                 ("total_commands_processed", String(stats.commandsProcessed)),
-                ("total_net_input_bytes", String(stats.inputBytes)), ("total_net_output_bytes", String(stats.outputBytes)),
-                ("rejected_connections", String(stats.connectionsRejected)), ("expired_keys", String(keyspace.expiredKeys)),
+                ("total_net_input_bytes", String(stats.inputBytes)),
+                ("total_net_output_bytes", String(stats.outputBytes)),
+                ("rejected_connections", String(stats.connectionsRejected)),
+                ("expired_keys", String(keyspace.expiredKeys)),
                 ("evicted_keys", "0"), ("keyspace_hits", String(stats.keyspaceHits)),
                 ("keyspace_misses", String(stats.keyspaceMisses)), ("total_error_replies", String(stats.errorReplies)),
-                ("cairn_protocol_errors", String(stats.protocolErrors)), ("cairn_cache_hits", String(keyspace.cache.hits)),
+                ("cairn_protocol_errors", String(stats.protocolErrors)),
+                ("cairn_cache_hits", String(keyspace.cache.hits)),
                 ("cairn_cache_misses", String(keyspace.cache.misses)),
                 ("cairn_cache_evictions", String(keyspace.cache.evictions)),
             ]

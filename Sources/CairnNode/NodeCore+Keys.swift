@@ -23,7 +23,8 @@ extension NodeCore {
                 guard arguments.count == 4 else { throw .syntax }
                 condition = option == "IFEQ" ? .ifEqual(arguments[3]) : .ifNotEqual(arguments[3])
             case "IFDEQ", "IFDNE":
-                throw .other("ERR \(option) (digest comparison) is not supported by Cairn; compare values with IFEQ or IFNE")
+                throw .other(
+                    "ERR \(option) (digest comparison) is not supported by Cairn; compare values with IFEQ or IFNE")
             default:
                 throw .syntax
             }

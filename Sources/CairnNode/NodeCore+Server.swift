@@ -101,7 +101,11 @@ extension NodeCore {
             else {
                 throw .other("ERR \(attribute) cannot contain spaces, newlines or special characters.")
             }
-            if attribute == "lib-name" { session.libraryName = arguments[3] } else { session.libraryVersion = arguments[3] }
+            if attribute == "lib-name" {
+                session.libraryName = arguments[3]
+            } else {
+                session.libraryVersion = arguments[3]
+            }
             return .ok
         case "list":
             sessions[session.id] = session
@@ -162,7 +166,8 @@ extension NodeCore {
     func clientLine(_ session: ClientSession) -> String {
         let age = (now.monotonicNanoseconds &- session.connectedAt.monotonicNanoseconds) / 1_000_000_000
         let idle = (now.monotonicNanoseconds &- session.lastCommandAt.monotonicNanoseconds) / 1_000_000_000
-        return "id=\(session.id.rawValue) addr=\(session.address) laddr=\(session.localAddress) fd=\(session.fileDescriptor) "
+        return
+            "id=\(session.id.rawValue) addr=\(session.address) laddr=\(session.localAddress) fd=\(session.fileDescriptor) "
             + "name=\(String(bytes: session.name)) age=\(age) idle=\(idle) flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "
             + "watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
             + "cmd=\(session.lastCommand) user=default redir=-1 resp=\(session.protocolVersion.rawValue) "
@@ -244,7 +249,8 @@ extension NodeCore {
     mutating func config(_ arguments: [[UInt8]]) throws(CommandError) -> RESPValue {
         let sub = Self.lowercased(arguments[1])
         if sub == "set" || sub == "rewrite" || sub == "resetstat" {
-            throw .other("ERR CONFIG \(sub.uppercased()) is not supported by Cairn: settings are flags of 'cairn server'")
+            throw .other(
+                "ERR CONFIG \(sub.uppercased()) is not supported by Cairn: settings are flags of 'cairn server'")
         }
         switch try subcommand(arguments, of: "config") {
         case "get":

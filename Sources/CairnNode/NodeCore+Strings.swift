@@ -90,7 +90,8 @@ extension NodeCore {
                 index += 1
                 condition = option == "IFEQ" ? .ifEqual(arguments[index]) : .ifNotEqual(arguments[index])
             case "IFDEQ", "IFDNE":
-                throw .other("ERR \(option) (digest comparison) is not supported by Cairn; compare values with IFEQ or IFNE")
+                throw .other(
+                    "ERR \(option) (digest comparison) is not supported by Cairn; compare values with IFEQ or IFNE")
             case "GET":
                 returnsOld = true
             case "KEEPTTL":
@@ -193,7 +194,8 @@ extension NodeCore {
 
     mutating func msetnx(_ arguments: [[UInt8]], now: Int64) throws(CommandError) -> RESPValue {
         guard arguments.count % 2 == 1 else { throw .wrongArity(command: "msetnx") }
-        for pair in stride(from: 1, to: arguments.count, by: 2) where try keyspace.get(arguments[pair], now: now) != nil {
+        for pair in stride(from: 1, to: arguments.count, by: 2) where try keyspace.get(arguments[pair], now: now) != nil
+        {
             return .integer(0)
         }
         for pair in stride(from: 1, to: arguments.count, by: 2) {
@@ -224,7 +226,8 @@ extension NodeCore {
         }
         let (sum, overflow) = current.addingReportingOverflow(amount)
         if overflow { throw .overflow }
-        keyspace.put(key, ValueRecord(value: Array(String(sum).utf8), expiresAt: previous?.expiresAt), previous: previous)
+        keyspace.put(
+            key, ValueRecord(value: Array(String(sum).utf8), expiresAt: previous?.expiresAt), previous: previous)
         return .integer(sum)
     }
 

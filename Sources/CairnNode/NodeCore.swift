@@ -47,7 +47,8 @@ public struct NodeLog: Sendable, Equatable {
     }
 
     public static func == (lhs: NodeLog, rhs: NodeLog) -> Bool {
-        lhs.level == rhs.level && lhs.message == rhs.message && lhs.fields.map { "\($0)=\($1)" } == rhs.fields.map { "\($0)=\($1)" }
+        lhs.level == rhs.level && lhs.message == rhs.message
+            && lhs.fields.map { "\($0)=\($1)" } == rhs.fields.map { "\($0)=\($1)" }
     }
 }
 
@@ -135,7 +136,9 @@ public struct NodeCore: Sendable {
                 sessions[id] = session
                 keyspace.readGate = BatchSequence(0)
                 let reply = RESPValue.error("ERR \(error)")
-                release(id, reply, command: "protocol-error", closeAfter: true, startedAt: now.monotonicNanoseconds, into: &output)
+                release(
+                    id, reply, command: "protocol-error", closeAfter: true, startedAt: now.monotonicNanoseconds,
+                    into: &output)
             }
         case .tick:
             ticks += 1
@@ -150,7 +153,8 @@ public struct NodeCore: Sendable {
         case .processSampled(let sample):
             processSample = sample
         case .persistFailed(let sequence, let error):
-            output.fatal = "could not make \(sequence) durable: \(error); stopping so that no unsaved write is acknowledged"
+            output.fatal =
+                "could not make \(sequence) durable: \(error); stopping so that no unsaved write is acknowledged"
         }
         checkInvariants()
         return output
@@ -175,7 +179,9 @@ public struct NodeCore: Sendable {
         if closeAfter { session.isClosing = true }
         sessions[id] = session
         let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
-        release(id, reply, command: commandLabel, closeAfter: closeAfter, startedAt: now.monotonicNanoseconds, into: &output)
+        release(
+            id, reply, command: commandLabel, closeAfter: closeAfter, startedAt: now.monotonicNanoseconds, into: &output
+        )
     }
 
     /// Sends `reply` now, or holds it until the batch it depends on is durable.
@@ -275,7 +281,9 @@ public struct NodeCore: Sendable {
     func checkInvariants() {
         keyspace.checkInvariants()
         for (batch, _) in heldReplies {
-            precondition(batch > keyspace.durableThrough, "replies held for \(batch), already durable through \(keyspace.durableThrough)")
+            precondition(
+                batch > keyspace.durableThrough,
+                "replies held for \(batch), already durable through \(keyspace.durableThrough)")
         }
     }
 

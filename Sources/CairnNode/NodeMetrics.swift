@@ -23,7 +23,8 @@ public enum NodeMetrics {
         "cairn_net_input_bytes_total", help: "Bytes of client commands received.", kind: .counter)
     public static let outputBytes = MetricFamily(
         "cairn_net_output_bytes_total", help: "Bytes of replies produced for clients.", kind: .counter)
-    public static let keys = MetricFamily("cairn_keys", help: "Keys stored, including expired keys not yet removed.", kind: .gauge)
+    public static let keys = MetricFamily(
+        "cairn_keys", help: "Keys stored, including expired keys not yet removed.", kind: .gauge)
     public static let expiringKeys = MetricFamily(
         "cairn_expiring_keys", help: "Keys stored with an expiry time.", kind: .gauge)
     public static let expiredKeys = MetricFamily(
@@ -50,7 +51,8 @@ public enum NodeMetrics {
     public static let groupCommitTurns = MetricFamily(
         "cairn_group_commit_batch_turns", help: "Loop turns' batches merged into one group commit.",
         kind: .histogram(buckets: [1, 2, 4, 8, 16, 32, 64]))
-    public static let uptime = MetricFamily("cairn_uptime_seconds", help: "Seconds since the node started.", kind: .gauge)
+    public static let uptime = MetricFamily(
+        "cairn_uptime_seconds", help: "Seconds since the node started.", kind: .gauge)
 
     /// Every family, so `/metrics` shows HELP and TYPE for each from the start.
     public static let all: [MetricFamily] = [

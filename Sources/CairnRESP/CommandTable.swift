@@ -52,95 +52,217 @@ public enum CommandTable {
 
     public static let commands: [CommandSpec] = [
         // Connection and server.
-        CommandSpec("ping", -1, ["fast"], group: "connection", since: "1.0.0", "Returns the server's liveliness response."),
+        CommandSpec(
+            "ping", -1, ["fast"], group: "connection", since: "1.0.0", "Returns the server's liveliness response."),
         CommandSpec("echo", 2, ["fast"], group: "connection", since: "1.0.0", "Returns the given string."),
-        CommandSpec("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth"], group: "connection", since: "6.0.0",
-                    "Handshakes with the server: protocol version, client name."),
-        CommandSpec("quit", -1, ["noscript", "loading", "stale", "fast", "no_auth"], group: "connection", since: "1.0.0",
-                    "Closes the connection."),
-        CommandSpec("select", 2, ["loading", "stale", "fast"], group: "connection", since: "1.0.0",
-                    "Changes the selected database (Cairn has database 0 only)."),
+        CommandSpec(
+            "hello", -1, ["noscript", "loading", "stale", "fast", "no_auth"], group: "connection", since: "6.0.0",
+            "Handshakes with the server: protocol version, client name."),
+        CommandSpec(
+            "quit", -1, ["noscript", "loading", "stale", "fast", "no_auth"], group: "connection", since: "1.0.0",
+            "Closes the connection."),
+        CommandSpec(
+            "select", 2, ["loading", "stale", "fast"], group: "connection", since: "1.0.0",
+            "Changes the selected database (Cairn has database 0 only)."),
         CommandSpec(
             "client", -2, [], group: "connection", since: "2.4.0", complexity: "Depends on subcommand.",
             "A container for client connection commands.",
             subcommands: [
-                CommandSpec("client|id", 2, ["noscript", "loading", "stale"], group: "connection", since: "5.0.0", "Returns the unique client ID of the connection."),
-                CommandSpec("client|setname", 3, ["noscript", "loading", "stale"], group: "connection", since: "2.6.9", "Sets the connection name."),
-                CommandSpec("client|getname", 2, ["noscript", "loading", "stale"], group: "connection", since: "2.6.9", "Returns the name of the connection."),
-                CommandSpec("client|setinfo", 4, ["noscript", "loading", "stale"], group: "connection", since: "7.2.0", "Sets information specific to the client or connection."),
-                CommandSpec("client|list", -2, ["admin", "noscript", "loading", "stale"], group: "connection", since: "2.4.0", complexity: "O(N)", "Lists open connections."),
-                CommandSpec("client|info", 2, ["noscript", "loading", "stale"], group: "connection", since: "6.2.0", "Returns information about the connection."),
-                CommandSpec("client|help", 2, ["loading", "stale"], group: "connection", since: "5.0.0", "Returns helpful text about the different subcommands."),
+                CommandSpec(
+                    "client|id", 2, ["noscript", "loading", "stale"], group: "connection", since: "5.0.0",
+                    "Returns the unique client ID of the connection."),
+                CommandSpec(
+                    "client|setname", 3, ["noscript", "loading", "stale"], group: "connection", since: "2.6.9",
+                    "Sets the connection name."),
+                CommandSpec(
+                    "client|getname", 2, ["noscript", "loading", "stale"], group: "connection", since: "2.6.9",
+                    "Returns the name of the connection."),
+                CommandSpec(
+                    "client|setinfo", 4, ["noscript", "loading", "stale"], group: "connection", since: "7.2.0",
+                    "Sets information specific to the client or connection."),
+                CommandSpec(
+                    "client|list", -2, ["admin", "noscript", "loading", "stale"], group: "connection", since: "2.4.0",
+                    complexity: "O(N)", "Lists open connections."),
+                CommandSpec(
+                    "client|info", 2, ["noscript", "loading", "stale"], group: "connection", since: "6.2.0",
+                    "Returns information about the connection."),
+                CommandSpec(
+                    "client|help", 2, ["loading", "stale"], group: "connection", since: "5.0.0",
+                    "Returns helpful text about the different subcommands."),
             ]),
         CommandSpec(
             "command", -1, ["loading", "stale"], group: "server", since: "2.8.13", complexity: "O(N)",
             "Returns detailed information about all commands.",
             subcommands: [
-                CommandSpec("command|count", 2, ["loading", "stale"], group: "server", since: "2.8.13", "Returns a count of commands."),
-                CommandSpec("command|info", -2, ["loading", "stale"], group: "server", since: "2.8.13", complexity: "O(N)", "Returns information about one, multiple or all commands."),
-                CommandSpec("command|docs", -2, ["loading", "stale"], group: "server", since: "7.0.0", complexity: "O(N)", "Returns documentary information about one, multiple or all commands."),
-                CommandSpec("command|list", -2, ["loading", "stale"], group: "server", since: "7.0.0", complexity: "O(N)", "Returns a list of command names."),
-                CommandSpec("command|help", 2, ["loading", "stale"], group: "server", since: "5.0.0", "Returns helpful text about the different subcommands."),
+                CommandSpec(
+                    "command|count", 2, ["loading", "stale"], group: "server", since: "2.8.13",
+                    "Returns a count of commands."),
+                CommandSpec(
+                    "command|info", -2, ["loading", "stale"], group: "server", since: "2.8.13", complexity: "O(N)",
+                    "Returns information about one, multiple or all commands."),
+                CommandSpec(
+                    "command|docs", -2, ["loading", "stale"], group: "server", since: "7.0.0", complexity: "O(N)",
+                    "Returns documentary information about one, multiple or all commands."),
+                CommandSpec(
+                    "command|list", -2, ["loading", "stale"], group: "server", since: "7.0.0", complexity: "O(N)",
+                    "Returns a list of command names."),
+                CommandSpec(
+                    "command|help", 2, ["loading", "stale"], group: "server", since: "5.0.0",
+                    "Returns helpful text about the different subcommands."),
             ]),
         CommandSpec(
             "config", -2, [], group: "server", since: "2.0.0", complexity: "Depends on subcommand.",
             "A container for server configuration commands.",
             subcommands: [
-                CommandSpec("config|get", -3, ["admin", "noscript", "loading", "stale"], group: "server", since: "2.0.0", complexity: "O(N)", "Returns the effective values of configuration parameters."),
-                CommandSpec("config|help", 2, ["loading", "stale"], group: "server", since: "5.0.0", "Returns helpful text about the different subcommands."),
+                CommandSpec(
+                    "config|get", -3, ["admin", "noscript", "loading", "stale"], group: "server", since: "2.0.0",
+                    complexity: "O(N)", "Returns the effective values of configuration parameters."),
+                CommandSpec(
+                    "config|help", 2, ["loading", "stale"], group: "server", since: "5.0.0",
+                    "Returns helpful text about the different subcommands."),
             ]),
-        CommandSpec("info", -1, ["loading", "stale"], group: "server", since: "1.0.0", "Returns information and statistics about the server."),
-        CommandSpec("time", 1, ["loading", "stale", "fast"], group: "server", since: "2.6.0", "Returns the server time."),
-        CommandSpec("dbsize", 1, ["readonly", "fast"], group: "server", since: "1.0.0", "Returns the number of keys in the database."),
-        CommandSpec("flushdb", -1, ["write"], group: "server", since: "1.0.0", complexity: "O(N)", "Removes all keys from the current database."),
-        CommandSpec("flushall", -1, ["write"], group: "server", since: "1.0.0", complexity: "O(N)", "Removes all keys from all databases."),
+        CommandSpec(
+            "info", -1, ["loading", "stale"], group: "server", since: "1.0.0",
+            "Returns information and statistics about the server."),
+        CommandSpec(
+            "time", 1, ["loading", "stale", "fast"], group: "server", since: "2.6.0", "Returns the server time."),
+        CommandSpec(
+            "dbsize", 1, ["readonly", "fast"], group: "server", since: "1.0.0",
+            "Returns the number of keys in the database."),
+        CommandSpec(
+            "flushdb", -1, ["write"], group: "server", since: "1.0.0", complexity: "O(N)",
+            "Removes all keys from the current database."),
+        CommandSpec(
+            "flushall", -1, ["write"], group: "server", since: "1.0.0", complexity: "O(N)",
+            "Removes all keys from all databases."),
 
         // Strings.
-        CommandSpec("get", 2, ["readonly", "fast"], keys: one, group: "string", since: "1.0.0", "Returns the string value of a key."),
-        CommandSpec("set", -3, ["write", "denyoom"], keys: one, group: "string", since: "1.0.0",
-                    "Sets the string value of a key, with options for expiry, conditions (NX, XX, IFEQ, IFNE) and GET."),
-        CommandSpec("setnx", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Sets the string value of a key only when the key doesn't exist."),
-        CommandSpec("setex", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.0.0", "Sets the string value and expiration time of a key."),
-        CommandSpec("psetex", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.6.0", "Sets both string value and expiration time in milliseconds of a key."),
-        CommandSpec("getset", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
-        CommandSpec("getdel", 2, ["write", "fast"], keys: one, group: "string", since: "6.2.0", "Returns the string value of a key after deleting the key."),
-        CommandSpec("getex", -2, ["write", "fast"], keys: one, group: "string", since: "6.2.0", "Returns the string value of a key after setting its expiration time."),
-        CommandSpec("mget", -2, ["readonly", "fast"], keys: all, group: "string", since: "1.0.0", complexity: "O(N)", "Atomically returns the string values of one or more keys."),
-        CommandSpec("mset", -3, ["write", "denyoom"], keys: (1, -1, 2), group: "string", since: "1.0.1", complexity: "O(N)", "Atomically creates or modifies the string values of one or more keys."),
-        CommandSpec("msetnx", -3, ["write", "denyoom"], keys: (1, -1, 2), group: "string", since: "1.0.1", complexity: "O(N)", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
-        CommandSpec("incr", 2, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Increments the integer value of a key by one."),
-        CommandSpec("incrby", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Increments the integer value of a key by a number."),
-        CommandSpec("decr", 2, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Decrements the integer value of a key by one."),
-        CommandSpec("decrby", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0", "Decrements a number from the integer value of a key."),
-        CommandSpec("incrbyfloat", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "2.6.0", "Increment the floating point value of a key by a number."),
-        CommandSpec("append", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "2.0.0", "Appends a string to the value of a key."),
-        CommandSpec("strlen", 2, ["readonly", "fast"], keys: one, group: "string", since: "2.2.0", "Returns the length of a string value."),
-        CommandSpec("getrange", 4, ["readonly"], keys: one, group: "string", since: "2.4.0", complexity: "O(N)", "Returns a substring of the string stored at a key."),
-        CommandSpec("setrange", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.2.0", "Overwrites a part of a string value with another by an offset."),
+        CommandSpec(
+            "get", 2, ["readonly", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Returns the string value of a key."),
+        CommandSpec(
+            "set", -3, ["write", "denyoom"], keys: one, group: "string", since: "1.0.0",
+            "Sets the string value of a key, with options for expiry, conditions (NX, XX, IFEQ, IFNE) and GET."),
+        CommandSpec(
+            "setnx", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Sets the string value of a key only when the key doesn't exist."),
+        CommandSpec(
+            "setex", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.0.0",
+            "Sets the string value and expiration time of a key."),
+        CommandSpec(
+            "psetex", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.6.0",
+            "Sets both string value and expiration time in milliseconds of a key."),
+        CommandSpec(
+            "getset", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Returns the previous string value of a key after setting it to a new value."),
+        CommandSpec(
+            "getdel", 2, ["write", "fast"], keys: one, group: "string", since: "6.2.0",
+            "Returns the string value of a key after deleting the key."),
+        CommandSpec(
+            "getex", -2, ["write", "fast"], keys: one, group: "string", since: "6.2.0",
+            "Returns the string value of a key after setting its expiration time."),
+        CommandSpec(
+            "mget", -2, ["readonly", "fast"], keys: all, group: "string", since: "1.0.0", complexity: "O(N)",
+            "Atomically returns the string values of one or more keys."),
+        CommandSpec(
+            "mset", -3, ["write", "denyoom"], keys: (1, -1, 2), group: "string", since: "1.0.1", complexity: "O(N)",
+            "Atomically creates or modifies the string values of one or more keys."),
+        CommandSpec(
+            "msetnx", -3, ["write", "denyoom"], keys: (1, -1, 2), group: "string", since: "1.0.1", complexity: "O(N)",
+            "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+        CommandSpec(
+            "incr", 2, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Increments the integer value of a key by one."),
+        CommandSpec(
+            "incrby", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Increments the integer value of a key by a number."),
+        CommandSpec(
+            "decr", 2, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Decrements the integer value of a key by one."),
+        CommandSpec(
+            "decrby", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "1.0.0",
+            "Decrements a number from the integer value of a key."),
+        CommandSpec(
+            "incrbyfloat", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "2.6.0",
+            "Increment the floating point value of a key by a number."),
+        CommandSpec(
+            "append", 3, ["write", "denyoom", "fast"], keys: one, group: "string", since: "2.0.0",
+            "Appends a string to the value of a key."),
+        CommandSpec(
+            "strlen", 2, ["readonly", "fast"], keys: one, group: "string", since: "2.2.0",
+            "Returns the length of a string value."),
+        CommandSpec(
+            "getrange", 4, ["readonly"], keys: one, group: "string", since: "2.4.0", complexity: "O(N)",
+            "Returns a substring of the string stored at a key."),
+        CommandSpec(
+            "setrange", 4, ["write", "denyoom"], keys: one, group: "string", since: "2.2.0",
+            "Overwrites a part of a string value with another by an offset."),
 
         // Keys.
-        CommandSpec("del", -2, ["write"], keys: all, group: "generic", since: "1.0.0", complexity: "O(N)", "Deletes one or more keys."),
-        CommandSpec("unlink", -2, ["write", "fast"], keys: all, group: "generic", since: "4.0.0", complexity: "O(N)", "Asynchronously deletes one or more keys."),
-        CommandSpec("delex", -2, ["write", "fast"], keys: one, group: "generic", since: "8.4.0",
-                    "Deletes a key, optionally only if its value equals (IFEQ) or differs from (IFNE) a given value."),
-        CommandSpec("exists", -2, ["readonly", "fast"], keys: all, group: "generic", since: "1.0.0", complexity: "O(N)", "Determines whether one or more keys exist."),
-        CommandSpec("touch", -2, ["readonly", "fast"], keys: all, group: "generic", since: "3.2.1", complexity: "O(N)", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
-        CommandSpec("type", 2, ["readonly", "fast"], keys: one, group: "generic", since: "1.0.0", "Determines the type of value stored at a key."),
-        CommandSpec("rename", 3, ["write"], keys: (1, 2, 1), group: "generic", since: "1.0.0", "Renames a key and overwrites the destination."),
-        CommandSpec("renamenx", 3, ["write", "fast"], keys: (1, 2, 1), group: "generic", since: "1.0.0", "Renames a key only when the target key name doesn't exist."),
-        CommandSpec("copy", -3, ["write", "denyoom"], keys: (1, 2, 1), group: "generic", since: "6.2.0", "Copies the value of a key to a new key."),
-        CommandSpec("expire", -3, ["write", "fast"], keys: one, group: "generic", since: "1.0.0", "Sets the expiration time of a key in seconds."),
-        CommandSpec("pexpire", -3, ["write", "fast"], keys: one, group: "generic", since: "2.6.0", "Sets the expiration time of a key in milliseconds."),
-        CommandSpec("expireat", -3, ["write", "fast"], keys: one, group: "generic", since: "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
-        CommandSpec("pexpireat", -3, ["write", "fast"], keys: one, group: "generic", since: "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
-        CommandSpec("expiretime", 2, ["readonly", "fast"], keys: one, group: "generic", since: "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
-        CommandSpec("pexpiretime", 2, ["readonly", "fast"], keys: one, group: "generic", since: "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
-        CommandSpec("ttl", 2, ["readonly", "fast"], keys: one, group: "generic", since: "1.0.0", "Returns the expiration time in seconds of a key."),
-        CommandSpec("pttl", 2, ["readonly", "fast"], keys: one, group: "generic", since: "2.6.0", "Returns the expiration time in milliseconds of a key."),
-        CommandSpec("persist", 2, ["write", "fast"], keys: one, group: "generic", since: "2.2.0", "Removes the expiration time of a key."),
-        CommandSpec("scan", -2, ["readonly"], group: "generic", since: "2.8.0", complexity: "O(1) per call, O(N) per iteration", "Iterates over the key names in the database."),
-        CommandSpec("keys", 2, ["readonly"], group: "generic", since: "1.0.0", complexity: "O(N)", "Returns all key names that match a pattern."),
-        CommandSpec("randomkey", 1, ["readonly"], group: "generic", since: "1.0.0", "Returns a random key name from the database."),
+        CommandSpec(
+            "del", -2, ["write"], keys: all, group: "generic", since: "1.0.0", complexity: "O(N)",
+            "Deletes one or more keys."),
+        CommandSpec(
+            "unlink", -2, ["write", "fast"], keys: all, group: "generic", since: "4.0.0", complexity: "O(N)",
+            "Asynchronously deletes one or more keys."),
+        CommandSpec(
+            "delex", -2, ["write", "fast"], keys: one, group: "generic", since: "8.4.0",
+            "Deletes a key, optionally only if its value equals (IFEQ) or differs from (IFNE) a given value."),
+        CommandSpec(
+            "exists", -2, ["readonly", "fast"], keys: all, group: "generic", since: "1.0.0", complexity: "O(N)",
+            "Determines whether one or more keys exist."),
+        CommandSpec(
+            "touch", -2, ["readonly", "fast"], keys: all, group: "generic", since: "3.2.1", complexity: "O(N)",
+            "Returns the number of existing keys out of those specified after updating the time they were last accessed."
+        ),
+        CommandSpec(
+            "type", 2, ["readonly", "fast"], keys: one, group: "generic", since: "1.0.0",
+            "Determines the type of value stored at a key."),
+        CommandSpec(
+            "rename", 3, ["write"], keys: (1, 2, 1), group: "generic", since: "1.0.0",
+            "Renames a key and overwrites the destination."),
+        CommandSpec(
+            "renamenx", 3, ["write", "fast"], keys: (1, 2, 1), group: "generic", since: "1.0.0",
+            "Renames a key only when the target key name doesn't exist."),
+        CommandSpec(
+            "copy", -3, ["write", "denyoom"], keys: (1, 2, 1), group: "generic", since: "6.2.0",
+            "Copies the value of a key to a new key."),
+        CommandSpec(
+            "expire", -3, ["write", "fast"], keys: one, group: "generic", since: "1.0.0",
+            "Sets the expiration time of a key in seconds."),
+        CommandSpec(
+            "pexpire", -3, ["write", "fast"], keys: one, group: "generic", since: "2.6.0",
+            "Sets the expiration time of a key in milliseconds."),
+        CommandSpec(
+            "expireat", -3, ["write", "fast"], keys: one, group: "generic", since: "1.2.0",
+            "Sets the expiration time of a key to a Unix timestamp."),
+        CommandSpec(
+            "pexpireat", -3, ["write", "fast"], keys: one, group: "generic", since: "2.6.0",
+            "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+        CommandSpec(
+            "expiretime", 2, ["readonly", "fast"], keys: one, group: "generic", since: "7.0.0",
+            "Returns the expiration time of a key as a Unix timestamp."),
+        CommandSpec(
+            "pexpiretime", 2, ["readonly", "fast"], keys: one, group: "generic", since: "7.0.0",
+            "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+        CommandSpec(
+            "ttl", 2, ["readonly", "fast"], keys: one, group: "generic", since: "1.0.0",
+            "Returns the expiration time in seconds of a key."),
+        CommandSpec(
+            "pttl", 2, ["readonly", "fast"], keys: one, group: "generic", since: "2.6.0",
+            "Returns the expiration time in milliseconds of a key."),
+        CommandSpec(
+            "persist", 2, ["write", "fast"], keys: one, group: "generic", since: "2.2.0",
+            "Removes the expiration time of a key."),
+        CommandSpec(
+            "scan", -2, ["readonly"], group: "generic", since: "2.8.0", complexity: "O(1) per call, O(N) per iteration",
+            "Iterates over the key names in the database."),
+        CommandSpec(
+            "keys", 2, ["readonly"], group: "generic", since: "1.0.0", complexity: "O(N)",
+            "Returns all key names that match a pattern."),
+        CommandSpec(
+            "randomkey", 1, ["readonly"], group: "generic", since: "1.0.0",
+            "Returns a random key name from the database."),
     ]
 
     /// Commands and subcommands by lower-case name (`client|setname` for a subcommand).

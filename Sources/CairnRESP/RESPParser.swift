@@ -125,7 +125,9 @@ public enum RESPParser {
     static func splitInline(_ line: UnsafeBufferPointer<UInt8>) -> [[UInt8]]? {
         var words: [[UInt8]] = []
         var index = 0
-        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C }
+        func isSpace(_ byte: UInt8) -> Bool {
+            byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0B || byte == 0x0C
+        }
         while true {
             while index < line.count, isSpace(line[index]) { index += 1 }
             guard index < line.count else { return words }

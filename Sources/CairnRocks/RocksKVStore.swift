@@ -117,7 +117,8 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
                     Self.withChars(key) { keyChars in
                         Self.withChars(value) { valueChars in
                             rocksdb_writebatch_put(
-                                writeBatch, keyChars.baseAddress, keyChars.count, valueChars.baseAddress, valueChars.count)
+                                writeBatch, keyChars.baseAddress, keyChars.count, valueChars.baseAddress,
+                                valueChars.count)
                         }
                     }
                 case .delete(let key):
@@ -126,7 +127,8 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
                     Self.withChars(start) { startChars in
                         Self.withChars(end) { endChars in
                             rocksdb_writebatch_delete_range(
-                                writeBatch, startChars.baseAddress, startChars.count, endChars.baseAddress, endChars.count)
+                                writeBatch, startChars.baseAddress, startChars.count, endChars.baseAddress,
+                                endChars.count)
                         }
                     }
                 }

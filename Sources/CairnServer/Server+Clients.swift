@@ -149,7 +149,9 @@ extension Server {
         }
         if !connection.waitingForWritable {
             connection.waitingForWritable = true
-            modify(connection.descriptor, events: connection.readingPaused ? EPOLLOUT.rawValue : EPOLLIN.rawValue | EPOLLOUT.rawValue)
+            modify(
+                connection.descriptor,
+                events: connection.readingPaused ? EPOLLOUT.rawValue : EPOLLIN.rawValue | EPOLLOUT.rawValue)
         }
     }
 

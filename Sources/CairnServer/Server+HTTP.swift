@@ -10,7 +10,9 @@ extension Server {
         if !connection.responded {
             var total = 0
             while total < Limits.httpRequestHeadBytesMax + 1 {
-                let count = scratch.withUnsafeMutableBytes { Glibc.read(connection.descriptor, $0.baseAddress, $0.count) }
+                let count = scratch.withUnsafeMutableBytes {
+                    Glibc.read(connection.descriptor, $0.baseAddress, $0.count)
+                }
                 if count > 0 {
                     connection.input.append(contentsOf: scratch[0..<count])
                     total += count
@@ -26,7 +28,9 @@ extension Server {
             if let headEnd = Self.find([0x0D, 0x0A, 0x0D, 0x0A], in: connection.input) {
                 respond(connection, head: Array(connection.input[..<headEnd]))
             } else if connection.input.count > Limits.httpRequestHeadBytesMax {
-                reply(connection, status: "431 Request Header Fields Too Large", body: "request head exceeds \(Limits.httpRequestHeadBytesMax) bytes\n")
+                reply(
+                    connection, status: "431 Request Header Fields Too Large",
+                    body: "request head exceeds \(Limits.httpRequestHeadBytesMax) bytes\n")
             } else {
                 return
             }
@@ -51,11 +55,15 @@ extension Server {
         let requestLine = head.split(separator: 0x0D, maxSplits: 1).first.map { Array($0) } ?? []
         let parts = requestLine.split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
-            reply(connection, status: "400 Bad Request", body: "expected a request line such as 'GET /metrics HTTP/1.1'\n")
+            reply(
+                connection, status: "400 Bad Request", body: "expected a request line such as 'GET /metrics HTTP/1.1'\n"
+            )
             return
         }
         guard parts[0] == "GET" || parts[0] == "HEAD" else {
-            reply(connection, status: "405 Method Not Allowed", body: "only GET and HEAD are served here\n", path: parts[1])
+            reply(
+                connection, status: "405 Method Not Allowed", body: "only GET and HEAD are served here\n",
+                path: parts[1])
             return
         }
         let path = String(parts[1].split(separator: "?", maxSplits: 1).first ?? "")
@@ -63,17 +71,23 @@ extension Server {
         switch path {
         case "/metrics":
             let text = core.renderMetrics(now: Self.now()) + shellMetrics.render()
-            reply(connection, status: "200 OK", body: text, contentType: "text/plain; version=0.0.4; charset=utf-8", path: path, includeBody: includeBody)
+            reply(
+                connection, status: "200 OK", body: text, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                path: path, includeBody: includeBody)
         case "/health":
             reply(connection, status: "200 OK", body: "ok\n", path: path, includeBody: includeBody)
         case "/ready":
             if state == .running {
                 reply(connection, status: "200 OK", body: "ready\n", path: path, includeBody: includeBody)
             } else {
-                reply(connection, status: "503 Service Unavailable", body: "shutting down\n", path: path, includeBody: includeBody)
+                reply(
+                    connection, status: "503 Service Unavailable", body: "shutting down\n", path: path,
+                    includeBody: includeBody)
             }
         default:
-            reply(connection, status: "404 Not Found", body: "no such path; try /metrics, /health or /ready\n", path: "other", includeBody: includeBody)
+            reply(
+                connection, status: "404 Not Found", body: "no such path; try /metrics, /health or /ready\n",
+                path: "other", includeBody: includeBody)
         }
     }
 
@@ -82,7 +96,8 @@ extension Server {
         path: String = "invalid", includeBody: Bool = true
     ) {
         let bodyBytes = Array(body.utf8)
-        let head = "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(bodyBytes.count)\r\nConnection: close\r\n\r\n"
+        let head =
+            "HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(bodyBytes.count)\r\nConnection: close\r\n\r\n"
         connection.output = Array(head.utf8) + (includeBody ? bodyBytes : [])
         connection.responded = true
         let code = String(status.prefix(3))

@@ -90,7 +90,8 @@ public final class Server {
         } catch {
             throw StartupError(description: "cannot open storage: \(error)")
         }
-        let seed = config.seed ?? (UInt64(System.monotonicNanoseconds()) ^ UInt64(bitPattern: System.unixMicroseconds()))
+        let seed =
+            config.seed ?? (UInt64(System.monotonicNanoseconds()) ^ UInt64(bitPattern: System.unixMicroseconds()))
         var nodeConfig = NodeConfig()
         nodeConfig.fsync = config.fsync
         nodeConfig.cacheBytes = config.cacheBytes
@@ -144,7 +145,8 @@ public final class Server {
     // MARK: Sockets
 
     private func listen(_ address: ListenAddress, as registration: Registration, purpose: String) throws(StartupError) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StartupError(description: "cannot create a socket: \(System.errorText())") }
         System.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
         var socketAddress = sockaddr_in()
@@ -152,10 +154,13 @@ public final class Server {
         socketAddress.sin_port = in_port_t(UInt16(address.port).bigEndian)
         guard inet_pton(AF_INET, address.host, &socketAddress.sin_addr) == 1 else {
             close(fd)
-            throw StartupError(description: "cannot listen for \(purpose) on \(address): '\(address.host)' is not an IPv4 address")
+            throw StartupError(
+                description: "cannot listen for \(purpose) on \(address): '\(address.host)' is not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, Glibc.listen(fd, 1024) == 0 else {
             let reason = System.errorText()
@@ -201,7 +206,8 @@ public final class Server {
             endTurn()
             if state == .draining {
                 if drainDeadline == 0 { drainDeadline = System.monotonicNanoseconds() + 10_000_000_000 }
-                let drained = core.isQuiescent && batchesInFlight == 0 && pendingFlush.isEmpty
+                let drained =
+                    core.isQuiescent && batchesInFlight == 0 && pendingFlush.isEmpty
                     && clients.values.allSatisfy { $0.pendingOutputBytes == 0 }
                 if drained || System.monotonicNanoseconds() > drainDeadline { break }
             }
@@ -244,7 +250,10 @@ public final class Server {
         if now >= nextTickAt { nextTickAt = now + tickNanoseconds }
         if now >= nextSampleAt {
             let cpu = System.cpuSeconds()
-            step(.processSampled(ProcessSample(residentBytes: System.residentBytes(), cpuUserSeconds: cpu.user, cpuSystemSeconds: cpu.system)))
+            step(
+                .processSampled(
+                    ProcessSample(
+                        residentBytes: System.residentBytes(), cpuUserSeconds: cpu.user, cpuSystemSeconds: cpu.system)))
             nextSampleAt = now + 1_000_000_000
         }
         step(.turnEnded)
@@ -292,7 +301,9 @@ public final class Server {
     func beginDraining(signal: Int32) {
         guard state == .running else { return }
         state = .draining
-        logger.log(.info, "shutting down: finishing in-flight commands", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")])
+        logger.log(
+            .info, "shutting down: finishing in-flight commands", [("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT")]
+        )
         for fd in listeners { unregister(fd) }
         listeners.removeAll()
         for connection in clients.values where !connection.readingPaused {

@@ -111,7 +111,10 @@ final class StorageWorker: Sendable {
         }
         let duration = System.monotonicNanoseconds() - started
         let mutations = batches.reduce(0) { $0 + $1.mutations.count }
-        report(.persisted(through: batches.last!.sequence, durationNanoseconds: duration, batches: batches.count, mutations: mutations))
+        report(
+            .persisted(
+                through: batches.last!.sequence, durationNanoseconds: duration, batches: batches.count,
+                mutations: mutations))
         return true
     }
 }

@@ -44,7 +44,6 @@ enum ServerCommand {
             let server = try Server(config: config, logger: logger)
             return server.run()
         } catch {
-            logger.log(.error, "cannot start", [("error", error.description)])
             let line = "cairn: server: \(error.description)\n"
             _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
             return 1
@@ -141,7 +140,9 @@ enum ServerCommand {
 
     static func parseBytes(_ text: String) -> Int? {
         guard let last = text.last else { return nil }
-        let multipliers: [Character: Int] = ["K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20, "G": 1 << 30, "g": 1 << 30]
+        let multipliers: [Character: Int] = [
+            "K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20, "G": 1 << 30, "g": 1 << 30,
+        ]
         if let multiplier = multipliers[last] {
             guard let number = Int(text.dropLast()), number >= 0, number <= Int.max / multiplier else { return nil }
             return number * multiplier
