@@ -74,7 +74,7 @@ extension NodeCore {
         guard let spec = CommandTable.byName["\(container)|\(sub)"] else {
             throw .unknownSubcommand(command: container, subcommand: arguments[1])
         }
-        guard spec.accepts(argumentCount: arguments.count - 1) else { throw .wrongArity(command: spec.name) }
+        guard spec.accepts(argumentCount: arguments.count) else { throw .wrongArity(command: spec.name) }
         return sub
     }
 

@@ -115,7 +115,9 @@ public indirect enum RESPValue: Sendable, Equatable {
     /// Simple strings and errors cannot hold a line end; Redis replaces them with spaces, and so do we.
     static func singleLine(_ text: String) -> String {
         guard text.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A }) else { return text }
-        return String(text.map { $0 == "\r" || $0 == "\n" || $0 == "\r\n" ? " " : $0 })
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars { scalars.append(scalar == "\r" || scalar == "\n" ? " " : scalar) }
+        return String(scalars)
     }
 
     /// Doubles as Redis prints them in replies: `inf`, `-inf`, `nan`, else the shortest round trip.

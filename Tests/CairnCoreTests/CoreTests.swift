@@ -1,0 +1,153 @@
+import Testing
+
+@testable import CairnCore
+
+@Suite("limits")
+struct LimitsTests {
+    @Test("limits relate as the code assumes")
+    func limitsRelate() {
+        #expect(
+            Limits.clientInputBytesMax > Limits.respBulkBytesMax, "a whole maximal bulk must fit in the input buffer")
+        #expect(Limits.clientOutputBytesHardMax > Limits.clientOutputBytesSoftMax)
+        #expect(Limits.valueBytesMax <= Limits.respBulkBytesMax, "a stored value must be readable back in one bulk")
+        #expect(Limits.respInlineBytesMax < Limits.clientInputBytesMax)
+        #expect(Limits.readBytesPerTurnMax >= 64 * 1024)
+        #expect(Limits.scanCursorsMax > 0 && Limits.expiryKeysPerTickMax > 0)
+    }
+}
+
+@Suite("SplitMix64")
+struct SplitMix64Tests {
+    @Test("the same seed gives the same sequence; different seeds differ")
+    func deterministic() {
+        var first = SplitMix64(seed: 42)
+        var second = SplitMix64(seed: 42)
+        var other = SplitMix64(seed: 43)
+        let a = (0..<8).map { _ in first.next() }
+        #expect(a == (0..<8).map { _ in second.next() })
+        #expect(a != (0..<8).map { _ in other.next() })
+    }
+
+    @Test("golden vector for seed 0 pins the algorithm")
+    func goldenVector() {
+        var prng = SplitMix64(seed: 0)
+        #expect(prng.next() == 0xE220_A839_7B1D_CDAF)
+        #expect(prng.next() == 0x6E78_9E6A_A1B9_65F4)
+    }
+
+    @Test("below stays in range", arguments: [1, 2, 7, 1000])
+    func belowInRange(bound: Int) {
+        var prng = SplitMix64(seed: UInt64(bound))
+        for _ in 0..<1000 { #expect((0..<bound).contains(prng.below(bound))) }
+    }
+}
+
+@Suite("glob patterns")
+struct GlobPatternTests {
+    /// A slow, obviously correct recursive matcher over the same syntax, as the model.
+    static func model(_ pattern: [UInt8], _ key: [UInt8]) -> Bool {
+        guard let first = pattern.first else { return key.isEmpty }
+        switch first {
+        case UInt8(ascii: "*"):
+            for split in 0...key.count where model(Array(pattern.dropFirst()), Array(key[split...])) { return true }
+            return false
+        case UInt8(ascii: "?"):
+            return !key.isEmpty && model(Array(pattern.dropFirst()), Array(key.dropFirst()))
+        default:
+            return key.first == first && model(Array(pattern.dropFirst()), Array(key.dropFirst()))
+        }
+    }
+
+    @Test("matches Redis examples")
+    func examples() {
+        func matches(_ pattern: String, _ key: String) -> Bool {
+            GlobPattern(Array(pattern.utf8)).matches(Array(key.utf8))
+        }
+        #expect(matches("h?llo", "hello"))
+        #expect(matches("h*llo", "heeeello"))
+        #expect(matches("h[ae]llo", "hallo"))
+        #expect(!matches("h[ae]llo", "hillo"))
+        #expect(matches("h[^e]llo", "hallo"))
+        #expect(!matches("h[^e]llo", "hello"))
+        #expect(matches("h[a-b]llo", "hbllo"))
+        #expect(matches("h\\*llo", "h*llo"))
+        #expect(!matches("h\\*llo", "hello"))
+        #expect(matches("*", ""))
+        #expect(!matches("a*b", "ac"))
+        #expect(matches("user:*:name", "user:42:name"))
+    }
+
+    @Test("agrees with a recursive model on random patterns of *, ? and letters", arguments: 0..<200 as Range<UInt64>)
+    func agreesWithModel(seed: UInt64) {
+        var prng = SplitMix64(seed: seed)
+        let alphabet: [UInt8] = Array("ab*?".utf8)
+        let pattern = (0..<prng.below(6)).map { _ in alphabet[prng.below(4)] }
+        let key = (0..<prng.below(7)).map { _ in alphabet[prng.below(2)] }
+        #expect(
+            GlobPattern(pattern).matches(key) == Self.model(pattern, key),
+            "seed \(seed): pattern \(String(bytes: pattern)) key \(String(bytes: key))")
+    }
+}
+
+@Suite("numbers")
+struct NumbersTests {
+    @Test("integers parse as Redis's string2ll does")
+    func parseIntegers() {
+        #expect(Numbers.parseInt64(Array("0".utf8)) == 0)
+        #expect(Numbers.parseInt64(Array("-12".utf8)) == -12)
+        #expect(Numbers.parseInt64(Array("9223372036854775807".utf8)) == Int64.max)
+        #expect(Numbers.parseInt64(Array("-9223372036854775808".utf8)) == Int64.min)
+        for bad in ["", "-", "+1", " 1", "1 ", "01", "-0", "9223372036854775808", "1.0", "abc", "1e3"] {
+            #expect(Numbers.parseInt64(Array(bad.utf8)) == nil, "'\(bad)' must not parse")
+        }
+    }
+
+    @Test("doubles parse, NaN and spaces do not")
+    func parseDoubles() {
+        #expect(Numbers.parseDouble(Array("1.5".utf8)) == 1.5)
+        #expect(Numbers.parseDouble(Array("-inf".utf8)) == -.infinity)
+        #expect(Numbers.parseDouble(Array("5e3".utf8)) == 5000)
+        for bad in ["", "nan", " 1", "1 ", "abc"] {
+            #expect(Numbers.parseDouble(Array(bad.utf8)) == nil, "'\(bad)' must not parse")
+        }
+    }
+
+    @Test("human format never uses an exponent and trims zeros")
+    func formatHuman() {
+        #expect(Numbers.formatHuman(10.5 + 0.1) == "10.6")
+        #expect(Numbers.formatHuman(3) == "3")
+        #expect(Numbers.formatHuman(-2.5) == "-2.5")
+        #expect(Numbers.formatHuman(1e20) == "100000000000000000000")
+        #expect(Numbers.formatHuman(1.5e-7) == "0.00000015")
+        #expect(Numbers.formatHuman(5.0e3) == "5000")
+    }
+}
+
+@Suite("metrics")
+struct MetricsTests {
+    static let counter = MetricFamily("test_requests_total", help: "Requests.", kind: .counter)
+    static let histogram = MetricFamily("test_latency_seconds", help: "Latency.", kind: .histogram(buckets: [0.1, 1]))
+
+    @Test("renders counters and cumulative histogram buckets in the text format")
+    func renders() {
+        var registry = MetricsRegistry()
+        registry.add(Self.counter, [("path", "a\"b")], 2)
+        registry.observe(Self.histogram, [], 0.05)
+        registry.observe(Self.histogram, [], 0.5)
+        registry.observe(Self.histogram, [], 5)
+        let expected = """
+            # HELP test_latency_seconds Latency.
+            # TYPE test_latency_seconds histogram
+            test_latency_seconds_bucket{le="0.1"} 1
+            test_latency_seconds_bucket{le="1"} 2
+            test_latency_seconds_bucket{le="+Inf"} 3
+            test_latency_seconds_sum 5.55
+            test_latency_seconds_count 3
+            # HELP test_requests_total Requests.
+            # TYPE test_requests_total counter
+            test_requests_total{path="a\\"b"} 2
+
+            """
+        #expect(registry.render() == expected)
+    }
+}
