@@ -45,7 +45,11 @@ struct NodeHarness {
     /// Applies every unapplied batch and reports it durable; returns the replies that released.
     mutating func persistAll() -> [ClientReply] {
         guard let last = unapplied.last else { return [] }
-        try! store.apply(unapplied, sync: true)
+        do {
+            try store.apply(unapplied, sync: true)
+        } catch {
+            preconditionFailure("the in-memory store cannot fail, but did: \(error)")
+        }
         let count = unapplied.count
         let mutations = unapplied.reduce(0) { $0 + $1.mutations.count }
         unapplied.removeAll()
