@@ -48,8 +48,21 @@ public struct HistogramValue: Sendable, Equatable {
     public var sum: Double = 0
     public var count: UInt64 = 0
 
-    init(bucketCount: Int) {
+    public init(bucketCount: Int) {
         counts = Array(repeating: 0, count: bucketCount + 1)
+    }
+
+    /// Counts one observation; `buckets` are the family's bounds.
+    public mutating func observe(_ value: Double, buckets: [Double]) {
+        precondition(counts.count == buckets.count + 1, "histogram has \(counts.count) counts for \(buckets.count) buckets")
+        var index = buckets.count
+        for (position, bound) in buckets.enumerated() where value <= bound {
+            index = position
+            break
+        }
+        counts[index] += 1
+        sum += value
+        count += 1
     }
 }
 
@@ -93,17 +106,17 @@ public struct MetricsRegistry: Sendable {
             preconditionFailure("observe(\(family.name)) on a family that is not a histogram")
         }
         families[family.name] = family
-        let key = Self.labelText(labels)
-        var series = histograms[family.name]?[key] ?? HistogramValue(bucketCount: buckets.count)
-        var index = buckets.count
-        for (position, bound) in buckets.enumerated() where value <= bound {
-            index = position
-            break
+        histograms[family.name, default: [:]][Self.labelText(labels), default: HistogramValue(bucketCount: buckets.count)]
+            .observe(value, buckets: buckets)
+    }
+
+    /// Replaces a histogram series with values kept elsewhere (a core's own per-command histograms).
+    public mutating func setHistogram(_ family: MetricFamily, _ labels: [(String, String)], _ value: HistogramValue) {
+        guard case .histogram(let buckets) = family.kind, value.counts.count == buckets.count + 1 else {
+            preconditionFailure("setHistogram(\(family.name)) with a family or value that does not match")
         }
-        series.counts[index] += 1
-        series.sum += value
-        series.count += 1
-        histograms[family.name, default: [:]][key] = series
+        families[family.name] = family
+        histograms[family.name, default: [:]][Self.labelText(labels)] = value
     }
 
     /// The histogram series for `labels`, if it has observations.

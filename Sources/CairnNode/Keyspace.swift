@@ -20,9 +20,9 @@ public struct Keyspace: Sendable {
 
     let store: any KVStore
     public private(set) var cache: ReadCache
-    private var pending: [[UInt8]: PendingWrite] = [:]
+    private var pending: [ByteKey: PendingWrite] = [:]
     /// Keys written by each batch not yet durable, so `persisted` touches only what it must.
-    private var keysByBatch: [BatchSequence: [[UInt8]]] = [:]
+    private var keysByBatch: [BatchSequence: [ByteKey]] = [:]
     /// A FLUSHALL whose batch is not durable yet: until it is, the store's contents are already gone.
     private var pendingFlush: BatchSequence?
     private(set) var openBatch: StorageBatch
@@ -89,7 +89,7 @@ public struct Keyspace: Sendable {
 
     /// The stored record of `key`, expired or not, from the pending writes, the cache or the store.
     mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
-        if let write = pending[key] {
+        if let write = pending[ByteKey(key)] {
             readGate = max(readGate, write.sequence)
             return write.record
         }
@@ -138,10 +138,11 @@ public struct Keyspace: Sendable {
     }
 
     private mutating func remember(_ key: [UInt8], _ record: ValueRecord?) {
-        if pending[key]?.sequence != openBatch.sequence {
-            keysByBatch[openBatch.sequence, default: []].append(key)
+        let hashed = ByteKey(key)
+        let previous = pending.updateValue(PendingWrite(record: record, sequence: openBatch.sequence), forKey: hashed)
+        if previous?.sequence != openBatch.sequence {
+            keysByBatch[openBatch.sequence, default: []].append(hashed)
         }
-        pending[key] = PendingWrite(record: record, sequence: openBatch.sequence)
         readGate = max(readGate, openBatch.sequence)
     }
 
@@ -183,7 +184,7 @@ public struct Keyspace: Sendable {
             for key in keysByBatch.removeValue(forKey: batch) ?? [] {
                 guard let write = pending[key], write.sequence <= sequence else { continue }
                 pending.removeValue(forKey: key)
-                if let record = write.record { cache.put(key, record) } else { cache.remove(key) }
+                if let record = write.record { cache.put(key.bytes, record) } else { cache.remove(key.bytes) }
             }
             batch = batch.next
         }
@@ -212,24 +213,24 @@ public struct Keyspace: Sendable {
         let exhausted = stored.count < limit
         let lastStored = stored.last.map { StorageLayout.userKey(fromDataKey: $0.key) }
         // Merge the pending writes that fall inside the examined range.
-        var merged: [[UInt8]: ValueRecord?] = [:]
+        var merged: [ByteKey: ValueRecord?] = [:]
         for (dataKey, value) in stored {
             let key = StorageLayout.userKey(fromDataKey: dataKey)
             do {
-                merged[key] = try ValueRecord.decode(value, key: key)
+                merged[ByteKey(key)] = try ValueRecord.decode(value, key: key)
             } catch {
                 throw .storage(error)
             }
         }
-        for (key, write) in pending where !key.lexicographicallyPrecedes(start) {
-            if !exhausted, let lastStored, lastStored.lexicographicallyPrecedes(key) { continue }
+        for (key, write) in pending where !key.bytes.lexicographicallyPrecedes(start) {
+            if !exhausted, let lastStored, lastStored.lexicographicallyPrecedes(key.bytes) { continue }
             merged[key] = write.record
             readGate = max(readGate, write.sequence)
         }
         var entries: [(key: [UInt8], record: ValueRecord)] = []
-        for key in merged.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+        for key in merged.keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
             guard let record = merged[key] ?? nil, !record.isExpired(at: now) else { continue }
-            entries.append((key, record))
+            entries.append((key.bytes, record))
         }
         let next: [UInt8]? = exhausted ? nil : lastStored.map { $0 + [0] }
         return (entries, next)
@@ -255,7 +256,7 @@ public struct Keyspace: Sendable {
         if let record, record.expiresAt == expiresAt, record.isExpired(at: now) {
             delete(key, previous: record)
             expiredKeys += 1
-        } else if record?.expiresAt != expiresAt, pending[key] == nil {
+        } else if record?.expiresAt != expiresAt, pending[ByteKey(key)] == nil {
             // Stale: the key's expiry changed (or it is gone) and that change is durable already.
             openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: expiresAt)))
         }

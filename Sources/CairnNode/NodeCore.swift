@@ -174,11 +174,11 @@ public struct NodeCore: Sendable {
         } catch {
             reply = .error(error.description)
         }
-        session.lastCommand = CommandTable.byName[name]?.name ?? "unknown"
+        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
+        session.lastCommand = commandLabel
         session.lastCommandAt = now
         if closeAfter { session.isClosing = true }
         sessions[id] = session
-        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
         release(
             id, reply, command: commandLabel, closeAfter: closeAfter, startedAt: now.monotonicNanoseconds, into: &output
         )
@@ -224,11 +224,11 @@ public struct NodeCore: Sendable {
         }
     }
 
+    /// Counts a finished command. Kept in plain counters (no label strings) because it runs per command;
+    /// `renderMetrics` turns them into series.
     mutating func recordCommand(_ command: String, isError: Bool, startedAt: UInt64) {
         let seconds = Double(now.monotonicNanoseconds &- startedAt) / 1e9
-        metrics.add(NodeMetrics.commands, [("command", command), ("result", isError ? "error" : "ok")])
-        metrics.observe(NodeMetrics.commandDuration, [("command", command)], seconds)
-        stats.record(command, isError: isError, microseconds: UInt64(seconds * 1e6))
+        stats.record(command, isError: isError, seconds: seconds)
     }
 
     // MARK: Expiry
@@ -271,6 +271,11 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.cacheEvictions, [], Double(keyspace.cache.evictions))
         metrics.set(NodeMetrics.cacheBytes, [], Double(keyspace.cache.usedBytes))
         metrics.set(NodeMetrics.cacheCapacityBytes, [], Double(keyspace.cache.capacityBytes))
+        for (command, stat) in stats.commands {
+            metrics.set(NodeMetrics.commands, [("command", command), ("result", "ok")], Double(stat.calls - stat.failedCalls))
+            metrics.set(NodeMetrics.commands, [("command", command), ("result", "error")], Double(stat.failedCalls))
+            metrics.setHistogram(NodeMetrics.commandDuration, [("command", command)], stat.latency)
+        }
         metrics.set(NodeMetrics.uptime, [], Double(now.monotonicNanoseconds &- startedAt.monotonicNanoseconds) / 1e9)
         return metrics.render()
     }
@@ -298,6 +303,7 @@ struct NodeStats: Sendable {
         var calls: UInt64 = 0
         var microseconds: UInt64 = 0
         var failedCalls: UInt64 = 0
+        var latency = HistogramValue(bucketCount: MetricFamily.latencyBucketsSeconds.count)
     }
     var connectionsReceived: UInt64 = 0
     var connectionsRejected: UInt64 = 0
@@ -310,14 +316,19 @@ struct NodeStats: Sendable {
     var keyspaceMisses: UInt64 = 0
     var commands: [String: CommandStat] = [:]
 
-    mutating func record(_ command: String, isError: Bool, microseconds: UInt64) {
+    mutating func record(_ command: String, isError: Bool, seconds: Double) {
         commandsProcessed += 1
         if isError { errorReplies += 1 }
-        var stat = commands[command] ?? CommandStat()
-        stat.calls += 1
-        stat.microseconds += microseconds
-        if isError { stat.failedCalls += 1 }
-        commands[command] = stat
+        commands[command, default: CommandStat()].record(isError: isError, seconds: seconds)
+    }
+}
+
+extension NodeStats.CommandStat {
+    mutating func record(isError: Bool, seconds: Double) {
+        calls += 1
+        microseconds += UInt64(seconds * 1e6)
+        if isError { failedCalls += 1 }
+        latency.observe(seconds, buckets: MetricFamily.latencyBucketsSeconds)
     }
 }
 

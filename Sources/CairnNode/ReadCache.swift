@@ -1,3 +1,4 @@
+import CairnCore
 import CairnStorage
 
 /// A bounded least-recently-used cache of key records, in front of the store.
@@ -27,7 +28,7 @@ public struct ReadCache: Sendable {
     public private(set) var misses: UInt64 = 0
     public private(set) var evictions: UInt64 = 0
 
-    private var index: [[UInt8]: Int] = [:]
+    private var index: [ByteKey: Int] = [:]
     private var entries: [Entry] = []
     private var freeSlots: [Int] = []
     private var head = ReadCache.none  // Most recently used.
@@ -46,7 +47,7 @@ public struct ReadCache: Sendable {
 
     /// Looks up `key`, counting a hit or a miss. An expired record is a miss and is dropped.
     public mutating func get(_ key: [UInt8], now unixMilliseconds: Int64) -> ValueRecord? {
-        guard let slot = index[key] else {
+        guard let slot = index[ByteKey(key)] else {
             misses += 1
             return nil
         }
@@ -61,7 +62,7 @@ public struct ReadCache: Sendable {
     }
 
     /// Whether `key` is cached, without counting or reordering (for tests and invariants).
-    public func contains(_ key: [UInt8]) -> Bool { index[key] != nil }
+    public func contains(_ key: [UInt8]) -> Bool { index[ByteKey(key)] != nil }
 
     /// Stores `record` for `key`, evicting least recently used entries to stay within capacity. A record
     /// larger than the whole cache is not stored (and any older record for the key is dropped).
@@ -86,14 +87,14 @@ public struct ReadCache: Sendable {
         if head != Self.none { entries[head].previous = slot }
         head = slot
         if tail == Self.none { tail = slot }
-        index[key] = slot
+        index[ByteKey(key)] = slot
         usedBytes += cost
         precondition(usedBytes <= capacityBytes, "cache holds \(usedBytes) bytes over capacity \(capacityBytes)")
     }
 
     /// Drops `key` if cached.
     public mutating func remove(_ key: [UInt8]) {
-        guard let slot = index.removeValue(forKey: key) else { return }
+        guard let slot = index.removeValue(forKey: ByteKey(key)) else { return }
         unlink(slot)
         usedBytes -= Self.cost(entries[slot].key, entries[slot].record)
         entries[slot].key = []
