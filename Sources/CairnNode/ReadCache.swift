@@ -67,8 +67,19 @@ public struct ReadCache: Sendable {
     /// Stores `record` for `key`, evicting least recently used entries to stay within capacity. A record
     /// larger than the whole cache is not stored (and any older record for the key is dropped).
     public mutating func put(_ key: [UInt8], _ record: ValueRecord) {
-        remove(key)
         let cost = Self.cost(key, record)
+        let hashed = ByteKey(key)
+        if let slot = index[hashed] {
+            // Update in place when the new record still fits: the common case of overwriting a hot key.
+            let oldCost = Self.cost(key, entries[slot].record)
+            if usedBytes - oldCost + cost <= capacityBytes {
+                entries[slot].record = record
+                usedBytes += cost - oldCost
+                moveToFront(slot)
+                return
+            }
+            remove(key)
+        }
         guard cost <= capacityBytes else { return }
         while usedBytes + cost > capacityBytes, tail != Self.none {
             let victim = entries[tail].key
@@ -87,7 +98,7 @@ public struct ReadCache: Sendable {
         if head != Self.none { entries[head].previous = slot }
         head = slot
         if tail == Self.none { tail = slot }
-        index[ByteKey(key)] = slot
+        index[hashed] = slot
         usedBytes += cost
         precondition(usedBytes <= capacityBytes, "cache holds \(usedBytes) bytes over capacity \(capacityBytes)")
     }

@@ -15,6 +15,8 @@ public struct StartupError: Error, CustomStringConvertible {
 /// Completions from the storage thread waiting for the loop (the only cross-thread hand-off).
 final class Inbox: Sendable {
     private let items = Mutex<[StorageCompletion]>([])
+    /// A wake is already signalled and not yet consumed: further posts need not signal again.
+    private let wakePending = Atomic<Bool>(false)
     let wakeDescriptor: Int32
 
     init() {
@@ -24,13 +26,16 @@ final class Inbox: Sendable {
 
     func post(_ completion: StorageCompletion) {
         items.withLock { $0.append(completion) }
-        var one: UInt64 = 1
-        _ = Glibc.write(wakeDescriptor, &one, 8)
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeDescriptor, &one, 8)
+        }
     }
 
     func take() -> [StorageCompletion] {
         var counter: UInt64 = 0
         _ = Glibc.read(wakeDescriptor, &counter, 8)
+        wakePending.store(false, ordering: .releasing)
         return items.withLock { items in
             defer { items.removeAll(keepingCapacity: true) }
             return items

@@ -24,6 +24,9 @@ final class StorageWorker: Sendable {
     struct Queue: Sendable {
         var batches: [StorageBatch] = []
         var stopping = false
+        /// The thread is waiting for work: the next enqueue must wake it. While it works, enqueues only
+        /// add to the queue, which it checks before it sleeps again (one wake per group commit).
+        var idle = false
     }
 
     let store: RocksKVStore
@@ -49,14 +52,23 @@ final class StorageWorker: Sendable {
 
     /// Queues a batch (called on the loop thread).
     func enqueue(_ batch: StorageBatch) {
-        queue.withLock { $0.batches.append(batch) }
-        var one: UInt64 = 1
-        _ = Glibc.write(wakeDescriptor, &one, 8)
+        let mustWake = queue.withLock { state in
+            state.batches.append(batch)
+            defer { state.idle = false }
+            return state.idle
+        }
+        if mustWake {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeDescriptor, &one, 8)
+        }
     }
 
     /// Asks the thread to write what is queued, sync, and exit; waits until it has.
     func stopAndWait() {
-        queue.withLock { $0.stopping = true }
+        queue.withLock {
+            $0.stopping = true
+            $0.idle = false
+        }
         var one: UInt64 = 1
         _ = Glibc.write(wakeDescriptor, &one, 8)
         while !finished.withLock({ $0 }) {
@@ -69,11 +81,17 @@ final class StorageWorker: Sendable {
         var lastSync = System.monotonicNanoseconds()
         var unsynced = false
         while true {
-            var descriptor = pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)
-            let timeout: Int32 = policy == .everysec ? 1000 : -1
-            if poll(&descriptor, 1, timeout) > 0 {
-                var counter: UInt64 = 0
-                _ = read(wakeDescriptor, &counter, 8)
+            let hasWork = queue.withLock { state in
+                state.idle = state.batches.isEmpty && !state.stopping
+                return !state.idle
+            }
+            if !hasWork {
+                var descriptor = pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0)
+                let timeout: Int32 = policy == .everysec ? 1000 : -1
+                if poll(&descriptor, 1, timeout) > 0 {
+                    var counter: UInt64 = 0
+                    _ = read(wakeDescriptor, &counter, 8)
+                }
             }
             let (batches, stopping) = queue.withLock { state in
                 let taken = state.batches
