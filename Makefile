@@ -34,7 +34,7 @@ unit:
 	swift test --skip-build
 
 integration:
-	python3 -m pytest tests/integration -q -p no:cacheprovider
+	CAIRN_REQUIRE_TARGETS=1 python3 -m pytest tests/integration -q -p no:cacheprovider
 
 lint:
 	swift format lint --strict -r Sources Tests Package.swift

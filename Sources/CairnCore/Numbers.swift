@@ -110,3 +110,57 @@ extension String {
     /// Decodes bytes as UTF-8, repairing invalid sequences (for log lines and error texts only).
     @inlinable public init(bytes: some Collection<UInt8>) { self = String(decoding: bytes, as: UTF8.self) }
 }
+
+#if arch(x86_64) || arch(i386)
+    /// C's `long double` on this platform, which Redis uses for INCRBYFLOAT.
+    public typealias LongDouble = Float80
+#else
+    /// C's `long double` on this platform, which Redis uses for INCRBYFLOAT.
+    public typealias LongDouble = Double
+#endif
+
+extension Numbers {
+    /// Parses a number for INCRBYFLOAT as Redis's `string2ld` does (strtold): no surrounding spaces,
+    /// not NaN; decimal, exponent and hexadecimal forms are accepted.
+    public static func parseLongDouble<Bytes: Collection>(_ bytes: Bytes) -> LongDouble? where Bytes.Element == UInt8 {
+        guard !bytes.isEmpty, bytes.count <= 5000, let first = bytes.first, let last = bytes.reversed().first,
+            !isSpaceByte(first), !isSpaceByte(last), let text = String(validating: bytes, as: UTF8.self)
+        else { return nil }
+        switch text.lowercased() {
+        case "inf", "+inf", "infinity", "+infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        default: break
+        }
+        if let value = LongDouble(text), !value.isNaN { return value }
+        // strtold also reads hexadecimal integers without a binary exponent ("0x10").
+        let sign: LongDouble = text.hasPrefix("-") ? -1 : 1
+        let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        if unsigned.lowercased().hasPrefix("0x"), let integer = UInt64(unsigned.dropFirst(2), radix: 16) {
+            return sign * LongDouble(integer)
+        }
+        return nil
+    }
+
+    static func isSpaceByte(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+
+    /// Formats as Redis's INCRBYFLOAT reply: C's `%.17Lf` (17 digits after the point), then trailing
+    /// zeros and a trailing point removed. So 10.5 + 0.1 gives "10.6", and 1.6 + 1e3 gives
+    /// "1001.59999999999999998", exactly as Redis prints them.
+    public static func formatLongDouble(_ value: LongDouble) -> String {
+        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
+        let magnitude = abs(value)
+        guard magnitude < 9.0e18 else { return formatHuman(Double(value)) }
+        var whole = UInt64(magnitude.rounded(.towardZero))
+        let fractionScale: LongDouble = 100_000_000_000_000_000  // 10^17, exact in a long double.
+        var fraction = ((magnitude - LongDouble(whole)) * fractionScale).rounded()
+        if fraction >= fractionScale {
+            whole += 1
+            fraction -= fractionScale
+        }
+        var digits = String(UInt64(fraction))
+        digits = String(repeating: "0", count: 17 - digits.count) + digits
+        while digits.last == "0" { digits.removeLast() }
+        let sign = value < 0 && (whole != 0 || !digits.isEmpty) ? "-" : ""
+        return sign + String(whole) + (digits.isEmpty ? "" : "." + digits)
+    }
+}

@@ -26,12 +26,12 @@ public enum CommandError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unknownCommand(let name, let arguments):
-            var text = "ERR unknown command '\(Self.clip(name))', with args beginning with: "
-            for argument in arguments {
-                guard text.utf8.count < 256 else { break }
-                text += "'\(Self.clip(argument))' "
+            // As Redis: arguments are added while their text is under 128 bytes, each cut to what is left.
+            var listed: [UInt8] = []
+            for argument in arguments where listed.count < 128 {
+                listed += [UInt8(ascii: "'")] + argument.prefix(128 - listed.count) + Array("' ".utf8)
             }
-            return text
+            return "ERR unknown command '\(Self.clip(name))', with args beginning with: " + String(decoding: listed, as: UTF8.self)
         case .wrongArity(let command):
             return "ERR wrong number of arguments for '\(command)' command"
         case .unknownSubcommand(let command, let subcommand):

@@ -67,7 +67,7 @@ extension NodeCore {
 
     mutating func select(_ arguments: [[UInt8]]) throws(CommandError) -> RESPValue {
         guard let index = Numbers.parseInt64(arguments[1]), index >= Int32.min, index <= Int32.max else {
-            throw .other("ERR invalid DB index")
+            throw .notInteger
         }
         guard index == 0 else { throw .dbIndexOutOfRange }
         return .ok

@@ -233,16 +233,16 @@ extension NodeCore {
 
     mutating func incrbyfloat(_ arguments: [[UInt8]], now: Int64) throws(CommandError) -> RESPValue {
         let key = arguments[1]
-        guard let amount = Numbers.parseDouble(arguments[2]) else { throw .notFloat }
+        guard let amount = Numbers.parseLongDouble(arguments[2]) else { throw .notFloat }
         let previous = try keyspace.get(key, now: now)
-        var current = 0.0
+        var current: LongDouble = 0
         if let previous {
-            guard let parsed = Numbers.parseDouble(previous.value) else { throw .notFloat }
+            guard let parsed = Numbers.parseLongDouble(previous.value) else { throw .notFloat }
             current = parsed
         }
         let sum = current + amount
         guard sum.isFinite else { throw .incrementNaN }
-        let text = Array(Numbers.formatHuman(sum).utf8)
+        let text = Array(Numbers.formatLongDouble(sum).utf8)
         keyspace.put(key, ValueRecord(value: text, expiresAt: previous?.expiresAt), previous: previous)
         return .bulk(text)
     }

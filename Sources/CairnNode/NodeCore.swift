@@ -168,15 +168,21 @@ public struct NodeCore: Sendable {
         keyspace.readGate = BatchSequence(0)
         var closeAfter = false
         let name = Self.lowercased(arguments[0])
+        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
+        // CLIENT LIST shows the command being run, with its subcommand, as Redis does.
+        session.lastCommand = commandLabel
+        if arguments.count > 1, let spec = CommandTable.byName[name], !spec.subcommands.isEmpty {
+            let full = name + "|" + Self.lowercased(arguments[1])
+            if CommandTable.byName[full] != nil { session.lastCommand = full }
+        }
+        session.lastCommandAt = now
+        sessions[id] = session
         let reply: RESPValue
         do {
             reply = try execute(name, arguments, session: &session, closeAfter: &closeAfter)
         } catch {
             reply = .error(error.description)
         }
-        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
-        session.lastCommand = commandLabel
-        session.lastCommandAt = now
         if closeAfter { session.isClosing = true }
         sessions[id] = session
         release(

@@ -3,6 +3,12 @@ import CairnCore
 import CairnNode
 import Glibc
 
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}
+
 extension Server {
     /// Serves one admin HTTP request: `/metrics`, `/health`, `/ready`. Anything malformed gets a 4xx
     /// and the connection closes; nothing a client sends here can reach the node core.
@@ -60,6 +66,10 @@ extension Server {
             )
             return
         }
+        if let problem = Self.headerProblem(head) {
+            reply(connection, status: "400 Bad Request", body: problem + "\n")
+            return
+        }
         guard parts[0] == "GET" || parts[0] == "HEAD" else {
             reply(
                 connection, status: "405 Method Not Allowed", body: "only GET and HEAD are served here\n",
@@ -103,6 +113,23 @@ extension Server {
         let code = String(status.prefix(3))
         let label = ["/metrics", "/health", "/ready"].contains(path) ? path : "other"
         shellMetrics.add(Self.httpRequests, [("path", label), ("code", code)])
+    }
+
+    /// Why the header lines of a request head are malformed, or nil if they are fine: each must be
+    /// `Name: value`, and a Content-Length must be a non-negative integer.
+    static func headerProblem(_ head: [UInt8]) -> String? {
+        let text = String(decoding: head, as: UTF8.self)
+        for line in text.split(separator: "\r\n", omittingEmptySubsequences: false).dropFirst() {
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                return "malformed header line: expected 'Name: value'"
+            }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: " \t")
+            if name == "content-length", UInt64(value) == nil {
+                return "Content-Length must be a non-negative integer, got '\(value)'"
+            }
+        }
+        return nil
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

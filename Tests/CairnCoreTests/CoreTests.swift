@@ -123,6 +123,30 @@ struct NumbersTests {
     }
 }
 
+@Suite("long double formatting for INCRBYFLOAT")
+struct LongDoubleTests {
+    @Test("matches what redis-server prints")
+    func redisExamples() {
+        func add(_ a: String, _ b: String) -> String? {
+            guard let x = Numbers.parseLongDouble(Array(a.utf8)), let y = Numbers.parseLongDouble(Array(b.utf8)) else {
+                return nil
+            }
+            return Numbers.formatLongDouble(x + y)
+        }
+        #expect(add("10.50", "0.1") == "10.6")
+        #expect(add("5.0e3", "2.0e2") == "5200")
+        #expect(add("0", "0x10") == "16")
+        #expect(add("0", ".5") == "0.5")
+        #expect(add("-1", "0.25") == "-0.75")
+        #if arch(x86_64)
+            #expect(add("1.5", "0.1") == "1.6")
+            #expect(add("1.6", "1e3") == "1001.59999999999999998")
+        #endif
+        #expect(Numbers.parseLongDouble(Array("1.5 ".utf8)) == nil)
+        #expect(Numbers.parseLongDouble(Array("abc".utf8)) == nil)
+    }
+}
+
 @Suite("metrics")
 struct MetricsTests {
     static let counter = MetricFamily("test_requests_total", help: "Requests.", kind: .counter)

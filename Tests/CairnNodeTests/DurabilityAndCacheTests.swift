@@ -116,7 +116,7 @@ struct ServerCommandTests {
         #expect(node.send(client, "ECHO", "x") == Reply.bulk("x"))
         #expect(node.send(client, "SELECT", "0") == Reply.ok)
         #expect(node.send(client, "SELECT", "1") == Reply.error("ERR DB index is out of range"))
-        #expect(node.send(client, "SELECT", "x") == Reply.error("ERR invalid DB index"))
+        #expect(node.send(client, "SELECT", "x") == Reply.error("ERR value is not an integer or out of range"))
         #expect(
             node.send(client, "FOO", "a", "b")
                 == Reply.error("ERR unknown command 'FOO', with args beginning with: 'a' 'b' "))
@@ -157,7 +157,7 @@ struct ServerCommandTests {
             list.contains(
                 "id=\(client.rawValue) addr=127.0.0.1:5\(client.rawValue) laddr=127.0.0.1:7379 fd=9 name=worker"))
         #expect(list.contains("lib-name=redis-py"))
-        #expect(node.send(client, "CLIENT", "INFO").contains("cmd=client"))
+        #expect(node.send(client, "CLIENT", "INFO").contains("cmd=client|info "))
     }
 
     @Test("COMMAND, CONFIG GET and INFO answer what redis-cli and client libraries ask")
