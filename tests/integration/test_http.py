@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, PROMTOOL, wait_until
+from conftest import HOST, PROMTOOL, REQUIRE_TARGETS, wait_until
 
 METRIC_NAMES = [
     "cairn_commands_total", "cairn_command_duration_seconds", "cairn_connected_clients", "cairn_keys",
@@ -127,6 +127,8 @@ def test_connected_clients_and_keys_gauges(cairn_server):
 
 def test_promtool_accepts_metrics(cairn_server):
     if not (Path(PROMTOOL).is_file() and os.access(PROMTOOL, os.X_OK)):
+        if REQUIRE_TARGETS:
+            pytest.fail(f"promtool not found at {PROMTOOL} (apt-get install prometheus)")
         pytest.skip(f"promtool not found at {PROMTOOL} (apt-get install prometheus)")
     c = cairn_server.client()
     for i in range(10):
