@@ -54,7 +54,8 @@ public struct HistogramValue: Sendable, Equatable {
 
     /// Counts one observation; `buckets` are the family's bounds.
     public mutating func observe(_ value: Double, buckets: [Double]) {
-        precondition(counts.count == buckets.count + 1, "histogram has \(counts.count) counts for \(buckets.count) buckets")
+        precondition(
+            counts.count == buckets.count + 1, "histogram has \(counts.count) counts for \(buckets.count) buckets")
         var index = buckets.count
         for (position, bound) in buckets.enumerated() where value <= bound {
             index = position
@@ -106,8 +107,10 @@ public struct MetricsRegistry: Sendable {
             preconditionFailure("observe(\(family.name)) on a family that is not a histogram")
         }
         families[family.name] = family
-        histograms[family.name, default: [:]][Self.labelText(labels), default: HistogramValue(bucketCount: buckets.count)]
-            .observe(value, buckets: buckets)
+        histograms[family.name, default: [:]][
+            Self.labelText(labels), default: HistogramValue(bucketCount: buckets.count)
+        ]
+        .observe(value, buckets: buckets)
     }
 
     /// Replaces a histogram series with values kept elsewhere (a core's own per-command histograms).

@@ -31,7 +31,8 @@ public enum CommandError: Error, Equatable, Sendable, CustomStringConvertible {
             for argument in arguments where listed.count < 128 {
                 listed += [UInt8(ascii: "'")] + argument.prefix(128 - listed.count) + Array("' ".utf8)
             }
-            return "ERR unknown command '\(Self.clip(name))', with args beginning with: " + String(decoding: listed, as: UTF8.self)
+            return "ERR unknown command '\(Self.clip(name))', with args beginning with: "
+                + String(decoding: listed, as: UTF8.self)
         case .wrongArity(let command):
             return "ERR wrong number of arguments for '\(command)' command"
         case .unknownSubcommand(let command, let subcommand):

@@ -278,7 +278,8 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.cacheBytes, [], Double(keyspace.cache.usedBytes))
         metrics.set(NodeMetrics.cacheCapacityBytes, [], Double(keyspace.cache.capacityBytes))
         for (command, stat) in stats.commands {
-            metrics.set(NodeMetrics.commands, [("command", command), ("result", "ok")], Double(stat.calls - stat.failedCalls))
+            metrics.set(
+                NodeMetrics.commands, [("command", command), ("result", "ok")], Double(stat.calls - stat.failedCalls))
             metrics.set(NodeMetrics.commands, [("command", command), ("result", "error")], Double(stat.failedCalls))
             metrics.setHistogram(NodeMetrics.commandDuration, [("command", command)], stat.latency)
         }
