@@ -164,30 +164,29 @@ public struct NodeCore: Sendable {
 
     mutating func handleCommand(_ id: ClientID, _ arguments: [[UInt8]], into output: inout NodeOutput) {
         precondition(!arguments.isEmpty, "empty command from \(id); the shell must skip no-op input")
-        guard var session = sessions[id], !session.isClosing else { return }
+        guard let session = sessions[id], !session.isClosing else { return }
         keyspace.readGate = BatchSequence(0)
         var closeAfter = false
         let name = Self.lowercased(arguments[0])
-        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
+        let spec = CommandTable.topLevel[name]
         // CLIENT LIST shows the command being run, with its subcommand, as Redis does.
-        session.lastCommand = commandLabel
-        if arguments.count > 1, let spec = CommandTable.byName[name], !spec.subcommands.isEmpty {
+        var label = spec?.name ?? "unknown"
+        if let spec, !spec.subcommands.isEmpty, arguments.count > 1 {
             let full = name + "|" + Self.lowercased(arguments[1])
-            if CommandTable.byName[full] != nil { session.lastCommand = full }
+            if CommandTable.byName[full] != nil { label = full }
         }
-        session.lastCommandAt = now
-        sessions[id] = session
+        sessions[id]?.lastCommand = label
+        sessions[id]?.lastCommandAt = now
         let reply: RESPValue
         do {
-            reply = try execute(name, arguments, session: &session, closeAfter: &closeAfter)
+            reply = try execute(spec, arguments, client: id, closeAfter: &closeAfter)
         } catch {
             reply = .error(error.description)
         }
-        if closeAfter { session.isClosing = true }
-        sessions[id] = session
+        if closeAfter { sessions[id]?.isClosing = true }
         release(
-            id, reply, command: commandLabel, closeAfter: closeAfter, startedAt: now.monotonicNanoseconds, into: &output
-        )
+            id, reply, command: spec?.name ?? "unknown", closeAfter: closeAfter, startedAt: now.monotonicNanoseconds,
+            into: &output)
     }
 
     /// Sends `reply` now, or holds it until the batch it depends on is durable.

@@ -247,6 +247,7 @@ public final class Server {
     func endTurn() {
         let now = System.monotonicNanoseconds()
         var ticks = 0
+        if now >= nextTickAt { worker.nudge() }
         while now >= nextTickAt, ticks < 100 {
             step(.tick)
             nextTickAt += tickNanoseconds
