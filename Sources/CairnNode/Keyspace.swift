@@ -89,7 +89,8 @@ public struct Keyspace: Sendable {
 
     /// The stored record of `key`, expired or not, from the pending writes, the cache or the store.
     mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
-        if let write = pending[ByteKey(key)] {
+        let hashed = ByteKey(key)
+        if !pending.isEmpty, let write = pending[hashed] {
             readGate = max(readGate, write.sequence)
             return write.record
         }
@@ -97,11 +98,11 @@ public struct Keyspace: Sendable {
             readGate = max(readGate, flush)
             return nil
         }
-        if let record = cache.get(key, now: now) { return record }
+        if let record = cache.get(hashed, now: now) { return record }
         do {
             guard let bytes = try store.get(StorageLayout.dataKey(key)) else { return nil }
             let record = try ValueRecord.decode(bytes, key: key)
-            cache.put(key, record)
+            cache.put(hashed, record)
             return record
         } catch {
             throw .storage(error)
@@ -186,7 +187,7 @@ public struct Keyspace: Sendable {
                     continue
                 }
                 let write = pending.remove(at: position).value
-                if let record = write.record { cache.put(key.bytes, record) } else { cache.remove(key.bytes) }
+                if let record = write.record { cache.put(key, record) } else { cache.remove(key.bytes) }
             }
             batch = batch.next
         }

@@ -98,6 +98,7 @@ final class StorageWorker: Sendable {
     }
 
     private func run() {
+        RocksKVStore.disablePerformanceCountersOnThisThread()
         var lastSync = System.monotonicNanoseconds()
         var unsynced = false
         while true {
