@@ -231,7 +231,10 @@ struct RaftCluster {
     static func encode(_ machine: [String]) -> [UInt8] { Array(machine.joined(separator: "\n").utf8) }
 
     static func decode(_ data: [UInt8]) -> [String] {
-        data.isEmpty ? [] : String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        data.isEmpty
+            ? []
+            : String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(
+                String.init)
     }
 
     mutating func render(_ line: String) {
@@ -258,7 +261,8 @@ struct RaftCluster {
     private mutating func checkLeaderCompleteness(_ leader: RaftCore) {
         for (index, record) in committed where record.term < leader.term && index > leader.snapshotMetadata.index {
             if leader.term(at: index) != record.entry.term {
-                violations.append("Leader Completeness: leader \(leader.config.id) term \(leader.term) lacks \(record.entry)")
+                violations.append(
+                    "Leader Completeness: leader \(leader.config.id) term \(leader.term) lacks \(record.entry)")
             }
         }
     }

@@ -74,7 +74,8 @@ struct RaftDurabilityTests {
 
     @Test("a restarted core that already applied entries durably is not asked to apply them again")
     func restartWithAppliedIndex() throws {
-        var storage = Fixture.storage(voters: [1, 2, 3], terms: [1, 1, 1], hardState: HardState(term: 1, vote: 1, commit: 3))
+        var storage = Fixture.storage(
+            voters: [1, 2, 3], terms: [1, 1, 1], hardState: HardState(term: 1, vote: 1, commit: 3))
         var core = try RaftCore(config: Fixture.config(1), storage: storage, appliedIndex: 2)
         let output = core.step(.tick)
         #expect(output.committed.map(\.index) == [3])
@@ -126,7 +127,8 @@ struct RaftConfigTests {
     func coreRefusesInvalidConfig() {
         #expect(throws: RaftStartError.self) {
             try RaftCore(
-                config: RaftConfig(id: 1, electionTicksMin: 1), storage: MemoryRaftLog(bootstrap: ConfigurationState(voters: [1])))
+                config: RaftConfig(id: 1, electionTicksMin: 1),
+                storage: MemoryRaftLog(bootstrap: ConfigurationState(voters: [1])))
         }
     }
 }

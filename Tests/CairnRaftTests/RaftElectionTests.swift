@@ -52,22 +52,30 @@ struct RaftElectionTests {
         #expect(first.messages.map(\.message) == [Fixture.granted(1)])
         #expect(first.writes.hardState?.vote == 2)
         let second = core.step(.received(Fixture.vote(1), from: 3))
-        #expect(second.messages.map(\.message) == [Fixture.message(1, .requestVoteResponse(granted: false, isPreVote: false))])
+        #expect(
+            second.messages.map(\.message) == [
+                Fixture.message(1, .requestVoteResponse(granted: false, isPreVote: false))
+            ])
         let again = core.step(.received(Fixture.vote(1), from: 2))
         #expect(again.messages.map(\.message) == [Fixture.granted(1)])
         #expect(core.vote == 2)
     }
 
-    @Test("§5.4.1: a voter denies its vote to a candidate whose log is less up-to-date", arguments: [
-        (lastIndex: 3 as UInt64, lastTerm: 1 as UInt64, granted: false),  // older last term
-        (lastIndex: 1, lastTerm: 2, granted: false),  // same last term, shorter
-        (lastIndex: 2, lastTerm: 2, granted: true),  // same last term, same length
-        (lastIndex: 1, lastTerm: 3, granted: true),  // later last term wins even if shorter
-    ])
+    @Test(
+        "§5.4.1: a voter denies its vote to a candidate whose log is less up-to-date",
+        arguments: [
+            (lastIndex: 3 as UInt64, lastTerm: 1 as UInt64, granted: false),  // older last term
+            (lastIndex: 1, lastTerm: 2, granted: false),  // same last term, shorter
+            (lastIndex: 2, lastTerm: 2, granted: true),  // same last term, same length
+            (lastIndex: 1, lastTerm: 3, granted: true),  // later last term wins even if shorter
+        ])
     func logUpToDateCheck(lastIndex: UInt64, lastTerm: UInt64, granted: Bool) throws {
         var core = try Fixture.core(terms: [1, 2])
         let output = core.step(.received(Fixture.vote(5, lastIndex: lastIndex, lastTerm: lastTerm), from: 2))
-        #expect(output.messages.map(\.message) == [Fixture.message(5, .requestVoteResponse(granted: granted, isPreVote: false))])
+        #expect(
+            output.messages.map(\.message) == [
+                Fixture.message(5, .requestVoteResponse(granted: granted, isPreVote: false))
+            ])
         #expect(core.term == 5, "a higher term is adopted either way (§5.1)")
     }
 
@@ -75,7 +83,11 @@ struct RaftElectionTests {
     func higherTermDeposesLeader() throws {
         var core = try Fixture.leader()
         #expect(core.role == .leader)
-        let output = core.step(.received(Fixture.message(7, .appendEntriesResponse(AppendEntriesResponse(success: false, matchIndex: 0, sequence: 0))), from: 3))
+        let output = core.step(
+            .received(
+                Fixture.message(
+                    7, .appendEntriesResponse(AppendEntriesResponse(success: false, matchIndex: 0, sequence: 0))),
+                from: 3))
         #expect(core.role == .follower)
         #expect(core.term == 7)
         #expect(core.vote == nil)
@@ -220,7 +232,8 @@ struct RaftElectionTests {
     @Test("§5.2: a non-voter (learner) never starts an election")
     func learnerNeverCampaigns() throws {
         var core = try RaftCore(
-            config: Fixture.config(4), storage: MemoryRaftLog(bootstrap: ConfigurationState(voters: [1, 2, 3], learners: [4])))
+            config: Fixture.config(4),
+            storage: MemoryRaftLog(bootstrap: ConfigurationState(voters: [1, 2, 3], learners: [4])))
         for _ in 0..<100 { _ = core.step(.tick) }
         #expect(core.role == .follower)
         #expect(core.counters.campaigns == 0)

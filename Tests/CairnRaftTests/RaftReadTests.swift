@@ -98,7 +98,10 @@ struct RaftReadTests {
 
     @Test("thesis §6.4.1: with leases a leader answers reads at once while a recent quorum round holds")
     func leaseReads() throws {
-        var core = try Self.committedLeader { $0.leaseReads = true; $0.leaseClockDriftTicks = 2 }
+        var core = try Self.committedLeader {
+            $0.leaseReads = true
+            $0.leaseClockDriftTicks = 2
+        }
         // The acknowledgements above were for sequence 0 (no heartbeat yet): no lease.
         let noLease = core.step(.readIndex(request: 1))
         #expect(noLease.reads.isEmpty)

@@ -18,10 +18,11 @@ struct RaftReplicationTests {
         for node in cluster.nodes {
             #expect(cluster.machines[node] == ["x", "y"], "node \(node)")
         }
-        #expect(cluster.replies[1] == [
-            RaftReply(request: 1, outcome: .appended(index: 2, term: 1)),
-            RaftReply(request: 2, outcome: .appended(index: 3, term: 1)),
-        ])
+        #expect(
+            cluster.replies[1] == [
+                RaftReply(request: 1, outcome: .appended(index: 2, term: 1)),
+                RaftReply(request: 2, outcome: .appended(index: 3, term: 1)),
+            ])
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 
@@ -74,7 +75,9 @@ struct RaftReplicationTests {
     @Test("§5.3: a follower deletes a conflicting suffix and appends the leader's entries, durably")
     func followerTruncatesConflict() throws {
         var core = try Fixture.core(2, terms: [1, 1, 2, 2])
-        let entries = [Entry(term: 3, index: 3, kind: .command(Array("a".utf8))), Entry(term: 3, index: 4, kind: .empty)]
+        let entries = [
+            Entry(term: 3, index: 3, kind: .command(Array("a".utf8))), Entry(term: 3, index: 4, kind: .empty),
+        ]
         let append = AppendEntries(previousIndex: 2, previousTerm: 1, entries: entries, commit: 3, sequence: 1)
         let output = core.step(.received(Fixture.message(3, .appendEntries(append)), from: 1))
         #expect(output.writes.truncateFrom == 3)
@@ -82,7 +85,11 @@ struct RaftReplicationTests {
         #expect(core.entries.map(\.term) == [1, 1, 3, 3])
         #expect(core.commitIndex == 3)
         #expect(output.committed.map(\.index) == [1, 2, 3])
-        #expect(output.messages(to: 1) == [Fixture.message(3, .appendEntriesResponse(AppendEntriesResponse(success: true, matchIndex: 4, sequence: 1)))])
+        #expect(
+            output.messages(to: 1) == [
+                Fixture.message(
+                    3, .appendEntriesResponse(AppendEntriesResponse(success: true, matchIndex: 4, sequence: 1)))
+            ])
     }
 
     @Test("§5.3: an append already contained in the log changes nothing (idempotent, reordered delivery)")
@@ -152,7 +159,10 @@ struct RaftReplicationTests {
         let big = [UInt8](repeating: 7, count: 150)
         let first = core.step(.propose(big, request: 1))
         #expect(first.appends.first { $0.to == 2 }?.append.entries.count == 1, "an entry over the limit goes alone")
-        var core2 = try Fixture.leader { $0.appendBytesMax = 100; $0.inflightAppendsMax = 1 }
+        var core2 = try Fixture.leader {
+            $0.appendBytesMax = 100
+            $0.inflightAppendsMax = 1
+        }
         _ = core2.step(.received(Fixture.appendSuccess(1, match: 1), from: 2))
         for request in 0..<8 as Range<UInt64> {
             _ = core2.step(.propose([UInt8](repeating: 1, count: 16), request: RequestID(rawValue: request)))
@@ -184,7 +194,9 @@ struct RaftReplicationTests {
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 
-    @Test("§5.5: a follower that crashes and restarts catches up; failover elects a leader holding every committed entry (§5.4.1)")
+    @Test(
+        "§5.5: a follower that crashes and restarts catches up; failover elects a leader holding every committed entry (§5.4.1)"
+    )
     func failover() {
         var cluster = RaftCluster(size: 5)
         cluster.elect(1)

@@ -26,14 +26,16 @@ enum Fixture {
         _ id: NodeID = 1, voters: [NodeID] = [1, 2, 3], terms: [UInt64] = [], hardState: HardState? = nil,
         _ configure: (inout RaftConfig) -> Void = { _ in }
     ) throws -> RaftCore {
-        try RaftCore(config: config(id, configure), storage: storage(voters: voters, terms: terms, hardState: hardState))
+        try RaftCore(
+            config: config(id, configure), storage: storage(voters: voters, terms: terms, hardState: hardState))
     }
 
     static func message(_ term: UInt64, _ kind: RaftMessage.Kind) -> RaftMessage {
         RaftMessage(group: 1, term: Term(term), kind: kind)
     }
 
-    static func vote(_ term: UInt64, lastIndex: UInt64 = 0, lastTerm: UInt64 = 0, preVote: Bool = false) -> RaftMessage {
+    static func vote(_ term: UInt64, lastIndex: UInt64 = 0, lastTerm: UInt64 = 0, preVote: Bool = false) -> RaftMessage
+    {
         message(
             term,
             .requestVote(
@@ -45,7 +47,10 @@ enum Fixture {
     }
 
     static func appendSuccess(_ term: UInt64, match: UInt64, sequence: UInt64 = 0) -> RaftMessage {
-        message(term, .appendEntriesResponse(AppendEntriesResponse(success: true, matchIndex: LogIndex(match), sequence: sequence)))
+        message(
+            term,
+            .appendEntriesResponse(
+                AppendEntriesResponse(success: true, matchIndex: LogIndex(match), sequence: sequence)))
     }
 
     /// Ticks `core` until its role changes (bounded), returning the outputs.
