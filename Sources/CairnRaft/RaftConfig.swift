@@ -26,7 +26,9 @@ public struct RaftConfig: Sendable, Equatable {
     /// leader's by more than `leaseClockDriftTicks` ticks per `electionTicksMin` ticks. The leader counts
     /// its lease from when it *sent* the heartbeats a quorum acknowledged, and holds it for
     /// `electionTicksMin − leaseClockDriftTicks` ticks; followers will not vote for anyone else until
-    /// `electionTicksMin` of *their* ticks pass after receiving them. Requires `checkQuorum`.
+    /// `electionTicksMin` of *their* ticks pass after receiving them, and a restarted node waits
+    /// `electionTicksMin` ticks before voting for anyone (it may have acknowledged the leader before it
+    /// crashed). Requires `checkQuorum`. Leadership transfer forfeits the lease for the rest of the term.
     public var leaseReads: Bool
     /// The clock-drift allowance taken off the lease (see `leaseReads`).
     public var leaseClockDriftTicks: Int

@@ -11,10 +11,24 @@ extension RaftCore {
             return
         }
         electionElapsed += 1
-        // Only a voter in its latest configuration may stand for election (thesis §4.2.2, §4.2.1).
-        if electionElapsed >= randomizedElectionTicks && configuration.isVoter(config.id) {
+        if electionElapsed >= randomizedElectionTicks && isPromotable {
             campaign(isPreVote: config.preVote, isTransfer: false, into: &output)
         }
+    }
+
+    /// Whether this node may stand for election: it is a voter in its latest configuration, or that
+    /// configuration is not known to be committed and it was a voter in the one before.
+    ///
+    /// Why the second case: if a leader appends a configuration that removes itself and then fails, the
+    /// nodes holding that entry would otherwise never campaign, while the voters that lack it can never
+    /// win their votes (§5.4.1), and the group would be stuck. Counting votes by the latest configuration,
+    /// as every server does (thesis §4.1), keeps such an election safe; the winner commits the entry and
+    /// then steps down (§4.2.2).
+    var isPromotable: Bool {
+        if configuration.isVoter(config.id) { return true }
+        guard configurationIndex > commitIndex else { return false }
+        let previous = log.configuration(atOrBefore: configurationIndex.previous) ?? snapshot.metadata.configuration
+        return previous.isVoter(config.id)
     }
 
     /// A fresh election timeout drawn uniformly from `[electionTicksMin, 2 × electionTicksMin)` (§5.2),
@@ -66,7 +80,7 @@ extension RaftCore {
     /// Starts a pre-election (thesis §9.6) or an election (§5.2). A pre-candidate asks for votes in the
     /// term it *would* use and changes nothing durable; a candidate increments its term and votes for itself.
     mutating func campaign(isPreVote: Bool, isTransfer: Bool, into output: inout RaftOutput) {
-        precondition(configuration.isVoter(config.id), "node \(config.id): a non-voter cannot campaign")
+        precondition(isPromotable, "node \(config.id): a non-voter cannot campaign")
         counters.campaigns += 1
         let electionTerm: Term
         if isPreVote {
@@ -149,7 +163,7 @@ extension RaftCore {
         case .timeoutNow:
             guard acceptLeader(sender, into: &output) else { return }
             // Thesis §3.10: the target starts an election at once, skipping PreVote, marked as a transfer.
-            if configuration.isVoter(config.id) { campaign(isPreVote: false, isTransfer: true, into: &output) }
+            if isPromotable { campaign(isPreVote: false, isTransfer: true, into: &output) }
         case .appendEntriesResponse(let response):
             handleAppendResponse(response, from: sender, into: &output)
         case .installSnapshotResponse(let index, let received, let isComplete):
@@ -166,7 +180,12 @@ extension RaftCore {
         case .requestVote(_, _, let isPreVote, let isTransfer):
             // Leader stickiness (thesis §4.2.3, §9.6): a node that heard from a live leader within the
             // minimum election timeout will not help depose it, unless the leader itself asked (transfer).
-            let isLeaseHeld = config.checkQuorum && leader != nil && electionElapsed < config.electionTicksMin
+            // With leases, a node that just started may have acknowledged a leader before it crashed: it
+            // waits out one election timeout before helping elect anyone else (thesis §6.4.1).
+            let isRecentlyStarted = config.leaseReads && ticks < UInt64(config.electionTicksMin)
+            let isLeaseHeld =
+                config.checkQuorum
+                && ((leader != nil && electionElapsed < config.electionTicksMin) || isRecentlyStarted)
             if isLeaseHeld && !isTransfer {
                 counters.ignoredVoteRequests += 1
                 return false

@@ -30,7 +30,8 @@ import CairnCore
 /// follower → pre-candidate (timeout, PreVote on) or candidate (timeout with PreVote off, or TimeoutNow);
 /// pre-candidate → candidate (quorum of pre-votes) or follower; candidate → leader (quorum of votes),
 /// candidate (timeout, next term) or follower; leader → follower (higher term, lost quorum, removed).
-/// A node that is not a voter in its latest configuration never leaves follower. Anything else crashes
+/// A node that is not a voter in its latest configuration never leaves follower, unless that
+/// configuration is uncommitted and removed it (see `isPromotable`). Anything else crashes
 /// through `precondition`, as do broken invariants, which `checkInvariants` tests after every step.
 ///
 /// ## Deviations from the paper, and why
@@ -47,6 +48,9 @@ import CairnCore
 ///   that are not marked as a transfer, and a node that receives an append from an older term answers
 ///   it so that a stale leader learns the newer term (etcd's handling; thesis §4.2.3, §9.6).
 /// - Snapshot chunks carry a CRC32C checksum, checked before a byte is kept.
+/// - A node removed by an uncommitted configuration may still campaign (votes counted by that latest
+///   configuration), so that a leader failing right after appending its own removal cannot stall the
+///   group (`isPromotable`).
 public struct RaftCore: Sendable {
     public let config: RaftConfig
     public internal(set) var role: RaftRole = .follower
@@ -122,9 +126,10 @@ public struct RaftCore: Sendable {
         self.configurationIndex = configured.0
         self.configuration = configured.1
         self.durableIndex = log.lastIndex
-        let applied = appliedIndex ?? snapshot.metadata.index
-        self.isRestorePending = applied < snapshot.metadata.index || (appliedIndex == nil && !snapshot.data.isEmpty)
-        self.appliedIndex = max(min(applied, self.commitIndex), snapshot.metadata.index)
+        // An empty state machine restores even a snapshot with no data, so that it learns the index it is at.
+        let hasSnapshotState = snapshot.metadata.index > 0 || !snapshot.data.isEmpty
+        self.isRestorePending = appliedIndex.map { $0 < snapshot.metadata.index } ?? hasSnapshotState
+        self.appliedIndex = max(min(appliedIndex ?? 0, self.commitIndex), snapshot.metadata.index)
         self.lastSavedHardState = HardState(term: term, vote: vote, commit: commitIndex)
         self.prng = SplitMix64(seed: config.seed)
         self.randomizedElectionTicks = config.electionTicksMin
@@ -212,44 +217,52 @@ public struct RaftCore: Sendable {
 
     // MARK: Invariants
 
+    /// Who and where, for invariant failure messages (only built when one fails).
+    private var invariantContext: String { "node \(config.id) term \(term) role \(role)" }
+
     /// Checks what must hold after every step. Cheap enough to run always (STYLE.md §2.6).
     func checkInvariants(before: HardState) {
-        let context = "node \(config.id) term \(term) role \(role)"
-        precondition(term >= before.term, "\(context): term went back from \(before.term)")
+        precondition(term >= before.term, "\(invariantContext): term went back from \(before.term)")
         if term == before.term, let earlier = before.vote {
-            precondition(vote == earlier, "\(context): voted for \(vote.map(\.description) ?? "none") after \(earlier)")
+            precondition(
+                vote == earlier, "\(invariantContext): voted for \(vote.map(\.description) ?? "none") after \(earlier)")
         }
         precondition(
-            commitIndex >= before.commit, "\(context): commit went back from \(before.commit) to \(commitIndex)")
-        precondition(commitIndex <= log.lastIndex, "\(context): commit \(commitIndex) beyond log end \(log.lastIndex)")
-        precondition(log.snapshotIndex <= appliedIndex, "\(context): snapshot \(log.snapshotIndex) > applied")
-        precondition(appliedIndex <= commitIndex, "\(context): applied \(appliedIndex) > commit \(commitIndex)")
-        precondition(durableIndex <= log.lastIndex, "\(context): durable \(durableIndex) beyond log end")
-        precondition(log.lastTerm <= term, "\(context): log has term \(log.lastTerm) from the future")
-        precondition(snapshot.metadata.index == log.snapshotIndex, "\(context): snapshot and log disagree")
-        precondition((role == .leader) == (leaderState != nil), "\(context): leader state without leadership")
+            commitIndex >= before.commit,
+            "\(invariantContext): commit went back from \(before.commit) to \(commitIndex)")
+        precondition(
+            commitIndex <= log.lastIndex, "\(invariantContext): commit \(commitIndex) beyond log end \(log.lastIndex)")
+        precondition(log.snapshotIndex <= appliedIndex, "\(invariantContext): snapshot \(log.snapshotIndex) > applied")
+        precondition(
+            appliedIndex <= commitIndex, "\(invariantContext): applied \(appliedIndex) > commit \(commitIndex)")
+        precondition(durableIndex <= log.lastIndex, "\(invariantContext): durable \(durableIndex) beyond log end")
+        precondition(log.lastTerm <= term, "\(invariantContext): log has term \(log.lastTerm) from the future")
+        precondition(snapshot.metadata.index == log.snapshotIndex, "\(invariantContext): snapshot and log disagree")
+        precondition((role == .leader) == (leaderState != nil), "\(invariantContext): leader state without leadership")
         switch role {
         case .leader:
-            checkLeaderInvariants(context)
+            checkLeaderInvariants()
         case .candidate:
-            precondition(vote == config.id, "\(context): a candidate votes for itself (§5.2)")
-            precondition(votes[config.id] == true, "\(context): a candidate counts its own vote")
+            precondition(vote == config.id, "\(invariantContext): a candidate votes for itself (§5.2)")
+            precondition(votes[config.id] == true, "\(invariantContext): a candidate counts its own vote")
         case .preCandidate:
-            precondition(votes[config.id] == true, "\(context): a pre-candidate counts its own pre-vote")
+            precondition(votes[config.id] == true, "\(invariantContext): a pre-candidate counts its own pre-vote")
         case .follower:
-            precondition(votes.isEmpty, "\(context): a follower holds no votes")
+            precondition(votes.isEmpty, "\(invariantContext): a follower holds no votes")
         }
     }
 
-    private func checkLeaderInvariants(_ context: String) {
+    private func checkLeaderInvariants() {
         guard let leaderState else { return }
-        precondition(leader == config.id, "\(context): a leader follows itself")
-        precondition(vote == config.id, "\(context): a leader voted for itself in its term")
-        precondition(log.lastTerm == term, "\(context): a leader's last entry is from its own term")
-        precondition(leaderState.progress[config.id] == nil, "\(context): a leader tracks no progress for itself")
+        precondition(leader == config.id, "\(invariantContext): a leader follows itself")
+        precondition(vote == config.id, "\(invariantContext): a leader voted for itself in its term")
+        precondition(log.lastTerm == term, "\(invariantContext): a leader's last entry is from its own term")
+        precondition(
+            leaderState.progress[config.id] == nil, "\(invariantContext): a leader tracks no progress for itself")
         for (node, progress) in leaderState.progress {
-            precondition(progress.match < progress.next, "\(context): follower \(node) match >= next")
-            precondition(progress.match <= log.lastIndex, "\(context): follower \(node) matched beyond our log")
+            precondition(progress.match < progress.next, "\(invariantContext): follower \(node) match >= next")
+            precondition(
+                progress.match <= log.lastIndex, "\(invariantContext): follower \(node) matched beyond our log")
         }
     }
 }

@@ -23,6 +23,7 @@ struct RaftCluster {
     /// Links that drop everything: `[a, b]` sorted.
     var cutLinks: Set<[NodeID]> = []
     var transcript: [String] = []
+    var stepCount = 0
     var isRendering = true
     var violations: [String] = []
     var replies: [NodeID: [RaftReply]] = [:]
@@ -33,6 +34,9 @@ struct RaftCluster {
     private var leaders: [Term: NodeID] = [:]
     /// The first entry applied at each index anywhere, and the term of the node that applied it.
     private var committed: [LogIndex: (entry: Entry, term: Term)] = [:]
+    /// Every entry ever written to any log, by index and term: one leader creates at most one entry per
+    /// index in its term, so equal index and term must mean equal entries (the base of Log Matching).
+    private var written: [LogIndex: [Term: Entry]] = [:]
 
     var nodes: [NodeID] { cores.keys.sorted() }
 
@@ -68,6 +72,7 @@ struct RaftCluster {
     /// Feeds one input to one node and carries out its output in lane order.
     mutating func step(_ id: NodeID, _ input: RaftInput) {
         guard !crashed.contains(id), var core = cores[id] else { return }
+        stepCount += 1
         let roleBefore = core.role
         let output = core.step(input)
         cores[id] = core
@@ -75,12 +80,18 @@ struct RaftCluster {
             render("\(id) \(roleBefore) -> \(core.role) term=\(core.term)")
         }
         carryOut(output, of: id)
-        checkSafety(after: id)
+        checkSafety(after: id, isNewLeader: core.role == .leader && roleBefore != .leader)
     }
 
     private mutating func carryOut(_ output: RaftOutput, of id: NodeID) {
         // 1. Durable writes first.
         storages[id]?.apply(output.writes)
+        for entry in output.writes.entries {
+            if let earlier = written[entry.index]?[entry.term], earlier != entry {
+                violations.append("Log Matching: two different entries \(earlier) and \(entry)")
+            }
+            written[entry.index, default: [:]][entry.term] = entry
+        }
         // 2. Then messages.
         for outbound in output.messages {
             render("\(id)->\(outbound.to) \(outbound.message)")
@@ -204,7 +215,8 @@ struct RaftCluster {
         machines[id] = []
         appliedIndex[id] = 0
         start(id)
-        render("\(id) restarted term=\(cores[id]?.term ?? 0) last=\(cores[id]?.lastIndex ?? 0)")
+        let line = "\(id) restarted term=\(cores[id]?.term ?? 0) last=\(cores[id]?.lastIndex ?? 0)"
+        render(line)
     }
 
     /// Ticks `id` until it becomes leader, delivering everything each tick (bounded).
@@ -237,20 +249,22 @@ struct RaftCluster {
                 String.init)
     }
 
-    mutating func render(_ line: String) {
-        if isRendering { transcript.append(line) }
+    mutating func render(_ line: @autoclosure () -> String) {
+        if isRendering { transcript.append(line()) }
     }
 
     // MARK: Safety (Raft Figure 3)
 
-    private mutating func checkSafety(after id: NodeID) {
+    private mutating func checkSafety(after id: NodeID, isNewLeader: Bool) {
         guard let core = cores[id] else { return }
         if core.role == .leader {
             if let other = leaders[core.term], other != id {
                 violations.append("Election Safety: \(other) and \(id) both lead term \(core.term)")
             }
             leaders[core.term] = id
-            checkLeaderCompleteness(core)
+            // A leader's log only grows, and what commits later is in it by construction: checking at
+            // election is enough.
+            if isNewLeader { checkLeaderCompleteness(core) }
         }
         for other in nodes where other != id {
             if let peer = cores[other] { checkLogMatching(core, peer) }
@@ -268,25 +282,28 @@ struct RaftCluster {
     }
 
     /// Log Matching (§5.3): if two logs have an entry with the same index and term, they are identical
-    /// up to it.
+    /// up to it. Entries with equal index and term are equal (checked as they are written), so comparing
+    /// terms below the highest common one is enough.
     private mutating func checkLogMatching(_ a: RaftCore, _ b: RaftCore) {
         let first = max(a.snapshotMetadata.index, b.snapshotMetadata.index).next
         let last = min(a.lastIndex, b.lastIndex)
         guard first <= last else { return }
-        var highestSame: LogIndex?
-        var index = last
-        while index >= first {
-            if a.term(at: index) == b.term(at: index) {
-                highestSame = index
-                break
-            }
-            index = index.previous
+        // Positions in each in-memory log of `first` and `last`; compare terms from the top down.
+        let entriesA = a.entries
+        let entriesB = b.entries
+        let offsetA = Int(a.snapshotMetadata.index.rawValue) + 1
+        let offsetB = Int(b.snapshotMetadata.index.rawValue) + 1
+        var position = Int(last.rawValue)
+        let bottom = Int(first.rawValue)
+        while position >= bottom && entriesA[position - offsetA].term != entriesB[position - offsetB].term {
+            position -= 1
         }
-        guard let highestSame else { return }
-        let entriesA = a.entries.filter { $0.index >= first && $0.index <= highestSame }
-        let entriesB = b.entries.filter { $0.index >= first && $0.index <= highestSame }
-        if entriesA != entriesB {
-            violations.append("Log Matching: nodes \(a.config.id) and \(b.config.id) differ below \(highestSame)")
+        while position >= bottom {
+            if entriesA[position - offsetA].term != entriesB[position - offsetB].term {
+                violations.append("Log Matching: nodes \(a.config.id) and \(b.config.id) differ at \(position)")
+                return
+            }
+            position -= 1
         }
     }
 }
