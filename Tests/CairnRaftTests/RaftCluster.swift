@@ -37,6 +37,9 @@ struct RaftCluster {
     /// Every entry ever written to any log, by index and term: one leader creates at most one entry per
     /// index in its term, so equal index and term must mean equal entries (the base of Log Matching).
     private var written: [LogIndex: [Term: Entry]] = [:]
+    /// For each read request, the highest index applied anywhere when it was asked: a linearizable read
+    /// must be served at or after it (thesis §6.4).
+    private var readFloors: [RequestID: LogIndex] = [:]
 
     var nodes: [NodeID] { cores.keys.sorted() }
 
@@ -73,6 +76,7 @@ struct RaftCluster {
     mutating func step(_ id: NodeID, _ input: RaftInput) {
         guard !crashed.contains(id), var core = cores[id] else { return }
         stepCount += 1
+        if case .readIndex(let request) = input { readFloors[request] = committed.keys.max() ?? 0 }
         let roleBefore = core.role
         let output = core.step(input)
         cores[id] = core
@@ -106,6 +110,10 @@ struct RaftCluster {
         for entry in output.committed { apply(entry, at: id) }
         // 4. Reads and 5. replies.
         for read in output.reads {
+            if let floor = readFloors[read.request], read.index < floor {
+                violations.append(
+                    "Stale read: node \(id) served \(read) but \(floor) was committed before it was asked")
+            }
             render("\(id) \(read)")
             reads[id, default: []].append(read)
         }

@@ -9,7 +9,8 @@ import Testing
 /// and runs rounds of: a random fault or request (partition, heal, crash, restart, proposals, reads,
 /// snapshots, membership changes, transfers), a tick on every node, and one hop of message delivery with
 /// random loss, duplication and reordering. `RaftCluster` checks Election Safety, Log Matching, Leader
-/// Completeness and State Machine Safety after every step. Then a liveness phase heals everything and
+/// Completeness and State Machine Safety after every step, and that no read (ReadIndex, or a lease for
+/// one seed in four) is served below an index committed before it was asked. Then a liveness phase heals everything and
 /// requires a leader whose members all apply the same commands. Every failure message names its seed.
 @Suite("Raft randomized safety")
 struct RaftRandomizedTests {
@@ -24,6 +25,11 @@ struct RaftRandomizedTests {
             config.inflightAppendsMax = 2
             config.appendBytesMax = 64
             config.snapshotChunkBytesMax = 16
+            // Vary the features by seed: defaults; no CheckQuorum or PreVote (stale leaders linger);
+            // lease reads; no PreVote.
+            config.checkQuorum = seed % 4 != 1
+            config.preVote = seed % 4 == 0 || seed % 4 == 2
+            config.leaseReads = seed % 4 == 2
         }
         cluster.isRendering = false
         if withSpares {
@@ -45,6 +51,9 @@ struct RaftRandomizedTests {
     static func randomEvent(_ cluster: inout RaftCluster, _ prng: inout SplitMix64, _ request: inout UInt64) {
         let nodes = cluster.nodes
         let node = nodes[prng.below(nodes.count)]
+        // Requests go to any node that believes it leads, stale leaders included, as clients' would.
+        let leaders = nodes.filter { cluster.cores[$0]?.role == .leader }
+        let target = leaders.isEmpty ? node : leaders[prng.below(leaders.count)]
         request += 1
         let id = RequestID(rawValue: request)
         switch prng.below(100) {
@@ -54,11 +63,11 @@ struct RaftRandomizedTests {
         case 4..<10: cluster.heal()
         case 10..<13: if cluster.crashed.count < 2 { cluster.crash(node) }
         case 13..<20: if let down = cluster.crashed.sorted().first { cluster.restart(down) }
-        case 20..<45: cluster.step(cluster.leader ?? node, .propose(Array("c\(request)".utf8), request: id))
-        case 45..<50: cluster.step(cluster.leader ?? node, .readIndex(request: id))
+        case 20..<42: cluster.step(target, .propose(Array("c\(request)".utf8), request: id))
+        case 42..<50: cluster.step(target, .readIndex(request: id))
         case 50..<53: cluster.snapshot(node)
-        case 53..<55: cluster.step(cluster.leader ?? node, .transferLeadership(to: node, request: id))
-        case 55..<60: cluster.step(cluster.leader ?? node, .changeMembership(randomChange(nodes, &prng), request: id))
+        case 53..<55: cluster.step(target, .transferLeadership(to: node, request: id))
+        case 55..<60: cluster.step(target, .changeMembership(randomChange(nodes, &prng), request: id))
         default: break
         }
     }
