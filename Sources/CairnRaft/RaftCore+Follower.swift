@@ -5,19 +5,16 @@ extension RaftCore {
 
     /// The receiver side of AppendEntries (§5.3, Figure 2): check that the logs agree at the entry before
     /// the new ones, drop any conflicting suffix, append what is new, and learn the commit index.
-    mutating func handleAppendEntries(_ append: AppendEntries, from sender: NodeID, into output: inout RaftOutput) {
-        guard isWellFormed(append) else {
+    mutating func handleAppendEntries(_ received: AppendEntries, from sender: NodeID, into output: inout RaftOutput) {
+        guard isWellFormed(received) else {
+            counters.staleMessages += 1
+            return
+        }
+        guard let append = trimmedToCommit(received) else {
             counters.staleMessages += 1
             return
         }
         let previous = append.previousIndex
-        // Everything through our commit index is known to match any leader's log (§5.4.3).
-        if previous < commitIndex {
-            respond(
-                AppendEntriesResponse(success: true, matchIndex: commitIndex, sequence: append.sequence), to: sender,
-                &output)
-            return
-        }
         guard let localTerm = log.term(at: previous), localTerm == append.previousTerm else {
             let (hintIndex, hintTerm) = log.lastIndex(
                 atOrBelow: min(previous, log.lastIndex), withTermAtMost: append.previousTerm)
@@ -47,6 +44,19 @@ extension RaftCore {
         commitIndex = max(commitIndex, min(append.commit, lastNew))
         respond(
             AppendEntriesResponse(success: true, matchIndex: lastNew, sequence: append.sequence), to: sender, &output)
+    }
+
+    /// The append without the entries at or below our commit index, which are known to match any
+    /// leader's log (Leader Completeness, §5.4.3). A reordered or duplicated append that starts below the
+    /// commit index then still delivers the entries after it, instead of being refused. Nil if the
+    /// entries after the commit index are older than the committed entry, which no leader would send.
+    private func trimmedToCommit(_ append: AppendEntries) -> AppendEntries? {
+        guard append.previousIndex < commitIndex, let commitTerm = log.term(at: commitIndex) else { return append }
+        let entries = append.entries.filter { $0.index > commitIndex }
+        if let first = entries.first, first.term < commitTerm { return nil }
+        return AppendEntries(
+            previousIndex: commitIndex, previousTerm: commitTerm, entries: entries, commit: append.commit,
+            sequence: append.sequence)
     }
 
     /// Whether an append from a peer makes sense: contiguous entries after `previousIndex`, terms that do
