@@ -30,7 +30,10 @@ struct RaftMessageHandlingTests {
     func olderPreVoteRefused() throws {
         var core = try Fixture.core(2, hardState: HardState(term: 5))
         let output = core.step(.received(Fixture.vote(4, preVote: true), from: 1))
-        #expect(output.messages.map(\.message) == [Fixture.message(5, .requestVoteResponse(granted: false, isPreVote: true))])
+        #expect(
+            output.messages.map(\.message) == [
+                Fixture.message(5, .requestVoteResponse(granted: false, isPreVote: true))
+            ])
     }
 
     @Test("messages for another group, or claiming to come from this node, are dropped and counted")
@@ -47,10 +50,12 @@ struct RaftMessageHandlingTests {
     func malformedAppendDropped() throws {
         var core = try Fixture.core(2)
         let gap = AppendEntries(
-            previousIndex: 0, previousTerm: 0, entries: [Entry(term: 1, index: 2, kind: .empty)], commit: 0, sequence: 1)
+            previousIndex: 0, previousTerm: 0, entries: [Entry(term: 1, index: 2, kind: .empty)], commit: 0, sequence: 1
+        )
         #expect(core.step(.received(Fixture.message(1, .appendEntries(gap)), from: 1)).writes.entries.isEmpty)
         let future = AppendEntries(
-            previousIndex: 0, previousTerm: 0, entries: [Entry(term: 7, index: 1, kind: .empty)], commit: 0, sequence: 1)
+            previousIndex: 0, previousTerm: 0, entries: [Entry(term: 7, index: 1, kind: .empty)], commit: 0, sequence: 1
+        )
         #expect(core.step(.received(Fixture.message(1, .appendEntries(future)), from: 1)).writes.entries.isEmpty)
         #expect(core.lastIndex == 0)
         #expect(core.counters.staleMessages == 2)
