@@ -153,7 +153,7 @@ extension RaftCore {
         case .requestVote(let index, let lastTerm, let isPreVote, _):
             handleVoteRequest(message.term, index, lastTerm, isPreVote: isPreVote, from: sender, into: &output)
         case .requestVoteResponse(let granted, let isPreVote):
-            handleVoteResponse(granted: granted, isPreVote: isPreVote, from: sender, into: &output)
+            handleVoteResponse(message.term, granted: granted, isPreVote: isPreVote, from: sender, into: &output)
         case .appendEntries(let append):
             guard acceptLeader(sender, into: &output) else { return }
             handleAppendEntries(append, from: sender, into: &output)
@@ -255,9 +255,12 @@ extension RaftCore {
 
     /// Counts a (pre-)vote; wins on a quorum, gives up once a quorum is impossible.
     private mutating func handleVoteResponse(
-        granted: Bool, isPreVote: Bool, from sender: NodeID, into output: inout RaftOutput
+        _ responseTerm: Term, granted: Bool, isPreVote: Bool, from sender: NodeID, into output: inout RaftOutput
     ) {
-        guard (role == .preCandidate && isPreVote) || (role == .candidate && !isPreVote) else {
+        // A granted pre-vote names the term it was granted for: one from an earlier pre-election is stale.
+        let isCurrent =
+            isPreVote ? role == .preCandidate && (!granted || responseTerm == term.next) : role == .candidate
+        guard isCurrent else {
             counters.staleMessages += 1
             return
         }

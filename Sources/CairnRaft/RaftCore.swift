@@ -52,15 +52,21 @@ import CairnCore
 ///   configuration), so that a leader failing right after appending its own removal cannot stall the
 ///   group (`isPromotable`).
 public struct RaftCore: Sendable {
+    /// The settings this core was built with (validated).
     public let config: RaftConfig
+    /// This node's role now. Changes only through `transition(to:)`, which rejects illegal transitions.
     public internal(set) var role: RaftRole = .follower
+    /// The current term (durable: part of `HardState`).
     public internal(set) var term: Term
+    /// Whom this node voted for in `term`, if anyone (durable: part of `HardState`).
     public internal(set) var vote: NodeID?
     /// The leader this node follows (itself when leader), if it knows one.
     public internal(set) var leader: NodeID?
+    /// The highest index known to be committed. Never decreases.
     public internal(set) var commitIndex: LogIndex
     /// The configuration in force: the latest one in the log, committed or not (thesis §4.1).
     public internal(set) var configuration: ConfigurationState
+    /// Counts of dropped and refused messages, for metrics.
     public internal(set) var counters = RaftCounters()
 
     var configurationIndex: LogIndex

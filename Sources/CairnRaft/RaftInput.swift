@@ -68,6 +68,22 @@ public enum RaftInput: Sendable, Equatable {
     case transferLeadership(to: NodeID, request: RequestID)
 }
 
+extension RaftInput: CustomStringConvertible {
+    /// One line for traces and golden files.
+    public var description: String {
+        switch self {
+        case .tick: "tick"
+        case .received(let message, let from): "receive from \(from): \(message)"
+        case .propose(let command, let request): "propose \(request) \"\(Render.bytes(command))\""
+        case .readIndex(let request): "read \(request)"
+        case .persisted(let index, let term): "persisted through \(index)@\(term)"
+        case .snapshotCreated(let index, let data): "snapshot created at \(index) bytes=\(data.count)"
+        case .changeMembership(let change, let request): "change membership \(request): \(change)"
+        case .transferLeadership(let target, let request): "transfer leadership \(request) to \(target)"
+        }
+    }
+}
+
 /// A message to send to one peer.
 public struct OutboundMessage: Sendable, Equatable, CustomStringConvertible {
     public var to: NodeID

@@ -145,4 +145,16 @@ struct RaftMessageHandlingTests {
         #expect(core.progress(of: 2)?.state == .replicate)
         #expect(core.progress(of: 2)?.match == 2)
     }
+
+    @Test("thesis §9.6: a granted pre-vote from an earlier pre-election does not count in a later one")
+    func stalePreVoteIgnored() throws {
+        var core = try Fixture.core(1, hardState: HardState(term: 1))
+        _ = Fixture.tickUntilRoleChanges(&core)
+        #expect(core.role == .preCandidate)
+        _ = core.step(.received(Fixture.granted(1, preVote: true), from: 2))
+        #expect(core.role == .preCandidate, "granted for term 1, but this pre-election asks for term 2")
+        _ = core.step(.received(Fixture.granted(2, preVote: true), from: 2))
+        #expect(core.role == .candidate)
+        #expect(core.term == 2)
+    }
 }
