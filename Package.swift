@@ -13,6 +13,7 @@ let package = Package(
         .target(name: "CairnCore"),
         .target(name: "CairnRESP", dependencies: ["CairnCore"]),
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
+        .target(name: "CairnRaft", dependencies: ["CairnCore"]),
         .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage"]),
 
         // C libraries from Debian.
@@ -30,6 +31,7 @@ let package = Package(
         .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
         .testTarget(name: "CairnRESPTests", dependencies: ["CairnRESP"]),
         .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage"]),
+        .testTarget(name: "CairnRaftTests", dependencies: ["CairnRaft", "CairnCore"], exclude: ["Golden"]),
         .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "ArchitectureTests"),

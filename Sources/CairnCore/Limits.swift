@@ -40,4 +40,25 @@ public enum Limits {
     public static let acceptsPerTurnMax = 64
     /// Bytes read from one socket in one loop turn, so one busy client cannot starve the others.
     public static let readBytesPerTurnMax = 256 * 1024
+
+    // MARK: Raft
+
+    /// Appends one leader may have in flight to one follower (pipelining window), whatever the config says.
+    public static let raftInflightAppendsMax = 256
+    /// Bytes of one command proposed to Raft: a whole maximal client value plus room for the command
+    /// around it, because a `SET` of the largest value must fit in one entry.
+    public static let raftEntryBytesMax = respBulkBytesMax + 1024 * 1024
+    /// The largest `appendBytesMax` a Raft config may ask for: bytes of entries in one AppendEntries.
+    /// It is a soft target: one entry larger than it is still sent, alone, so every entry can replicate.
+    public static let raftAppendBytesMax = 64 * 1024 * 1024
+    /// Bytes of snapshot data in one InstallSnapshot chunk.
+    public static let raftSnapshotChunkBytesMax = 4 * 1024 * 1024
+    /// Bytes of one whole snapshot a follower will assemble in memory.
+    public static let raftSnapshotBytesMax = 1024 * 1024 * 1024
+    /// ReadIndex requests one leader queues while it confirms leadership; more are rejected.
+    public static let raftPendingReadsMax = 10_000
+    /// Ticks in a minimum election timeout, whatever the config says (guards against a unit mistake).
+    public static let raftElectionTicksMax = 100_000
+    /// Voters plus learners in one group's configuration.
+    public static let raftMembersMax = 64
 }

@@ -14,6 +14,50 @@ struct LimitsTests {
         #expect(Limits.readBytesPerTurnMax >= 64 * 1024)
         #expect(Limits.scanCursorsMax > 0 && Limits.expiryKeysPerTickMax > 0)
     }
+
+    @Test("Raft limits relate as the Raft core assumes")
+    func raftLimitsRelate() {
+        #expect(Limits.raftEntryBytesMax > Limits.respBulkBytesMax, "a SET of the largest value must fit in one entry")
+        #expect(Limits.raftAppendBytesMax >= Limits.raftSnapshotChunkBytesMax)
+        #expect(Limits.raftSnapshotBytesMax > Limits.raftSnapshotChunkBytesMax)
+        #expect(Limits.raftInflightAppendsMax >= 1 && Limits.raftPendingReadsMax >= 1)
+        #expect(Limits.raftMembersMax >= 5, "a group of five voters plus learners must fit")
+        #expect(Limits.raftElectionTicksMax > 10)
+    }
+}
+
+@Suite("CRC32C")
+struct CRC32CTests {
+    @Test("golden vectors pin the Castagnoli polynomial (RFC 3720 B.4 and the standard check value)")
+    func goldenVectors() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+    }
+
+    @Test("checksums continue across pieces", arguments: 0..<20 as Range<UInt64>)
+    func incremental(seed: UInt64) {
+        var prng = SplitMix64(seed: seed)
+        let bytes = (0..<prng.below(200)).map { _ in UInt8(truncatingIfNeeded: prng.next()) }
+        let split = bytes.isEmpty ? 0 : prng.below(bytes.count)
+        let whole = CRC32C.checksum(bytes)
+        #expect(CRC32C.update(CRC32C.checksum(bytes[..<split]), with: bytes[split...]) == whole, "seed \(seed)")
+    }
+}
+
+@Suite("identifiers")
+struct IdentifierTests {
+    @Test("identifiers order, step and print as their numbers")
+    func identifiers() {
+        #expect(Term(3).next == Term(4))
+        #expect(LogIndex(5).previous == 4)
+        #expect(LogIndex(5).advanced(by: 3) == 8)
+        #expect(LogIndex(2).distance(to: 7) == 5)
+        #expect([NodeID(3), 1, 2].sorted() == [1, 2, 3])
+        #expect("\(NodeID(7)) \(Term(2)) \(LogIndex(9)) \(GroupID(4))" == "7 2 9 4")
+    }
 }
 
 @Suite("SplitMix64")

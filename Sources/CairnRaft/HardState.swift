@@ -1,0 +1,59 @@
+import CairnCore
+
+/// The state a node MUST keep on stable storage before it answers anyone (Raft §5, Figure 2): its
+/// current term, whom it voted for in that term, and how far it knows the log to be committed.
+///
+/// `commit` is not required for safety (it can be relearned from a leader), but saving it lets a
+/// restarted node re-apply committed entries at once instead of waiting for a leader.
+public struct HardState: Sendable, Equatable, CustomStringConvertible {
+    public var term: Term
+    public var vote: NodeID?
+    public var commit: LogIndex
+
+    public init(term: Term = 0, vote: NodeID? = nil, commit: LogIndex = 0) {
+        self.term = term
+        self.vote = vote
+        self.commit = commit
+    }
+
+    public var description: String {
+        "term=\(term) vote=\(vote.map(\.description) ?? "none") commit=\(commit)"
+    }
+}
+
+/// What a snapshot covers: the last entry it replaces and the configuration in force at that entry
+/// (Raft §7: "last included index", "last included term", "latest configuration").
+public struct SnapshotMetadata: Sendable, Equatable, CustomStringConvertible {
+    public var index: LogIndex
+    public var term: Term
+    public var configuration: ConfigurationState
+
+    public init(index: LogIndex, term: Term, configuration: ConfigurationState) {
+        self.index = index
+        self.term = term
+        self.configuration = configuration
+    }
+
+    public var description: String { "\(index)@\(term) \(configuration)" }
+}
+
+/// A snapshot of the application's state machine, opaque to Raft, with its metadata.
+///
+/// A new group's storage holds a *bootstrap* snapshot at index 0, term 0, carrying the initial
+/// configuration and no data: that is how a core learns its first members without a special case.
+public struct Snapshot: Sendable, Equatable, CustomStringConvertible {
+    public var metadata: SnapshotMetadata
+    public var data: [UInt8]
+
+    public init(metadata: SnapshotMetadata, data: [UInt8]) {
+        self.metadata = metadata
+        self.data = data
+    }
+
+    /// The bootstrap snapshot of a new group whose members are `configuration`.
+    public static func bootstrap(_ configuration: ConfigurationState) -> Snapshot {
+        Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, configuration: configuration), data: [])
+    }
+
+    public var description: String { "snapshot \(metadata) bytes=\(data.count)" }
+}

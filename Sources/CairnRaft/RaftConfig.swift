@@ -1,0 +1,140 @@
+import CairnCore
+
+/// How one core behaves. Durations are in ticks (the shell turns wall time into ticks; DESIGN.md §8).
+public struct RaftConfig: Sendable, Equatable {
+    /// This node.
+    public var id: NodeID
+    /// The group this core replicates; stamped on every message it sends and checked on every one it gets.
+    public var group: GroupID
+    /// The shortest election timeout. Each timeout is drawn uniformly from
+    /// `[electionTicksMin, 2 × electionTicksMin)` (Raft §5.2), and it is also the CheckQuorum period and
+    /// the leader-stickiness window. Should be about 10× `heartbeatTicks`.
+    public var electionTicksMin: Int
+    /// How often a leader sends heartbeats (and retries probes and snapshot chunks).
+    public var heartbeatTicks: Int
+    /// Seeds the generator that draws election timeouts. Give each node a different seed.
+    public var seed: UInt64
+    /// Run a pre-election (thesis §9.6) so that a node that cannot win does not raise its term and
+    /// disrupt the group when it rejoins.
+    public var preVote: Bool
+    /// A leader that has not heard from a quorum within `electionTicksMin` steps down, and a node that
+    /// heard from a leader within `electionTicksMin` ignores vote requests (thesis §6.2, §9.6).
+    public var checkQuorum: Bool
+    /// Serve reads on a leader lease instead of a confirmation round (thesis §6.4.1).
+    ///
+    /// The lease is safe only under a clock assumption: no node's tick rate may run faster than the
+    /// leader's by more than `leaseClockDriftTicks` ticks per `electionTicksMin` ticks. The leader counts
+    /// its lease from when it *sent* the heartbeats a quorum acknowledged, and holds it for
+    /// `electionTicksMin − leaseClockDriftTicks` ticks; followers will not vote for anyone else until
+    /// `electionTicksMin` of *their* ticks pass after receiving them, and a restarted node waits
+    /// `electionTicksMin` ticks before voting for anyone (it may have acknowledged the leader before it
+    /// crashed). Requires `checkQuorum`. Leadership transfer forfeits the lease for the rest of the term.
+    public var leaseReads: Bool
+    /// The clock-drift allowance taken off the lease (see `leaseReads`).
+    public var leaseClockDriftTicks: Int
+    /// Appends a leader may have in flight to one follower in replicate state (pipelining window).
+    public var inflightAppendsMax: Int
+    /// Target bytes of entries in one append (one larger entry is still sent, alone).
+    public var appendBytesMax: Int
+    /// Bytes of snapshot data in one InstallSnapshot chunk.
+    public var snapshotChunkBytesMax: Int
+    /// ReadIndex requests a leader queues at once.
+    public var pendingReadsMax: Int
+
+    public init(
+        id: NodeID, group: GroupID = 1, electionTicksMin: Int = 10, heartbeatTicks: Int = 1, seed: UInt64 = 0,
+        preVote: Bool = true, checkQuorum: Bool = true, leaseReads: Bool = false, leaseClockDriftTicks: Int = 1,
+        inflightAppendsMax: Int = 4, appendBytesMax: Int = 1024 * 1024, snapshotChunkBytesMax: Int = 256 * 1024,
+        pendingReadsMax: Int = 1024
+    ) {
+        self.id = id
+        self.group = group
+        self.electionTicksMin = electionTicksMin
+        self.heartbeatTicks = heartbeatTicks
+        self.seed = seed
+        self.preVote = preVote
+        self.checkQuorum = checkQuorum
+        self.leaseReads = leaseReads
+        self.leaseClockDriftTicks = leaseClockDriftTicks
+        self.inflightAppendsMax = inflightAppendsMax
+        self.appendBytesMax = appendBytesMax
+        self.snapshotChunkBytesMax = snapshotChunkBytesMax
+        self.pendingReadsMax = pendingReadsMax
+    }
+
+    /// Checks the settings against each other and against `Limits`.
+    /// - Throws: `RaftConfigError` naming the field, its value and the rule it broke.
+    public func validate() throws(RaftConfigError) {
+        if id.rawValue == 0 { throw .invalid("id (0) must not be 0; node IDs start at 1") }
+        if heartbeatTicks < 1 { throw .invalid("heartbeatTicks (\(heartbeatTicks)) must be at least 1") }
+        if electionTicksMin <= heartbeatTicks {
+            throw .invalid(
+                "electionTicksMin (\(electionTicksMin)) must be greater than heartbeatTicks (\(heartbeatTicks)); 10× is typical"
+            )
+        }
+        if electionTicksMin > Limits.raftElectionTicksMax {
+            throw .invalid(
+                "electionTicksMin (\(electionTicksMin)) must be at most \(Limits.raftElectionTicksMax); ticks are usually 10 ms"
+            )
+        }
+        if inflightAppendsMax < 1 || inflightAppendsMax > Limits.raftInflightAppendsMax {
+            throw .invalid("inflightAppendsMax (\(inflightAppendsMax)) must be in 1...\(Limits.raftInflightAppendsMax)")
+        }
+        if appendBytesMax < 1 || appendBytesMax > Limits.raftAppendBytesMax {
+            throw .invalid("appendBytesMax (\(appendBytesMax)) must be in 1...\(Limits.raftAppendBytesMax)")
+        }
+        if snapshotChunkBytesMax < 1 || snapshotChunkBytesMax > Limits.raftSnapshotChunkBytesMax {
+            throw .invalid(
+                "snapshotChunkBytesMax (\(snapshotChunkBytesMax)) must be in 1...\(Limits.raftSnapshotChunkBytesMax)")
+        }
+        if pendingReadsMax < 1 || pendingReadsMax > Limits.raftPendingReadsMax {
+            throw .invalid("pendingReadsMax (\(pendingReadsMax)) must be in 1...\(Limits.raftPendingReadsMax)")
+        }
+        if leaseReads && !checkQuorum {
+            throw .invalid("leaseReads needs checkQuorum: without it, followers may elect a new leader during a lease")
+        }
+        if leaseReads && (leaseClockDriftTicks < 0 || leaseClockDriftTicks >= electionTicksMin) {
+            throw .invalid(
+                "leaseClockDriftTicks (\(leaseClockDriftTicks)) must be in 0..<electionTicksMin (\(electionTicksMin))")
+        }
+    }
+}
+
+/// A configuration that cannot work. The text names the field, the value and the rule.
+public enum RaftConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let text): text
+        }
+    }
+}
+
+/// Why a core could not start from its storage.
+public enum RaftStorageError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The storage could not be read (the text comes from the storage engine).
+    case unavailable(String)
+    /// The storage holds something that breaks Raft's rules, such as a gap in the log.
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let text): "Raft storage unavailable: \(text)"
+        case .corrupt(let text): "Raft storage corrupt: \(text)"
+        }
+    }
+}
+
+/// Why `RaftCore.init` failed.
+public enum RaftStartError: Error, Equatable, Sendable, CustomStringConvertible {
+    case config(RaftConfigError)
+    case storage(RaftStorageError)
+
+    public var description: String {
+        switch self {
+        case .config(let error): error.description
+        case .storage(let error): error.description
+        }
+    }
+}

@@ -1,0 +1,274 @@
+import CairnCore
+
+/// One node's member of one Raft group, as a deterministic state machine with no I/O.
+///
+/// ## What it does
+/// Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", 2014) keeps a
+/// replicated log consistent across a group of nodes: it elects a leader (§5.2), the leader replicates
+/// entries (§5.3), and an entry is committed once a quorum stores it, which is then final (§5.4). This
+/// core also implements, from Ongaro's thesis ("Consensus: Bridging Theory and Practice", 2014):
+/// single-server membership changes (§4.1), learners that catch up before voting (§4.2.1), joint
+/// consensus for arbitrary changes (§4.3), leadership transfer (§3.10), ReadIndex and lease reads (§6.4),
+/// log compaction with chunked snapshots (§5), PreVote (§9.6) and CheckQuorum (§6.2).
+///
+/// ## How a shell drives it
+/// Feed every event through `step(_:)` and carry out the returned `RaftOutput` lanes in order:
+/// 1. The shell MUST make `writes` durable (fsync) before it sends any of `messages`. A vote, an append
+///    acknowledgement or a leader's append MUST NOT leave before the term, vote or entries they depend on
+///    are on disk (Raft Figure 2, "Persistent state … updated on stable storage before responding").
+/// 2. The shell MUST then send `messages`; it MAY drop, delay, duplicate or reorder them.
+/// 3. The shell MUST restore `snapshotToRestore`, then apply `committed` in order, exactly once each.
+/// 4. The shell MUST serve each of `reads` only after the state machine has applied its index.
+/// 5. The shell MUST answer `replies`.
+///
+/// The shell MUST deliver `.tick` at a steady rate, report `.persisted` after each write of entries,
+/// route each message to the core of its `group`, and after a crash build a new core from storage with
+/// `init(config:storage:appliedIndex:)`. The shell MUST NOT change storage other than by applying `writes`,
+/// and MUST NOT make protocol decisions (retries, timeouts, whom to contact): the core does.
+///
+/// ## Legal role transitions
+/// follower → pre-candidate (timeout, PreVote on) or candidate (timeout with PreVote off, or TimeoutNow);
+/// pre-candidate → candidate (quorum of pre-votes) or follower; candidate → leader (quorum of votes),
+/// candidate (timeout, next term) or follower; leader → follower (higher term, lost quorum, removed).
+/// A node that is not a voter in its latest configuration never leaves follower, unless that
+/// configuration is uncommitted and removed it (see `isPromotable`). Anything else crashes
+/// through `precondition`, as do broken invariants, which `checkInvariants` tests after every step.
+///
+/// ## Deviations from the paper, and why
+/// - The log lives in memory (`RaftLog`) and storage is read only at start: the core stays a value the
+///   simulator can copy; the application bounds memory by taking snapshots.
+/// - The leader counts its own entries for commitment only once the shell reports them `.persisted`
+///   (thesis §10.2.1 lets the leader write in parallel with replication; this is that, made explicit).
+/// - A rejected append carries etcd's conflict hint (largest index whose term is at most the leader's
+///   `previousTerm`) rather than the paper's first index of the conflicting term: the leader then skips
+///   a whole diverging suffix in one round trip (§5.3, last paragraphs).
+/// - Any node answers a vote request, learners included: the candidate's configuration decides whose
+///   vote counts, and the learner may already be a voter in it (as in etcd).
+/// - With CheckQuorum, a node that heard from a leader within `electionTicksMin` ignores vote requests
+///   that are not marked as a transfer, and a node that receives an append from an older term answers
+///   it so that a stale leader learns the newer term (etcd's handling; thesis §4.2.3, §9.6).
+/// - Snapshot chunks carry a CRC32C checksum, checked before a byte is kept.
+/// - A node removed by an uncommitted configuration may still campaign (votes counted by that latest
+///   configuration), so that a leader failing right after appending its own removal cannot stall the
+///   group (`isPromotable`).
+public struct RaftCore: Sendable {
+    /// The settings this core was built with (validated).
+    public let config: RaftConfig
+    /// This node's role now. Changes only through `transition(to:)`, which rejects illegal transitions.
+    public internal(set) var role: RaftRole = .follower
+    /// The current term (durable: part of `HardState`).
+    public internal(set) var term: Term
+    /// Whom this node voted for in `term`, if anyone (durable: part of `HardState`).
+    public internal(set) var vote: NodeID?
+    /// The leader this node follows (itself when leader), if it knows one.
+    public internal(set) var leader: NodeID?
+    /// The highest index known to be committed. Never decreases.
+    public internal(set) var commitIndex: LogIndex
+    /// The configuration in force: the latest one in the log, committed or not (thesis §4.1).
+    public internal(set) var configuration: ConfigurationState
+    /// Counts of dropped and refused messages, for metrics.
+    public internal(set) var counters = RaftCounters()
+
+    var configurationIndex: LogIndex
+    var log: RaftLog
+    var snapshot: Snapshot
+    /// The last index handed to the application (or restored from a snapshot).
+    var appliedIndex: LogIndex
+    /// Entries through here are durable on this node.
+    var durableIndex: LogIndex
+    /// Whether the application's state machine starts empty and must first restore `snapshot`.
+    var isRestorePending: Bool
+    var lastSavedHardState: HardState
+    var prng: SplitMix64
+    var ticks: UInt64 = 0
+    /// Ticks since the last sign of a live leader (follower), the start of an election (candidate), or
+    /// the last CheckQuorum round (leader).
+    var electionElapsed = 0
+    var randomizedElectionTicks: Int
+    var heartbeatElapsed = 0
+    /// Votes received as (pre-)candidate: voter → granted.
+    var votes: [NodeID: Bool] = [:]
+    /// Non-nil exactly while leader. (Kept beside `role` rather than inside an enum payload because Swift's
+    /// exclusivity rules make mutating a payload while reading the rest of `self` awkward.)
+    var leaderState: LeaderState?
+    var incomingSnapshot: IncomingSnapshot?
+
+    /// Starts a core from what `storage` holds: term, vote, commit, snapshot and log (after a crash, or
+    /// for a new group's bootstrap storage).
+    /// - Parameters:
+    ///   - appliedIndex: the index the application's state machine has already applied, if it keeps its
+    ///     state durably. If nil, the state machine starts empty: the first `step` asks it to restore the
+    ///     snapshot and re-apply committed entries.
+    /// - Throws: `RaftStartError` if the config is invalid or the storage unreadable or inconsistent.
+    public init(config: RaftConfig, storage: some RaftLogStorage, appliedIndex: LogIndex? = nil) throws(RaftStartError)
+    {
+        do {
+            try config.validate()
+        } catch {
+            throw .config(error)
+        }
+        let hardState: HardState
+        let snapshot: Snapshot
+        let entries: [Entry]
+        do {
+            hardState = try storage.hardState()
+            snapshot = try storage.snapshot()
+            entries = try storage.entries(from: snapshot.metadata.index.next, through: try storage.lastIndex())
+        } catch {
+            throw .storage(error)
+        }
+        let log = try Self.checkedLog(snapshot: snapshot.metadata, entries: entries)
+        guard hardState.commit <= log.lastIndex, log.lastTerm <= hardState.term || entries.isEmpty else {
+            throw .storage(
+                .corrupt("hard state \(hardState) does not fit log ending at \(log.lastIndex)@\(log.lastTerm)"))
+        }
+        self.config = config
+        self.term = hardState.term
+        self.vote = hardState.vote
+        self.commitIndex = max(hardState.commit, snapshot.metadata.index)
+        self.log = log
+        self.snapshot = snapshot
+        let configured = log.lastConfiguration() ?? (snapshot.metadata.index, snapshot.metadata.configuration)
+        self.configurationIndex = configured.0
+        self.configuration = configured.1
+        self.durableIndex = log.lastIndex
+        // An empty state machine restores even a snapshot with no data, so that it learns the index it is at.
+        let hasSnapshotState = snapshot.metadata.index > 0 || !snapshot.data.isEmpty
+        self.isRestorePending = appliedIndex.map { $0 < snapshot.metadata.index } ?? hasSnapshotState
+        self.appliedIndex = max(min(appliedIndex ?? 0, self.commitIndex), snapshot.metadata.index)
+        self.lastSavedHardState = HardState(term: term, vote: vote, commit: commitIndex)
+        self.prng = SplitMix64(seed: config.seed)
+        self.randomizedElectionTicks = config.electionTicksMin
+        self.randomizedElectionTicks = drawElectionTimeout()
+    }
+
+    static func checkedLog(snapshot: SnapshotMetadata, entries: [Entry]) throws(RaftStartError) -> RaftLog {
+        var expected = snapshot.index.next
+        var lastTerm = snapshot.term
+        for entry in entries {
+            guard entry.index == expected, entry.term >= lastTerm else {
+                throw .storage(.corrupt("entry \(entry) follows \(expected.previous)@\(lastTerm)"))
+            }
+            expected = expected.next
+            lastTerm = entry.term
+        }
+        return RaftLog(snapshotIndex: snapshot.index, snapshotTerm: snapshot.term, entries: entries)
+    }
+
+    /// Advances the state machine by one input. Same state plus same input gives the same output.
+    public mutating func step(_ input: RaftInput) -> RaftOutput {
+        var output = RaftOutput()  // One accumulator; every path reaches `finishStep`.
+        let before = lastSavedHardState
+        switch input {
+        case .tick:
+            tick(into: &output)
+        case .received(let message, let from):
+            receive(message, from: from, into: &output)
+        case .propose(let command, let request):
+            propose(command, request: request, into: &output)
+        case .readIndex(let request):
+            readIndex(request: request, into: &output)
+        case .persisted(let index, let term):
+            persisted(through: index, term: term, into: &output)
+        case .snapshotCreated(let index, let data):
+            snapshotCreated(index: index, data: data, into: &output)
+        case .changeMembership(let change, let request):
+            changeMembership(change, request: request, into: &output)
+        case .transferLeadership(let target, let request):
+            transferLeadership(to: target, request: request, into: &output)
+        }
+        finishStep(into: &output)
+        checkInvariants(before: before)
+        return output
+    }
+
+    /// Adds what every step must end with: the hard state if it changed (lane 1), and newly committed
+    /// entries for the application (lane 3).
+    mutating func finishStep(into output: inout RaftOutput) {
+        let hardState = HardState(term: term, vote: vote, commit: commitIndex)
+        if hardState != lastSavedHardState {
+            output.writes.hardState = hardState
+            lastSavedHardState = hardState
+        }
+        if isRestorePending {
+            isRestorePending = false
+            output.snapshotToRestore = snapshot
+            appliedIndex = snapshot.metadata.index
+        }
+        if commitIndex > appliedIndex {
+            output.committed.append(contentsOf: log.entries(from: appliedIndex.next, through: commitIndex))
+            appliedIndex = commitIndex
+        }
+    }
+
+    // MARK: Queries
+
+    /// The index of the last entry in the log.
+    public var lastIndex: LogIndex { log.lastIndex }
+    /// The term of the last entry in the log.
+    public var lastTerm: Term { log.lastTerm }
+    /// The index of the last entry handed to the application.
+    public var lastAppliedIndex: LogIndex { appliedIndex }
+    /// The metadata of the snapshot the log starts after.
+    public var snapshotMetadata: SnapshotMetadata { snapshot.metadata }
+    /// The entries held in memory (after the snapshot), for checkers and tests.
+    public var entries: [Entry] { log.entries }
+    /// The term of the entry at `index`, if it is in the log or is the snapshot's last entry.
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+    /// A leader's view of a follower's replication, for operators and membership decisions (is a learner
+    /// caught up enough to promote?). Nil unless leader and `node` is another member.
+    public func progress(of node: NodeID) -> Progress? { leaderState?.progress[node] }
+    /// Whether a leadership transfer is under way (leader only).
+    public var transferTarget: NodeID? { leaderState?.transfer?.target }
+
+    // MARK: Invariants
+
+    /// Who and where, for invariant failure messages (only built when one fails).
+    private var invariantContext: String { "node \(config.id) term \(term) role \(role)" }
+
+    /// Checks what must hold after every step. Cheap enough to run always (STYLE.md §2.6).
+    func checkInvariants(before: HardState) {
+        precondition(term >= before.term, "\(invariantContext): term went back from \(before.term)")
+        if term == before.term, let earlier = before.vote {
+            precondition(
+                vote == earlier, "\(invariantContext): voted for \(vote.map(\.description) ?? "none") after \(earlier)")
+        }
+        precondition(
+            commitIndex >= before.commit,
+            "\(invariantContext): commit went back from \(before.commit) to \(commitIndex)")
+        precondition(
+            commitIndex <= log.lastIndex, "\(invariantContext): commit \(commitIndex) beyond log end \(log.lastIndex)")
+        precondition(log.snapshotIndex <= appliedIndex, "\(invariantContext): snapshot \(log.snapshotIndex) > applied")
+        precondition(
+            appliedIndex <= commitIndex, "\(invariantContext): applied \(appliedIndex) > commit \(commitIndex)")
+        precondition(durableIndex <= log.lastIndex, "\(invariantContext): durable \(durableIndex) beyond log end")
+        precondition(log.lastTerm <= term, "\(invariantContext): log has term \(log.lastTerm) from the future")
+        precondition(snapshot.metadata.index == log.snapshotIndex, "\(invariantContext): snapshot and log disagree")
+        precondition((role == .leader) == (leaderState != nil), "\(invariantContext): leader state without leadership")
+        switch role {
+        case .leader:
+            checkLeaderInvariants()
+        case .candidate:
+            precondition(vote == config.id, "\(invariantContext): a candidate votes for itself (§5.2)")
+            precondition(votes[config.id] == true, "\(invariantContext): a candidate counts its own vote")
+        case .preCandidate:
+            precondition(votes[config.id] == true, "\(invariantContext): a pre-candidate counts its own pre-vote")
+        case .follower:
+            precondition(votes.isEmpty, "\(invariantContext): a follower holds no votes")
+        }
+    }
+
+    private func checkLeaderInvariants() {
+        guard let leaderState else { return }
+        precondition(leader == config.id, "\(invariantContext): a leader follows itself")
+        precondition(vote == config.id, "\(invariantContext): a leader voted for itself in its term")
+        precondition(log.lastTerm == term, "\(invariantContext): a leader's last entry is from its own term")
+        precondition(
+            leaderState.progress[config.id] == nil, "\(invariantContext): a leader tracks no progress for itself")
+        for (node, progress) in leaderState.progress {
+            precondition(progress.match < progress.next, "\(invariantContext): follower \(node) match >= next")
+            precondition(
+                progress.match <= log.lastIndex, "\(invariantContext): follower \(node) matched beyond our log")
+        }
+    }
+}
