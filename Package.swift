@@ -15,6 +15,7 @@ let package = Package(
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
         .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage"]),
+        .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -25,7 +26,7 @@ let package = Package(
         .target(
             name: "CairnServer",
             dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CLinux"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim"]),
 
         // Tests.
         .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
@@ -33,6 +34,7 @@ let package = Package(
         .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage"]),
         .testTarget(name: "CairnRaftTests", dependencies: ["CairnRaft", "CairnCore"], exclude: ["Golden"]),
         .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage"]),
+        .testTarget(name: "CairnSimTests", dependencies: ["CairnSim", "CairnRaft", "CairnCore"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "ArchitectureTests"),
     ],

@@ -40,6 +40,9 @@ public struct RaftConfig: Sendable, Equatable {
     public var snapshotChunkBytesMax: Int
     /// ReadIndex requests a leader queues at once.
     public var pendingReadsMax: Int
+    /// TEST-ONLY: a deliberately wrong behaviour for the simulator to catch (see `DeliberateBug`). Always
+    /// `.none` outside `CairnSim`; `cairn server` cannot set it.
+    public var deliberateBug = DeliberateBug.none
 
     public init(
         id: NodeID, group: GroupID = 1, electionTicksMin: Int = 10, heartbeatTicks: Int = 1, seed: UInt64 = 0,

@@ -13,10 +13,11 @@ enum CairnCommand {
 
         Commands:
           server     Run a node (see 'cairn server --help').
+          sim        Run the deterministic simulator (see 'cairn sim --help').
           version    Print the version.
           help       Print this help.
 
-        'dev', 'ctl', 'bench' and 'sim' arrive with clustering, the load tool and the simulator.
+        'dev', 'ctl' and 'bench' arrive with clustering and the load tool.
 
         """
 
@@ -30,6 +31,8 @@ enum CairnCommand {
         switch command {
         case "server":
             exit(ServerCommand.run(arguments))
+        case "sim":
+            exit(SimCommand.run(arguments))
         case "version", "--version", "-v":
             if arguments.contains("--help") || arguments.contains("-h") {
                 print("Usage: cairn version\n\nPrints Cairn's version and the Redis version whose protocol it follows.")
@@ -38,10 +41,10 @@ enum CairnCommand {
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")
-        case "dev", "ctl", "bench", "sim":
+        case "dev", "ctl", "bench":
             fail("'cairn \(command)' is not available in this version yet; run 'cairn server --help' to start a node")
         default:
-            fail("unknown command '\(command)'; expected one of: server, version, help")
+            fail("unknown command '\(command)'; expected one of: server, sim, version, help")
         }
     }
 
