@@ -14,8 +14,9 @@ struct EventQueue<Payload> {
         }
     }
 
-    /// More events than this pending at once means something schedules without bound: a bug.
-    static var countMax: Int { 1_000_000 }
+    /// More events than this pending at once means something schedules without bound: a bug. (The
+    /// simulator stops a run long before, at `Simulation.pendingEventsMax`.)
+    static var countMax: Int { 10_000_000 }
 
     private var heap: [Item] = []
     private var nextSequence: UInt64 = 0

@@ -34,6 +34,8 @@ public enum FaultKind: String, Sendable, Equatable, CaseIterable, CustomStringCo
     case drop, duplicate, reorder, partition
     case asymmetricPartition = "asymmetric-partition"
     case swizzle, crash
+    case powerFailure = "power-failure"
+    case crashAfterVote = "crash-after-vote"
     case lostWrites = "lost-writes"
 
     public var description: String { rawValue }
@@ -79,6 +81,8 @@ public struct SimReport: Sendable {
     public var snapshotsInstalled: Int
     /// Core steps taken (ticks, messages, requests, completions), a measure of work done.
     public var steps: Int
+    /// The most core steps taken in one simulated second.
+    public var stepsPerSecondMax: Int
     public var history: [ClientOperation]
     public var traceHash: UInt64
     public var traceLines: Int

@@ -104,11 +104,19 @@ extension Simulation {
         queue.push(.heal, at: healStart + UInt64(links.count) * gapMs)
     }
 
-    /// One to (nodes − 1) / 2 distinct nodes, sorted.
+    /// One to (nodes − 1) / 2 distinct nodes, sorted; the leader among them if the leader is targeted.
     private func randomMinority() -> [Int] {
         var all = Array(0..<nodes.count)
         shuffle(&all)
+        if let leader = targetedLeader(), let position = all.firstIndex(of: leader) { all.swapAt(0, position) }
         return all.prefix(1 + faultPrng.below((nodes.count - 1) / 2)).sorted()
+    }
+
+    /// The position of the live leader of the highest term, if this fault targets the leader.
+    private func targetedLeader() -> Int? {
+        guard faultPrng.chance(options.leaderTargetPermille) else { return nil }
+        let leaders = nodes.filter { $0.core?.role == .leader }
+        return leaders.max { ($0.core?.term ?? 0) < ($1.core?.term ?? 0) }?.position
     }
 
     private func shuffle<T>(_ items: inout [T]) {
@@ -128,17 +136,36 @@ extension Simulation {
 
     // MARK: Crashes
 
-    /// Crashes a random live node, keeping a majority up so the group can make progress, and schedules
-    /// its restart and the next crash.
+    /// Crashes a random live node (or the leader), keeping a majority up so that the group can make
+    /// progress; or, in a power failure, a majority at once. Schedules restarts and the next crash.
     func crashRandomNode() {
         guard isFaulty, let mean = options.crashIntervalMsMean else { return }
-        let up = nodes.filter(\.isUp)
-        if nodes.count - up.count < (nodes.count - 1) / 2 {
-            let node = up[faultPrng.below(up.count)]
-            crash(node)
-            queue.push(.restart(node: node.position), at: nowMs + faultPrng.within(1...options.downtimeMsMax))
+        let count = nodes.count
+        if faultPrng.chance(options.powerFailurePermille) {
+            let downTarget = faultPrng.within((count / 2 + 1)...count)
+            faults.add(.powerFailure)
+            trace.record(nowMs, "POWER FAILURE: \(downTarget) of \(count) nodes down")
+            var up = nodes.filter(\.isUp).map(\.position)
+            shuffle(&up)
+            for position in up.prefix(max(0, downTarget - (count - up.count))) {
+                crash(nodes[position])
+                queue.push(.restart(node: position), at: nowMs + faultPrng.within(1...options.downtimeMsMax))
+            }
+        } else if count - nodes.filter(\.isUp).count < (count - 1) / 2 {
+            let up = nodes.filter(\.isUp).map(\.position)
+            let position = targetedLeader() ?? up[faultPrng.below(up.count)]
+            crash(nodes[position])
+            queue.push(.restart(node: position), at: nowMs + faultPrng.within(1...options.downtimeMsMax))
         }
         queue.push(.crash, at: nowMs + faultPrng.within(1...(2 * mean)))
+    }
+
+    /// The BUGGIFY-style crash right after a vote: the node reboots almost at once, so a candidate's
+    /// request that was in flight may reach it again in the same term.
+    func crashAfterVote(_ node: SimNode, downtimeMs: UInt64) {
+        guard isFaulty, node.isUp, nodes.count - nodes.filter(\.isUp).count < (nodes.count - 1) / 2 else { return }
+        crash(node, kind: .crashAfterVote)
+        queue.push(.restart(node: node.position), at: nowMs + downtimeMs)
     }
 
     // MARK: Liveness

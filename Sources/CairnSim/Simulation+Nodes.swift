@@ -14,7 +14,10 @@ extension Simulation {
         guard let output = node.core?.step(input), let core = node.core else { return }
         if core.role != roleBefore || core.term != termBefore {
             trace.record(nowMs, "n\(node.id) \(roleBefore.map(\.description) ?? "-") -> \(core.role) term=\(core.term)")
-            if core.role == .leader && roleBefore != .leader { checker.noteNewLeader(core, timeMs: nowMs) }
+            if core.role == .leader && roleBefore != .leader {
+                checker.noteNewLeader(core, timeMs: nowMs)
+                scheduleCrashAfterVote(node)
+            }
         }
         if !output.writes.entries.isEmpty { checker.noteWritten(output.writes.entries, by: core, timeMs: nowMs) }
         if core.commitIndex > commitBefore { checker.noteCommitted(by: core, from: commitBefore, timeMs: nowMs) }
@@ -70,6 +73,7 @@ extension Simulation {
     private func carryOut(_ output: RaftOutput, of node: SimNode) {
         for outbound in output.messages {
             send(outbound.message, from: node.position, to: Int(outbound.to.rawValue) - 1)
+            if case .requestVoteResponse(true, false) = outbound.message.kind { scheduleCrashAfterVote(node) }
         }
         // Remember proposals before applying, so that one committed in this same output is answered.
         for reply in output.replies {
@@ -102,6 +106,14 @@ extension Simulation {
             node.snapshotIndex = node.appliedIndex
             step(node, .snapshotCreated(index: node.appliedIndex, data: node.machine.snapshotData()))
         }
+    }
+
+    /// The BUGGIFY site for votes: a node that just granted a vote, or just won an election with its own,
+    /// may crash at once and reboot within `rebootMsMax`, while requests of the same term are in flight.
+    private func scheduleCrashAfterVote(_ node: SimNode) {
+        guard isFaulty, faultPrng.chance(options.crashAfterVotePermille) else { return }
+        let downtime = faultPrng.within(1...options.rebootMsMax)
+        queue.push(.crashNode(node: node.position, downtimeMs: downtime), at: nowMs + faultPrng.within(0...3))
     }
 
     // MARK: The state machine
@@ -211,9 +223,9 @@ extension Simulation {
                 + " last=\(core?.lastIndex ?? 0) commit=\(core?.commitIndex ?? 0)")
     }
 
-    func crash(_ node: SimNode) {
+    func crash(_ node: SimNode, kind: FaultKind = .crash) {
         let lost = node.crash(nowMs: nowMs)
-        faults.add(.crash)
+        faults.add(kind)
         if lost > 0 { faults.add(.lostWrites, lost) }
         trace.record(nowMs, "n\(node.id) CRASH (\(lost) write batches lost)")
     }

@@ -27,8 +27,12 @@ public final class Simulation {
     public static let safetyTicksDefault = 2000
     /// Default bound on the liveness phase (10 simulated seconds).
     public static let livenessTicksMaxDefault = 1000
-    /// Core steps one run may take; more means a livelock in the simulator, reported as a failure.
-    static let stepsMax = 50_000_000
+    /// Events pending at once in a healthy run stay in the hundreds (a tick per node, messages in flight,
+    /// disk completions, clients). Far more means a message storm: reported as a liveness failure.
+    static let pendingEventsMax = 100_000
+    /// Core steps per node per simulated second. A healthy group takes a few hundred (ticks, messages,
+    /// requests); a message storm takes tens of thousands and is stopped as a liveness failure.
+    static let stepsPerNodeSecondMax = 5_000
 
     enum Event {
         case tick(node: Int)
@@ -39,6 +43,7 @@ public final class Simulation {
         case clientNext(client: Int)
         case clientTimeout(client: Int, request: RequestID)
         case crash
+        case crashNode(node: Int, downtimeMs: UInt64)
         case restart(node: Int)
         case partition
         case clog(from: Int, to: Int)
@@ -74,6 +79,9 @@ public final class Simulation {
     var nextRequest: UInt64 = 0
     var acknowledgedIndexMax: LogIndex = 0
     var steps = 0
+    var windowStartMs: UInt64 = 0
+    var windowStartSteps = 0
+    var stepsPerSecondMax = 0
     var snapshotsInstalled = 0
 
     /// - Parameters:
@@ -114,8 +122,22 @@ public final class Simulation {
             nowMs = time
             handle(event)
             if checker.violation != nil || convergedMs != nil { break }
-            if steps > Self.stepsMax {
-                checker.report(.liveness, timeMs: nowMs, "more than \(Self.stepsMax) steps: the simulation livelocked")
+            if queue.count > Self.pendingEventsMax {
+                checker.report(
+                    .liveness, timeMs: nowMs,
+                    "\(queue.count) events pending (more than \(Self.pendingEventsMax)): a message storm")
+                break
+            }
+            if nowMs >= windowStartMs + 1000 {
+                stepsPerSecondMax = max(stepsPerSecondMax, steps - windowStartSteps)
+                windowStartMs = nowMs
+                windowStartSteps = steps
+            }
+            if steps - windowStartSteps > Self.stepsPerNodeSecondMax * nodes.count {
+                checker.report(
+                    .liveness, timeMs: nowMs,
+                    "more than \(Self.stepsPerNodeSecondMax * nodes.count) core steps in one simulated second: "
+                        + "a message storm")
                 break
             }
         }
@@ -169,6 +191,8 @@ public final class Simulation {
             timeOut(client: client, request: request)
         case .crash:
             crashRandomNode()
+        case .crashNode(let position, let downtimeMs):
+            crashAfterVote(nodes[position], downtimeMs: downtimeMs)
         case .restart(let position):
             if !nodes[position].isUp { restart(nodes[position]) }
         case .partition:
@@ -201,7 +225,8 @@ public final class Simulation {
             livenessStartMs: livenessStartMs, convergenceMs: convergedMs.map { $0 - livenessStartMs },
             committedIndex: checker.committedIndexMax.rawValue, operations: history.count, operationsOK: ok,
             operationsUnknown: unknown, elections: checker.elections, snapshotsInstalled: snapshotsInstalled,
-            steps: steps, history: history, traceHash: trace.hash, traceLines: trace.lineCount)
+            steps: steps, stepsPerSecondMax: stepsPerSecondMax, history: history, traceHash: trace.hash,
+            traceLines: trace.lineCount)
     }
 
     /// The trace lines kept so far (all of them unless streamed).

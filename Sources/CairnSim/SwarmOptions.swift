@@ -51,6 +51,16 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
     /// Mean time between crashes; nil means no crashes in this run.
     public var crashIntervalMsMean: UInt64?
     public var downtimeMsMax: UInt64
+    /// Of the crashes, how many take down a majority at once (a power failure): only then can writes
+    /// that were acknowledged but not fsync'd vanish from a quorum.
+    public var powerFailurePermille: Int
+    /// How often a partition or a crash picks the leader (Jepsen's favourite target) rather than any node.
+    public var leaderTargetPermille: Int
+    /// A fault site in the manner of FoundationDB's BUGGIFY, on in one run of three: a node that just
+    /// granted a vote (or won an election) crashes at once and reboots within `rebootMsMax`, with this
+    /// probability per vote.
+    public var crashAfterVotePermille: Int
+    public var rebootMsMax: UInt64
 
     // Clients.
     public var clientCount: Int
@@ -71,7 +81,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         electionTicksMin = prng.within(10...25)
         heartbeatTicks = prng.within(1...max(1, electionTicksMin / 6))
         preVote = prng.chance(750)
-        checkQuorum = prng.chance(750)
+        checkQuorum = prng.chance(650)
         leaseReads = checkQuorum && prng.chance(250)
         inflightAppendsMax = prng.within(1...8)
         appendBytesMax = prng.within(64...4096)
@@ -85,7 +95,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         reorderPermille = prng.chance(300) ? 0 : prng.within(0...100)
         reorderDelayMsMax = UInt64(prng.within(10...100))
         partitionIntervalMsMean = prng.chance(150) ? nil : UInt64(prng.within(300...4000))
-        partitionDurationMsMax = UInt64(prng.within(100...3000))
+        partitionDurationMsMax = UInt64(prng.within(100...4000))
         asymmetricPermille = prng.within(0...500)
         swizzlePermille = prng.within(0...500)
 
@@ -93,14 +103,18 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
 
         crashIntervalMsMean = prng.chance(150) ? nil : UInt64(prng.within(300...5000))
         downtimeMsMax = UInt64(prng.within(20...2000))
+        powerFailurePermille = prng.chance(500) ? 0 : prng.within(0...300)
+        leaderTargetPermille = prng.within(0...800)
+        crashAfterVotePermille = prng.chance(333) ? prng.within(100...1000) : 0
+        rebootMsMax = UInt64(prng.within(1...30))
 
-        clientCount = prng.within(2...5)
+        clientCount = prng.within(2...6)
         keyCount = prng.within(1...5)
-        readPermille = prng.within(200...600)
-        compareAndSetPermille = prng.within(100...300)
-        deletePermille = prng.within(0...100)
+        readPermille = prng.within(200...900)
+        compareAndSetPermille = (1000 - readPermille) * prng.within(20...50) / 100
+        deletePermille = (1000 - readPermille) * prng.within(0...15) / 100
         thinkMsMax = UInt64(prng.within(0...40))
-        requestTimeoutMs = UInt64(prng.within(30...150)) * Self.tickMs
+        requestTimeoutMs = UInt64(prng.within(20...100)) * Self.tickMs
     }
 
     /// The core settings for node `id` in its `incarnation` (each restart draws new election timeouts).
@@ -117,7 +131,10 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let partitions = partitionIntervalMsMean.map { "every~\($0)ms up-to \(partitionDurationMsMax)ms" } ?? "none"
-        let crashes = crashIntervalMsMean.map { "every~\($0)ms down-up-to \(downtimeMsMax)ms" } ?? "none"
+        let crashes =
+            (crashIntervalMsMean.map { "every~\($0)ms down-up-to \(downtimeMsMax)ms" } ?? "none")
+            + " power-failures=\(powerFailurePermille)‰ leader-targeted=\(leaderTargetPermille)‰"
+            + " crash-after-vote=\(crashAfterVotePermille)‰ reboot-up-to=\(rebootMsMax)ms"
         return [
             "nodes=\(nodeCount)",
             "raft: election=\(electionTicksMin)t heartbeat=\(heartbeatTicks)t prevote=\(preVote)"

@@ -154,7 +154,8 @@ enum SimCommand {
         print("faults: \(report.faults)")
         print(
             "simulated \(report.endMs) ms (liveness from \(report.livenessStartMs) ms"
-                + (report.convergenceMs.map { ", converged in \($0) ms)" } ?? ")") + ", \(report.steps) core steps")
+                + (report.convergenceMs.map { ", converged in \($0) ms)" } ?? ")")
+                + ", \(report.steps) core steps, at most \(report.stepsPerSecondMax) in one second")
         if settings.isTraced { print("trace: \(report.traceLines) lines, hash \(hex(report.traceHash))") }
         if report.faults.total == 0 { print("seed \(seed): injected no faults") }
         return report.isFailure ? 1 : 0
