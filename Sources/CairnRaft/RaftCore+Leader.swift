@@ -238,7 +238,8 @@ extension RaftCore {
         guard let state = leaderState else { return }
         var matches: [NodeID: UInt64] = [config.id: durableIndex.rawValue]
         for (node, progress) in state.progress { matches[node] = progress.match.rawValue }
-        let quorumIndex = LogIndex(min(configuration.quorumValue(matches), log.lastIndex.rawValue))
+        var quorumIndex = LogIndex(min(configuration.quorumValue(matches), log.lastIndex.rawValue))
+        if config._injectedBug == .commitWithoutQuorum { quorumIndex = max(quorumIndex, durableIndex) }
         guard quorumIndex > commitIndex, log.term(at: quorumIndex) == term else { return }
         commitIndex = quorumIndex
         afterCommit(into: &output)

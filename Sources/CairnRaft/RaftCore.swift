@@ -230,7 +230,7 @@ public struct RaftCore: Sendable {
     /// Checks what must hold after every step. Cheap enough to run always (STYLE.md §2.6).
     func checkInvariants(before: HardState) {
         precondition(term >= before.term, "\(invariantContext): term went back from \(before.term)")
-        if term == before.term, let earlier = before.vote {
+        if term == before.term, let earlier = before.vote, config._injectedBug != .voteTwice {
             precondition(
                 vote == earlier, "\(invariantContext): voted for \(vote.map(\.description) ?? "none") after \(earlier)")
         }
@@ -250,7 +250,9 @@ public struct RaftCore: Sendable {
         case .leader:
             checkLeaderInvariants()
         case .candidate:
-            precondition(vote == config.id, "\(invariantContext): a candidate votes for itself (§5.2)")
+            precondition(
+                vote == config.id || config._injectedBug == .voteTwice,
+                "\(invariantContext): a candidate votes for itself (§5.2)")
             precondition(votes[config.id] == true, "\(invariantContext): a candidate counts its own vote")
         case .preCandidate:
             precondition(votes[config.id] == true, "\(invariantContext): a pre-candidate counts its own pre-vote")
@@ -262,7 +264,9 @@ public struct RaftCore: Sendable {
     private func checkLeaderInvariants() {
         guard let leaderState else { return }
         precondition(leader == config.id, "\(invariantContext): a leader follows itself")
-        precondition(vote == config.id, "\(invariantContext): a leader voted for itself in its term")
+        precondition(
+            vote == config.id || config._injectedBug == .voteTwice,
+            "\(invariantContext): a leader voted for itself in its term")
         precondition(log.lastTerm == term, "\(invariantContext): a leader's last entry is from its own term")
         precondition(
             leaderState.progress[config.id] == nil, "\(invariantContext): a leader tracks no progress for itself")
