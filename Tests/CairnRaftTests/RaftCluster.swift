@@ -74,7 +74,8 @@ struct RaftCluster {
 
     /// Feeds one input to one node and carries out its output in lane order.
     mutating func step(_ id: NodeID, _ input: RaftInput) {
-        guard !crashed.contains(id), var core = cores[id] else { return }
+        // Taken out of the dictionary while it steps, so that its log is not copied on write.
+        guard !crashed.contains(id), var core = cores.removeValue(forKey: id) else { return }
         stepCount += 1
         if case .readIndex(let request) = input { readFloors[request] = committed.keys.max() ?? 0 }
         let roleBefore = core.role
