@@ -19,8 +19,8 @@ struct RaftLog: Sendable, Equatable {
     }
 
     var firstIndex: LogIndex { snapshotIndex.next }
-    var lastIndex: LogIndex { entries.last?.index ?? snapshotIndex }
-    var lastTerm: Term { entries.last?.term ?? snapshotTerm }
+    var lastIndex: LogIndex { entries.isEmpty ? snapshotIndex : entries[entries.count - 1].index }
+    var lastTerm: Term { entries.isEmpty ? snapshotTerm : entries[entries.count - 1].term }
 
     /// The term of the entry at `index`, or nil if it was compacted away or does not exist yet.
     func term(at index: LogIndex) -> Term? {
