@@ -9,7 +9,7 @@ import CairnCore
 /// core also implements, from Ongaro's thesis ("Consensus: Bridging Theory and Practice", 2014):
 /// single-server membership changes (§4.1), learners that catch up before voting (§4.2.1), joint
 /// consensus for arbitrary changes (§4.3), leadership transfer (§3.10), ReadIndex and lease reads (§6.4),
-/// log compaction with chunked snapshots (§5), PreVote (§9.6) and CheckQuorum (§6.2).
+/// log compaction with chunked snapshots (thesis §5; Raft §7), PreVote (§9.6) and CheckQuorum (§6.2).
 ///
 /// ## How a shell drives it
 /// Feed every event through `step(_:)` and carry out the returned `RaftOutput` lanes in order:
@@ -36,7 +36,8 @@ import CairnCore
 ///
 /// ## Deviations from the paper, and why
 /// - The log lives in memory (`RaftLog`) and storage is read only at start: the core stays a value the
-///   simulator can copy; the application bounds memory by taking snapshots.
+///   simulator can copy; the application bounds memory by taking snapshots. The latest snapshot's data is
+///   held in memory too, to send it; chunks go one at a time (stop-and-wait), retried on heartbeats.
 /// - The leader counts its own entries for commitment only once the shell reports them `.persisted`
 ///   (thesis §10.2.1 lets the leader write in parallel with replication; this is that, made explicit).
 /// - A rejected append carries etcd's conflict hint (largest index whose term is at most the leader's

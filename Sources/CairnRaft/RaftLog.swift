@@ -29,12 +29,6 @@ struct RaftLog: Sendable, Equatable {
         return entries[position(of: index)].term
     }
 
-    /// The entry at `index` if it is in memory.
-    func entry(at index: LogIndex) -> Entry? {
-        guard index > snapshotIndex, index <= lastIndex else { return nil }
-        return entries[position(of: index)]
-    }
-
     /// Entries from `start` through `end` inclusive.
     /// - Precondition: `start` is after the snapshot and `end` is in the log.
     func entries(from start: LogIndex, through end: LogIndex) -> ArraySlice<Entry> {

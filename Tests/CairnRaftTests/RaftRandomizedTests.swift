@@ -5,7 +5,7 @@ import Testing
 
 /// Goal: show that Raft's safety properties (Figure 3) hold under faults, for many seeds.
 ///
-/// Method: each seed builds a cluster (3 voters, or 3 voters plus 2 spare nodes for membership changes)
+/// Method: each seed builds a cluster (5 voters, 3 voters, or 3 voters plus 2 spare nodes for membership changes)
 /// and runs rounds of: a random fault or request (partition, heal, crash, restart, proposals, reads,
 /// snapshots, membership changes, transfers), a tick on every node, and one hop of message delivery with
 /// random loss, duplication and reordering. `RaftCluster` checks Election Safety, Log Matching, Leader
@@ -14,13 +14,14 @@ import Testing
 /// requires a leader whose members all apply the same commands. Every failure message names its seed.
 @Suite("Raft randomized safety")
 struct RaftRandomizedTests {
-    static let roundsMax = 100
+    static let roundsMax = 80
 
     @Test("safety holds and the group recovers under random faults", arguments: 0..<200 as Range<UInt64>)
     func randomFaults(seed: UInt64) {
         var prng = SplitMix64(seed: seed)
-        let withSpares = prng.below(2) == 1
-        var cluster = RaftCluster(size: 3) { config in
+        let size = prng.below(3) == 0 ? 5 : 3
+        let withSpares = size == 3 && prng.below(2) == 1
+        var cluster = RaftCluster(size: size) { config in
             config.seed ^= seed
             config.inflightAppendsMax = 2
             config.appendBytesMax = 64
