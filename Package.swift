@@ -14,7 +14,7 @@ let package = Package(
         .target(name: "CairnRESP", dependencies: ["CairnCore"]),
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
-        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage"]),
+        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "CairnRESPTests", dependencies: ["CairnRESP"]),
         .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage"]),
         .testTarget(name: "CairnRaftTests", dependencies: ["CairnRaft", "CairnCore"], exclude: ["Golden"]),
-        .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage"]),
+        .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage", "CairnNode", "CairnRaft"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "ArchitectureTests"),
     ],

@@ -2,6 +2,7 @@
 public enum Numbers {
     /// Parses a signed 64-bit integer the way Redis's `string2ll` does: optional `-`, digits, no
     /// leading `+`, no spaces, no leading zeros (except "0" itself), and it must fit in 64 bits.
+    @inlinable
     public static func parseInt64<Bytes: Collection>(_ bytes: Bytes) -> Int64? where Bytes.Element == UInt8 {
         guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
         var iterator = bytes.makeIterator()

@@ -15,18 +15,46 @@ public struct ClientID: Sendable, Hashable, Comparable, CustomStringConvertible 
     public var description: String { "client#\(rawValue)" }
 }
 
-/// What the core remembers about one connected client.
-struct ClientSession: Sendable {
-    let id: ClientID
+/// The parts of a session that rarely change, behind one reference, so copying a session (which
+/// Swift's dictionary does on every read) costs one retain instead of one per string and array.
+/// Immutable: CLIENT SETNAME and SETINFO replace it.
+final class ClientIdentity: Sendable {
     let address: String
     let localAddress: String
     let fileDescriptor: Int32
     let connectedAt: Instant
+    let name: [UInt8]
+    let libraryName: [UInt8]
+    let libraryVersion: [UInt8]
+
+    init(
+        address: String, localAddress: String, fileDescriptor: Int32, connectedAt: Instant, name: [UInt8] = [],
+        libraryName: [UInt8] = [], libraryVersion: [UInt8] = []
+    ) {
+        self.address = address
+        self.localAddress = localAddress
+        self.fileDescriptor = fileDescriptor
+        self.connectedAt = connectedAt
+        self.name = name
+        self.libraryName = libraryName
+        self.libraryVersion = libraryVersion
+    }
+
+    func with(name: [UInt8]? = nil, libraryName: [UInt8]? = nil, libraryVersion: [UInt8]? = nil) -> ClientIdentity {
+        ClientIdentity(
+            address: address, localAddress: localAddress, fileDescriptor: fileDescriptor, connectedAt: connectedAt,
+            name: name ?? self.name, libraryName: libraryName ?? self.libraryName,
+            libraryVersion: libraryVersion ?? self.libraryVersion)
+    }
+}
+
+/// What the core remembers about one connected client.
+struct ClientSession: Sendable {
+    let id: ClientID
+    var identity: ClientIdentity
     var lastCommandAt: Instant
-    var lastCommand = "NULL"
-    var name: [UInt8] = []
-    var libraryName: [UInt8] = []
-    var libraryVersion: [UInt8] = []
+    /// The command being run or last run, as an index into `CommandTable.labels` (CLIENT LIST `cmd=`).
+    var lastCommand = CommandTable.labelIndex["NULL"]!
     var protocolVersion = RESPVersion.resp2
     /// Set once QUIT or a protocol error asked for the connection to close: later commands are ignored.
     var isClosing = false

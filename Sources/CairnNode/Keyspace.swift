@@ -89,7 +89,8 @@ public struct Keyspace: Sendable {
 
     /// The stored record of `key`, expired or not, from the pending writes, the cache or the store.
     mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
-        if let write = pending[ByteKey(key)] {
+        let hashed = ByteKey(key)
+        if !pending.isEmpty, let write = pending[hashed] {
             readGate = max(readGate, write.sequence)
             return write.record
         }
@@ -97,11 +98,11 @@ public struct Keyspace: Sendable {
             readGate = max(readGate, flush)
             return nil
         }
-        if let record = cache.get(key, now: now) { return record }
+        if let record = cache.get(hashed, now: now) { return record }
         do {
             guard let bytes = try store.get(StorageLayout.dataKey(key)) else { return nil }
             let record = try ValueRecord.decode(bytes, key: key)
-            cache.put(key, record)
+            cache.put(hashed, record)
             return record
         } catch {
             throw .storage(error)
@@ -182,9 +183,11 @@ public struct Keyspace: Sendable {
         var batch = durableThrough.next
         while batch <= sequence {
             for key in keysByBatch.removeValue(forKey: batch) ?? [] {
-                guard let write = pending[key], write.sequence <= sequence else { continue }
-                pending.removeValue(forKey: key)
-                if let record = write.record { cache.put(key.bytes, record) } else { cache.remove(key.bytes) }
+                guard let position = pending.index(forKey: key), pending.values[position].sequence <= sequence else {
+                    continue
+                }
+                let write = pending.remove(at: position).value
+                if let record = write.record { cache.put(key, record) } else { cache.remove(key.bytes) }
             }
             batch = batch.next
         }
@@ -194,45 +197,45 @@ public struct Keyspace: Sendable {
 
     // MARK: Scanning
 
-    /// Live keys in key order starting at `start` (inclusive), examining at most `limit` stored keys.
-    /// Returns the keys with their records and where to continue (nil when the keyspace is exhausted).
+    /// Live keys in key order starting at `start` (inclusive), examining at most `limit` keys of the
+    /// merged view (durable and pending). Returns the keys with their records and where to continue
+    /// (nil when the keyspace is exhausted).
     public mutating func scan(from start: [UInt8], limit: Int, now: Int64) throws(CommandError) -> (
         entries: [(key: [UInt8], record: ValueRecord)], next: [UInt8]?
     ) {
-        let range = StorageLayout.dataRange()
-        var stored: [(key: [UInt8], value: [UInt8])] = []
+        precondition(limit > 0, "scan limit must be positive, got \(limit)")
+        var candidates: [ByteKey: ValueRecord?] = [:]
         if let flush = pendingFlush {
             readGate = max(readGate, flush)
         } else {
+            let range = StorageLayout.dataRange()
             do {
-                stored = try store.scan(from: StorageLayout.dataKey(start), to: range.end, limit: limit)
+                for (dataKey, value) in try store.scan(from: StorageLayout.dataKey(start), to: range.end, limit: limit)
+                {
+                    let key = StorageLayout.userKey(fromDataKey: dataKey)
+                    candidates[ByteKey(key)] = try ValueRecord.decode(value, key: key)
+                }
             } catch {
                 throw .storage(error)
             }
         }
-        let exhausted = stored.count < limit
-        let lastStored = stored.last.map { StorageLayout.userKey(fromDataKey: $0.key) }
-        // Merge the pending writes that fall inside the examined range.
-        var merged: [ByteKey: ValueRecord?] = [:]
-        for (dataKey, value) in stored {
-            let key = StorageLayout.userKey(fromDataKey: dataKey)
-            do {
-                merged[ByteKey(key)] = try ValueRecord.decode(value, key: key)
-            } catch {
-                throw .storage(error)
-            }
-        }
-        for (key, write) in pending where !key.bytes.lexicographicallyPrecedes(start) {
-            if !exhausted, let lastStored, lastStored.lexicographicallyPrecedes(key.bytes) { continue }
-            merged[key] = write.record
+        // The first `limit` pending keys at or after `start` can change what the window holds.
+        let pendingKeys = pending.keys.filter { !$0.bytes.lexicographicallyPrecedes(start) }
+            .sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.prefix(limit)
+        for key in pendingKeys {
+            let write = pending[key]!
+            candidates[key] = write.record
             readGate = max(readGate, write.sequence)
         }
+        // The window is the first `limit` keys of the merged, sorted view.
+        let window = candidates.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.prefix(limit)
         var entries: [(key: [UInt8], record: ValueRecord)] = []
-        for key in merged.keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
-            guard let record = merged[key] ?? nil, !record.isExpired(at: now) else { continue }
+        for key in window {
+            guard let record = candidates[key] ?? nil, !record.isExpired(at: now) else { continue }
             entries.append((key.bytes, record))
         }
-        let next: [UInt8]? = exhausted ? nil : lastStored.map { $0 + [0] }
+        // Fewer candidates than the limit means both the store and the pending writes ran out.
+        let next: [UInt8]? = candidates.count < limit ? nil : window.last.map { $0.bytes + [0] }
         return (entries, next)
     }
 

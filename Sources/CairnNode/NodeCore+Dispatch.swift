@@ -5,23 +5,26 @@ import CairnStorage
 extension NodeCore {
     /// Runs one command and returns its reply. Arity is checked here, once, against the command table.
     mutating func execute(
-        _ name: String, _ arguments: [[UInt8]], session: inout ClientSession, closeAfter: inout Bool
+        _ spec: CommandSpec?, _ arguments: [[UInt8]], client id: ClientID, closeAfter: inout Bool
     ) throws(CommandError) -> RESPValue {
-        guard let spec = CommandTable.byName[name], !name.contains("|") else {
-            throw .unknownCommand(name: arguments[0], arguments: Array(arguments.dropFirst()))
-        }
+        guard let spec else { throw .unknownCommand(name: arguments[0], arguments: Array(arguments.dropFirst())) }
         guard spec.accepts(argumentCount: arguments.count) else { throw .wrongArity(command: spec.name) }
         let nowMilliseconds = now.unixMilliseconds
+        let name = spec.name
         switch name {
         // Connection and server.
         case "ping": return try ping(arguments)
         case "echo": return .bulk(arguments[1])
-        case "hello": return try hello(arguments, session: &session)
+        case "hello", "client":
+            guard var session = sessions[id] else { preconditionFailure("\(id) ran a command without a session") }
+            let reply =
+                name == "hello" ? try hello(arguments, session: &session) : try client(arguments, session: &session)
+            sessions[id] = session
+            return reply
         case "quit":
             closeAfter = true
             return .ok
         case "select": return try select(arguments)
-        case "client": return try client(arguments, session: &session)
         case "command": return try command(arguments)
         case "config": return try config(arguments)
         case "info": return info(arguments)

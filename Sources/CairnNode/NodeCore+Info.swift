@@ -89,8 +89,11 @@ extension NodeCore {
                 ("used_cpu_user", Self.fixed(processSample.cpuUserSeconds, digits: 6)),
             ]
         case "commandstats":
-            return stats.commands.keys.sorted().map { command in
-                let stat = stats.commands[command]!
+            let used = stats.commands.indices.filter { stats.commands[$0].calls > 0 }
+                .sorted { CommandTable.label(ofIndex: $0) < CommandTable.label(ofIndex: $1) }
+            return used.map { index in
+                let command = CommandTable.label(ofIndex: index)
+                let stat = stats.commands[index]
                 let perCall = stat.calls == 0 ? 0 : Double(stat.microseconds) / Double(stat.calls)
                 return (
                     "cmdstat_\(command)",

@@ -52,7 +52,7 @@ extension NodeCore {
                 throw .other("ERR Syntax error in HELLO option '\(String(bytes: arguments[index]))'")
             }
         }
-        if let name { session.name = name }
+        if let name { session.identity = session.identity.with(name: name) }
         session.protocolVersion = version
         return .map([
             (.bulk("server"), .bulk("cairn")),
@@ -88,10 +88,10 @@ extension NodeCore {
             return .integer(Int64(session.id.rawValue))
         case "setname":
             try Self.validateName(arguments[2])
-            session.name = arguments[2]
+            session.identity = session.identity.with(name: arguments[2])
             return .ok
         case "getname":
-            return session.name.isEmpty ? .null : .bulk(session.name)
+            return session.identity.name.isEmpty ? .null : .bulk(session.identity.name)
         case "setinfo":
             let attribute = Self.lowercased(arguments[2])
             guard attribute == "lib-name" || attribute == "lib-ver" else {
@@ -102,9 +102,9 @@ extension NodeCore {
                 throw .other("ERR \(attribute) cannot contain spaces, newlines or special characters.")
             }
             if attribute == "lib-name" {
-                session.libraryName = arguments[3]
+                session.identity = session.identity.with(libraryName: arguments[3])
             } else {
-                session.libraryVersion = arguments[3]
+                session.identity = session.identity.with(libraryVersion: arguments[3])
             }
             return .ok
         case "list":
@@ -164,14 +164,15 @@ extension NodeCore {
 
     /// One CLIENT LIST line, in Redis's field order. Buffer sizes are the shell's and are reported as 0.
     func clientLine(_ session: ClientSession) -> String {
-        let age = (now.monotonicNanoseconds &- session.connectedAt.monotonicNanoseconds) / 1_000_000_000
+        let identity = session.identity
+        let age = (now.monotonicNanoseconds &- identity.connectedAt.monotonicNanoseconds) / 1_000_000_000
         let idle = (now.monotonicNanoseconds &- session.lastCommandAt.monotonicNanoseconds) / 1_000_000_000
         return
-            "id=\(session.id.rawValue) addr=\(session.address) laddr=\(session.localAddress) fd=\(session.fileDescriptor) "
-            + "name=\(String(bytes: session.name)) age=\(age) idle=\(idle) flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "
+            "id=\(session.id.rawValue) addr=\(identity.address) laddr=\(identity.localAddress) fd=\(identity.fileDescriptor) "
+            + "name=\(String(bytes: identity.name)) age=\(age) idle=\(idle) flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "
             + "watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-            + "cmd=\(session.lastCommand) user=default redir=-1 resp=\(session.protocolVersion.rawValue) "
-            + "lib-name=\(String(bytes: session.libraryName)) lib-ver=\(String(bytes: session.libraryVersion))"
+            + "cmd=\(CommandTable.labels[session.lastCommand]) user=default redir=-1 resp=\(session.protocolVersion.rawValue) "
+            + "lib-name=\(String(bytes: identity.libraryName)) lib-ver=\(String(bytes: identity.libraryVersion))"
     }
 
     // MARK: COMMAND

@@ -95,7 +95,7 @@ public struct NodeCore: Sendable {
 
     struct HeldReply: Sendable {
         let reply: ClientReply
-        let command: String
+        let command: Int
         let isError: Bool
         let startedAt: UInt64
     }
@@ -118,9 +118,9 @@ public struct NodeCore: Sendable {
         switch input {
         case .connected(let id, let address, let localAddress, let fileDescriptor):
             precondition(sessions[id] == nil, "\(id) connected twice")
-            sessions[id] = ClientSession(
-                id: id, address: address, localAddress: localAddress, fileDescriptor: fileDescriptor,
-                connectedAt: now, lastCommandAt: now)
+            let identity = ClientIdentity(
+                address: address, localAddress: localAddress, fileDescriptor: fileDescriptor, connectedAt: now)
+            sessions[id] = ClientSession(id: id, identity: identity, lastCommandAt: now)
             stats.connectionsReceived += 1
         case .connectionRejected:
             stats.connectionsRejected += 1
@@ -137,7 +137,8 @@ public struct NodeCore: Sendable {
                 keyspace.readGate = BatchSequence(0)
                 let reply = RESPValue.error("ERR \(error)")
                 release(
-                    id, reply, command: "protocol-error", closeAfter: true, startedAt: now.monotonicNanoseconds,
+                    id, reply, command: CommandTable.protocolErrorIndex, closeAfter: true,
+                    startedAt: now.monotonicNanoseconds,
                     into: &output)
             }
         case .tick:
@@ -164,47 +165,48 @@ public struct NodeCore: Sendable {
 
     mutating func handleCommand(_ id: ClientID, _ arguments: [[UInt8]], into output: inout NodeOutput) {
         precondition(!arguments.isEmpty, "empty command from \(id); the shell must skip no-op input")
-        guard var session = sessions[id], !session.isClosing else { return }
+        // Sessions are updated in place through their index: copying a session out and back costs
+        // more than most commands (measured with callgrind).
+        guard let position = sessions.index(forKey: id), !sessions.values[position].isClosing else { return }
         keyspace.readGate = BatchSequence(0)
         var closeAfter = false
         let name = Self.lowercased(arguments[0])
-        let commandLabel = CommandTable.byName[name] == nil ? "unknown" : name
+        let spec = CommandTable.topLevel[name]
         // CLIENT LIST shows the command being run, with its subcommand, as Redis does.
-        session.lastCommand = commandLabel
-        if arguments.count > 1, let spec = CommandTable.byName[name], !spec.subcommands.isEmpty {
+        var label = spec.map { CommandTable.labelIndex[$0.name]! } ?? CommandTable.labelIndex["unknown"]!
+        if let spec, !spec.subcommands.isEmpty, arguments.count > 1 {
             let full = name + "|" + Self.lowercased(arguments[1])
-            if CommandTable.byName[full] != nil { session.lastCommand = full }
+            if let index = CommandTable.labelIndex[full] { label = index }
         }
-        session.lastCommandAt = now
-        sessions[id] = session
+        sessions.values[position].lastCommand = label
+        sessions.values[position].lastCommandAt = now
         let reply: RESPValue
         do {
-            reply = try execute(name, arguments, session: &session, closeAfter: &closeAfter)
+            reply = try execute(spec, arguments, client: id, closeAfter: &closeAfter)
         } catch {
             reply = .error(error.description)
         }
-        if closeAfter { session.isClosing = true }
-        sessions[id] = session
+        if closeAfter, let position = sessions.index(forKey: id) { sessions.values[position].isClosing = true }
         release(
-            id, reply, command: commandLabel, closeAfter: closeAfter, startedAt: now.monotonicNanoseconds, into: &output
-        )
+            id, reply, command: spec?.index ?? CommandTable.unknownIndex, closeAfter: closeAfter,
+            startedAt: now.monotonicNanoseconds,
+            into: &output)
     }
 
     /// Sends `reply` now, or holds it until the batch it depends on is durable.
     mutating func release(
-        _ id: ClientID, _ reply: RESPValue, command: String, closeAfter: Bool, startedAt: UInt64,
+        _ id: ClientID, _ reply: RESPValue, command: Int, closeAfter: Bool, startedAt: UInt64,
         into output: inout NodeOutput
     ) {
-        guard var session = sessions[id] else { return }
-        let bytes = reply.encoded(session.protocolVersion)
+        guard let position = sessions.index(forKey: id) else { return }
+        let bytes = reply.encoded(sessions.values[position].protocolVersion)
         stats.outputBytes += UInt64(bytes.count)
         let clientReply = ClientReply(client: id, bytes: bytes, closeAfter: closeAfter)
-        var gate = session.replyGate
+        var gate = sessions.values[position].replyGate
         if config.fsync.repliesWaitForDurability { gate = max(gate, keyspace.readGate) }
         if gate > keyspace.durableThrough {
-            session.replyGate = gate
-            session.heldReplies += 1
-            sessions[id] = session
+            sessions.values[position].replyGate = gate
+            sessions.values[position].heldReplies += 1
             heldReplies[gate, default: []].append(
                 HeldReply(reply: clientReply, command: command, isError: reply.isError, startedAt: startedAt))
         } else {
@@ -232,7 +234,7 @@ public struct NodeCore: Sendable {
 
     /// Counts a finished command. Kept in plain counters (no label strings) because it runs per command;
     /// `renderMetrics` turns them into series.
-    mutating func recordCommand(_ command: String, isError: Bool, startedAt: UInt64) {
+    mutating func recordCommand(_ command: Int, isError: Bool, startedAt: UInt64) {
         let seconds = Double(now.monotonicNanoseconds &- startedAt) / 1e9
         stats.record(command, isError: isError, seconds: seconds)
     }
@@ -277,7 +279,8 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.cacheEvictions, [], Double(keyspace.cache.evictions))
         metrics.set(NodeMetrics.cacheBytes, [], Double(keyspace.cache.usedBytes))
         metrics.set(NodeMetrics.cacheCapacityBytes, [], Double(keyspace.cache.capacityBytes))
-        for (command, stat) in stats.commands {
+        for (index, stat) in stats.commands.enumerated() where stat.calls > 0 {
+            let command = CommandTable.label(ofIndex: index)
             metrics.set(
                 NodeMetrics.commands, [("command", command), ("result", "ok")], Double(stat.calls - stat.failedCalls))
             metrics.set(NodeMetrics.commands, [("command", command), ("result", "error")], Double(stat.failedCalls))
@@ -321,12 +324,13 @@ struct NodeStats: Sendable {
     var errorReplies: UInt64 = 0
     var keyspaceHits: UInt64 = 0
     var keyspaceMisses: UInt64 = 0
-    var commands: [String: CommandStat] = [:]
+    /// Per command, indexed as `CommandTable` counter slots.
+    var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 
-    mutating func record(_ command: String, isError: Bool, seconds: Double) {
+    mutating func record(_ command: Int, isError: Bool, seconds: Double) {
         commandsProcessed += 1
         if isError { errorReplies += 1 }
-        commands[command, default: CommandStat()].record(isError: isError, seconds: seconds)
+        commands[command].record(isError: isError, seconds: seconds)
     }
 }
 

@@ -47,12 +47,17 @@ public struct ReadCache: Sendable {
 
     /// Looks up `key`, counting a hit or a miss. An expired record is a miss and is dropped.
     public mutating func get(_ key: [UInt8], now unixMilliseconds: Int64) -> ValueRecord? {
-        guard let slot = index[ByteKey(key)] else {
+        get(ByteKey(key), now: unixMilliseconds)
+    }
+
+    /// `get` for a key already hashed.
+    public mutating func get(_ key: ByteKey, now unixMilliseconds: Int64) -> ValueRecord? {
+        guard let slot = index[key] else {
             misses += 1
             return nil
         }
         if entries[slot].record.isExpired(at: unixMilliseconds) {
-            remove(key)
+            remove(key.bytes)
             misses += 1
             return nil
         }
@@ -67,8 +72,13 @@ public struct ReadCache: Sendable {
     /// Stores `record` for `key`, evicting least recently used entries to stay within capacity. A record
     /// larger than the whole cache is not stored (and any older record for the key is dropped).
     public mutating func put(_ key: [UInt8], _ record: ValueRecord) {
+        put(ByteKey(key), record)
+    }
+
+    /// `put` for a key already hashed.
+    public mutating func put(_ hashed: ByteKey, _ record: ValueRecord) {
+        let key = hashed.bytes
         let cost = Self.cost(key, record)
-        let hashed = ByteKey(key)
         if let slot = index[hashed] {
             // Update in place when the new record still fits: the common case of overwriting a hot key.
             let oldCost = Self.cost(key, entries[slot].record)

@@ -18,6 +18,9 @@ public struct CommandSpec: Sendable {
     public let complexity: String
     /// Subcommands, for container commands (CLIENT, CONFIG, COMMAND).
     public let subcommands: [CommandSpec]
+    /// Position in `CommandTable.commands` (top-level commands only; -1 for subcommands), so per-command
+    /// counters can live in an array instead of a dictionary keyed by name.
+    public fileprivate(set) var index = -1
 
     init(
         _ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0), group: String,
@@ -50,7 +53,27 @@ public enum CommandTable {
     static let one = (1, 1, 1)
     static let all = (1, -1, 1)
 
-    public static let commands: [CommandSpec] = [
+    public static let commands: [CommandSpec] = specs.enumerated().map { position, spec in
+        var indexed = spec
+        indexed.index = position
+        return indexed
+    }
+
+    /// Counter slots past the real commands: unknown commands and protocol errors.
+    public static let unknownIndex = commands.count
+    public static let protocolErrorIndex = commands.count + 1
+    public static let counterSlots = commands.count + 2
+
+    /// The metric label of a counter slot.
+    public static func label(ofIndex index: Int) -> String {
+        switch index {
+        case unknownIndex: "unknown"
+        case protocolErrorIndex: "protocol-error"
+        default: commands[index].name
+        }
+    }
+
+    static let specs: [CommandSpec] = [
         // Connection and server.
         CommandSpec(
             "ping", -1, ["fast"], group: "connection", since: "1.0.0", "Returns the server's liveliness response."),
@@ -264,6 +287,17 @@ public enum CommandTable {
             "randomkey", 1, ["readonly"], group: "generic", since: "1.0.0",
             "Returns a random key name from the database."),
     ]
+
+    /// Every name a session may report as its current command (`cmd=` in CLIENT LIST): commands,
+    /// subcommands as `container|sub`, `unknown`, and `NULL` (nothing run yet), as Redis shows them.
+    public static let labels: [String] =
+        ["NULL", "unknown"] + commands.flatMap { [$0.name] + $0.subcommands.map(\.name) }
+
+    /// Positions in `labels`, by name.
+    public static let labelIndex: [String: Int] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
+
+    /// Top-level commands by lower-case name (what a client may send as the first word).
+    public static let topLevel: [String: CommandSpec] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
 
     /// Commands and subcommands by lower-case name (`client|setname` for a subcommand).
     public static let byName: [String: CommandSpec] = {

@@ -56,11 +56,13 @@ public indirect enum RESPValue: Sendable, Equatable {
         case .error(let text):
             Self.line(&bytes, "-", Self.singleLine(text))
         case .integer(let value):
-            Self.line(&bytes, ":", String(value))
+            Self.header(&bytes, UInt8(ascii: ":"), Int64(value))
         case .bulk(let data):
-            Self.line(&bytes, "$", String(data.count))
+            bytes.reserveCapacity(bytes.count + data.count + 16)
+            Self.header(&bytes, UInt8(ascii: "$"), Int64(data.count))
             bytes.append(contentsOf: data)
-            bytes.append(contentsOf: [0x0D, 0x0A])
+            bytes.append(0x0D)
+            bytes.append(0x0A)
         case .null:
             bytes.append(contentsOf: version == .resp3 ? Array("_\r\n".utf8) : Array("$-1\r\n".utf8))
         case .nullArray:
@@ -104,6 +106,25 @@ public indirect enum RESPValue: Sendable, Equatable {
                 RESPValue.bulk(text).encode(into: &bytes, version)
             }
         }
+    }
+
+    /// Appends `prefix`, the decimal digits of `value` and CRLF, without building a String (hot path).
+    static func header(_ bytes: inout [UInt8], _ prefix: UInt8, _ value: Int64) {
+        bytes.append(prefix)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // Up to 24 digits, more than Int64 needs.
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(buffer[index]) }
+        }
+        bytes.append(0x0D)
+        bytes.append(0x0A)
     }
 
     static func line(_ bytes: inout [UInt8], _ prefix: Character, _ text: String) {

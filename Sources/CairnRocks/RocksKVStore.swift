@@ -25,6 +25,11 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_max_open_files(options, 512)
+        // One thread writes (the storage thread), so the lock-free concurrent memtable insert only
+        // costs: the single-writer path reuses its search hint. Measured with callgrind: the
+        // memtable's key comparisons were the largest single cost of a SET.
+        rocksdb_options_set_allow_concurrent_memtable_write(options, 0)
+        rocksdb_options_set_enable_write_thread_adaptive_yield(options, 0)
         var error: UnsafeMutablePointer<CChar>?
         guard let opened = rocksdb_open(options, path, &error) else {
             let message = Self.take(&error) ?? "unknown error"
@@ -37,6 +42,13 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
         plainWriteOptions = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(plainWriteOptions, 0)
+    }
+
+    /// Turns off RocksDB's per-thread performance counters for the calling thread. RocksDB counts
+    /// every key comparison into a thread-local context by default, which callgrind showed costing
+    /// as much as the comparisons themselves. Call once on each thread that uses the store.
+    public static func disablePerformanceCountersOnThisThread() {
+        rocksdb_set_perf_level(Int32(rocksdb_disable))
     }
 
     deinit {
@@ -105,6 +117,27 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_iter_get_error(iterator, &error)
         if let message = Self.take(&error) { throw .rocksDB(operation: "scan", message: message) }
         return result
+    }
+
+    public func lastKey(from start: [UInt8], before end: [UInt8]) throws(StorageError) -> [UInt8]? {
+        let iterator = rocksdb_create_iterator(database, readOptions)!
+        defer { rocksdb_iter_destroy(iterator) }
+        Self.withChars(end) { rocksdb_iter_seek_for_prev(iterator, $0.baseAddress, $0.count) }
+        var found: [UInt8]?
+        while rocksdb_iter_valid(iterator) != 0 {
+            var length = 0
+            let pointer = rocksdb_iter_key(iterator, &length)!
+            let key = Array(UnsafeRawBufferPointer(start: pointer, count: length))
+            if key.lexicographicallyPrecedes(end) {
+                if !key.lexicographicallyPrecedes(start) { found = key }
+                break
+            }
+            rocksdb_iter_prev(iterator)  // Seek-for-prev lands on `end` itself when it exists.
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_iter_get_error(iterator, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "seek_for_prev", message: message) }
+        return found
     }
 
     public func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError) {

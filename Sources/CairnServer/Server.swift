@@ -89,6 +89,7 @@ public final class Server {
         signal(SIGPIPE, SIG_IGN)
         signalDescriptor = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        RocksKVStore.disablePerformanceCountersOnThisThread()
         do {
             directory = try DataDirectory(path: config.dataDirectory)
             store = try RocksKVStore(path: directory.databasePath)
@@ -247,6 +248,7 @@ public final class Server {
     func endTurn() {
         let now = System.monotonicNanoseconds()
         var ticks = 0
+        if now >= nextTickAt { worker.nudge() }
         while now >= nextTickAt, ticks < 100 {
             step(.tick)
             nextTickAt += tickNanoseconds

@@ -31,6 +31,10 @@ enum CairnCommand {
         case "server":
             exit(ServerCommand.run(arguments))
         case "version", "--version", "-v":
+            if arguments.contains("--help") || arguments.contains("-h") {
+                print("Usage: cairn version\n\nPrints Cairn's version and the Redis version whose protocol it follows.")
+                return
+            }
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")

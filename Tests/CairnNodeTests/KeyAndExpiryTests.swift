@@ -158,3 +158,34 @@ struct KeyAndExpiryTests {
         #expect(restarted.send(other, "GET", "b") == Reply.null)
     }
 }
+
+@Suite("scan over writes not yet durable")
+struct PendingScanTests {
+    @Test("SCAN honours COUNT and stays complete while writes are pending")
+    func scanWithPendingWrites() throws {
+        var config = NodeConfig()
+        config.fsync = .none
+        var node = try NodeHarness(config: config)
+        node.holdStorage = true
+        let client = node.connect()
+        for index in 0..<60 { node.send(client, "SET", "p\(index)", "v") }
+        _ = node.persistAll()
+        for index in 60..<120 { node.send(client, "SET", "p\(index)", "v") }
+        node.send(client, "DEL", "p5")
+        var cursor = "0"
+        var seen: [String] = []
+        var calls = 0
+        repeat {
+            let lines = node.send(client, "SCAN", cursor, "COUNT", "10").split(separator: "\r\n").map(String.init)
+            cursor = lines[2]
+            let keys = lines.dropFirst(4).enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+            #expect(keys.count <= 10)
+            seen += keys
+            calls += 1
+        } while cursor != "0" && calls < 100
+        #expect(calls > 10, "COUNT 10 over 119 keys needs more than 10 calls")
+        #expect(seen.count == 119)
+        #expect(Set(seen).count == 119)
+        #expect(!seen.contains("p5"))
+    }
+}
