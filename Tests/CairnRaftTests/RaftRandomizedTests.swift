@@ -16,7 +16,7 @@ import Testing
 struct RaftRandomizedTests {
     static let roundsMax = 80
 
-    @Test("safety holds and the group recovers under random faults", arguments: 0..<200 as Range<UInt64>)
+    @Test("Figure 3: safety holds and the group recovers under random faults", arguments: 0..<200 as Range<UInt64>)
     func randomFaults(seed: UInt64) {
         var cluster = Self.runFaults(seed: seed)
         #expect(cluster.violations.isEmpty, "seed \(seed): \(cluster.violations)")
