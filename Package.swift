@@ -15,6 +15,7 @@ let package = Package(
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
         .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
+        .target(name: "CairnCheck", dependencies: ["CairnCore"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "CairnRaftTests", dependencies: ["CairnRaft", "CairnCore"], exclude: ["Golden"]),
         .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage", "CairnNode", "CairnRaft"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
+        .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -41,6 +41,13 @@ public enum Limits {
     public static let acceptsPerTurnMax = 64
     /// Bytes read from one socket in one loop turn, so one busy client cannot starve the others.
     public static let readBytesPerTurnMax = 256 * 1024
+    /// Search states (a set of placed operations plus a register value) the linearizability checker
+    /// may memoize for one key before it calls that key inconclusive rather than search on. A history
+    /// without concurrency needs one state per operation; each state costs about operations / 8 bytes.
+    public static let linearizabilityStatesPerKeyMax = 250_000
+    /// Operations on one key the linearizability checker will search. With the states limit this
+    /// bounds the memo to about 250_000 × 512 bytes (128 MiB) for the worst key.
+    public static let linearizabilityOperationsPerKeyMax = 4096
 
     // MARK: Raft
 
