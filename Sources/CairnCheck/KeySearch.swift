@@ -44,7 +44,8 @@ enum SearchResult: Sendable, Equatable {
 ///    u to v, is placed only if the next placement needs it: an operation that does not fit u. This
 ///    loses nothing: in any linearization, if p is followed by an operation that also fits u, then
 ///    either that operation changes nothing (swap the two; p still fits after it) or it is a write
-///    (p is overwritten unseen: drop p), and repeating this ends with every unknown-outcome operation
+///    (p is overwritten unseen: drop p; likewise if p left the value as it was), and repeating this
+///    ends with every unknown-outcome operation
 ///    right before one that needs it, or at the end, where it can be dropped. Without this rule, an
 ///    unknown-outcome write nobody saw could be placed anywhere, doubling the states each time.
 ///    Configurations entered by such an operation are never remembered as failures (the restriction
@@ -256,8 +257,8 @@ struct KeySearch {
     /// Places `operation` next if its reply is possible from the current value and the configuration
     /// it leads to is not dominated by a remembered failure (rule 1).
     private mutating func place(_ operation: Int, isCommitted: Bool) -> Placement {
-        guard let after = operations[operation].step.apply(to: state) else { return .impossible }
         let step = operations[operation].step
+        guard let after = step.apply(to: state) else { return .impossible }
         if let top = stack.last, isPending[top.operation], step.apply(to: top.stateBefore) != nil {
             return .ruledOut  // Rule 4: it would fit without the unknown-outcome operation just placed.
         }

@@ -8,8 +8,8 @@ struct ValueID: Sendable, Hashable {
     static let untested = ValueID(rawValue: -2)
 }
 
-/// Interns the values one key's history mentions. IDs are handed out in order of first mention, so
-/// the same history always gets the same IDs.
+/// Interns the values one key's history mentions. IDs are handed out in order of first test, so the
+/// same history always gets the same IDs.
 ///
 /// Values that no operation *tests* (no read saw them, no compare-and-set expected them) all share
 /// one ID, `untested`. This is exact, not a heuristic: every step treats two untested values alike
@@ -19,27 +19,18 @@ struct ValueID: Sendable, Hashable {
 /// many orders of concurrent writes whose values nobody read before they were overwritten.
 struct ValueTable {
     private var ids: [RegisterValue: ValueID] = [:]
-    private(set) var values: [RegisterValue] = []
 
     /// - Parameter tested: the values some operation reads or compares against; only these get their own ID.
     init(tested: [RegisterValue]) {
         for value in tested where ids[value] == nil {
-            precondition(values.count < Int(Int32.max), "more distinct values on one key than ValueID can hold")
-            ids[value] = ValueID(rawValue: Int32(values.count))
-            values.append(value)
+            precondition(ids.count < Int(Int32.max), "more distinct values on one key than ValueID can hold")
+            ids[value] = ValueID(rawValue: Int32(ids.count))
         }
     }
 
     func id(of value: RegisterValue?) -> ValueID {
         guard let value else { return .absent }
         return ids[value] ?? .untested
-    }
-
-    /// The value of a tested ID, or `nil` for `absent`.
-    /// - Precondition: `id` is not `untested`, which stands for many values.
-    func value(of id: ValueID) -> RegisterValue? {
-        precondition(id != .untested, "the untested ID stands for many values")
-        return id == .absent ? nil : values[Int(id.rawValue)]
     }
 }
 
