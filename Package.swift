@@ -14,8 +14,9 @@ let package = Package(
         .target(name: "CairnRESP", dependencies: ["CairnCore"]),
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
-        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage"]),
-        .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft"]),
+        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
+        .target(name: "CairnCheck", dependencies: ["CairnCore"]),
+        .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -33,9 +34,10 @@ let package = Package(
         .testTarget(name: "CairnRESPTests", dependencies: ["CairnRESP"]),
         .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage"]),
         .testTarget(name: "CairnRaftTests", dependencies: ["CairnRaft", "CairnCore"], exclude: ["Golden"]),
-        .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage"]),
+        .testTarget(name: "CairnRocksTests", dependencies: ["CairnRocks", "CairnStorage", "CairnNode", "CairnRaft"]),
         .testTarget(name: "CairnSimTests", dependencies: ["CairnSim", "CairnRaft", "CairnCore"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
+        .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]

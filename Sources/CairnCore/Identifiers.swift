@@ -22,6 +22,11 @@ public struct NodeID: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
 
     public static func < (lhs: NodeID, rhs: NodeID) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    // Written out because the generic `RawRepresentable` versions are slow in debug builds.
+    public static func == (lhs: NodeID, rhs: NodeID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
     public var description: String { String(rawValue) }
 }
 
@@ -47,6 +52,11 @@ public struct Term: RawRepresentable, Hashable, Comparable, Sendable, CustomStri
     public var next: Term { Term(rawValue + 1) }
 
     public static func < (lhs: Term, rhs: Term) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    // Written out because the generic `RawRepresentable` versions are slow in debug builds.
+    public static func == (lhs: Term, rhs: Term) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     public var description: String { String(rawValue) }
 }
@@ -81,6 +91,11 @@ public struct LogIndex: RawRepresentable, Hashable, Comparable, Sendable, Custom
 
     public static func < (lhs: LogIndex, rhs: LogIndex) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    // Written out because the generic `RawRepresentable` versions are slow in debug builds.
+    public static func == (lhs: LogIndex, rhs: LogIndex) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
     public func distance(to other: LogIndex) -> Int { Int(other.rawValue) - Int(rawValue) }
 
     public func advanced(by n: Int) -> LogIndex { LogIndex(UInt64(Int(rawValue) + n)) }
@@ -107,6 +122,11 @@ public struct GroupID: RawRepresentable, Hashable, Comparable, Sendable, CustomS
     }
 
     public static func < (lhs: GroupID, rhs: GroupID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    // Written out because the generic `RawRepresentable` versions are slow in debug builds.
+    public static func == (lhs: GroupID, rhs: GroupID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     public var description: String { String(rawValue) }
 }

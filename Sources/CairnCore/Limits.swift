@@ -32,14 +32,22 @@ public enum Limits {
     public static let scanCountMax = 100_000
     /// Bytes of one HTTP request head on the admin port.
     public static let httpRequestHeadBytesMax = 16 * 1024
-    /// Bytes of one frame on the peer port (the peer protocol comes with clustering).
-    public static let peerFrameBytesMax = 16 * 1024 * 1024
+    /// Bytes of one frame on the peer port (the peer protocol comes with clustering). A frame must carry
+    /// the largest Raft entry with its headers, so it is sized from `raftEntryBytesMax`.
+    public static let peerFrameBytesMax = raftEntryBytesMax + 1024 * 1024
     /// Batches the storage thread may hold before it writes them (group commit merges them).
     public static let storageQueuedBatchesMax = 4096
     /// Connections accepted per listener in one loop turn, so accepts cannot starve reads.
     public static let acceptsPerTurnMax = 64
     /// Bytes read from one socket in one loop turn, so one busy client cannot starve the others.
     public static let readBytesPerTurnMax = 256 * 1024
+    /// Search states (a set of placed operations plus a register value) the linearizability checker
+    /// may memoize for one key before it calls that key inconclusive rather than search on. A history
+    /// without concurrency needs one state per operation; each state costs about operations / 8 bytes.
+    public static let linearizabilityStatesPerKeyMax = 250_000
+    /// Operations on one key the linearizability checker will search. With the states limit this
+    /// bounds the memo to about 250_000 × 512 bytes (128 MiB) for the worst key.
+    public static let linearizabilityOperationsPerKeyMax = 4096
 
     // MARK: Raft
 

@@ -40,9 +40,8 @@ public struct RaftConfig: Sendable, Equatable {
     public var snapshotChunkBytesMax: Int
     /// ReadIndex requests a leader queues at once.
     public var pendingReadsMax: Int
-    /// TEST-ONLY: a deliberately wrong behaviour for the simulator to catch (see `DeliberateBug`). Always
-    /// `.none` outside `CairnSim`; `cairn server` cannot set it.
-    public var deliberateBug = DeliberateBug.none
+    /// A deliberately wrong behaviour, for simulation only (see `_RaftInjectedBug`). Nil in production.
+    public var _injectedBug: _RaftInjectedBug?
 
     public init(
         id: NodeID, group: GroupID = 1, electionTicksMin: Int = 10, heartbeatTicks: Int = 1, seed: UInt64 = 0,
@@ -101,6 +100,21 @@ public struct RaftConfig: Sendable, Equatable {
                 "leaseClockDriftTicks (\(leaseClockDriftTicks)) must be in 0..<electionTicksMin (\(electionTicksMin))")
         }
     }
+}
+
+/// A deliberately wrong behaviour that proves the simulator's checkers can fail (issue 3, `cairn sim raft
+/// --inject-bug NAME`), in the spirit of FoundationDB's BUGGIFY. Each one breaks Raft's safety, so it is
+/// never set outside tests and simulation. While one is set, the core does not crash on the safety
+/// violations it causes (a second vote in a term, a leader replacing a committed entry): it lets the
+/// simulator's checkers find them. The shell-side bugs (`ack-before-fsync`, `forget-vote-on-restart`)
+/// live in the simulator's shell, not here.
+public enum _RaftInjectedBug: String, Sendable, Equatable, CaseIterable {
+    /// Grant every vote request, even after voting for another candidate in the same term (breaks §5.2).
+    case voteTwice = "vote-twice"
+    /// A leader commits whatever it has made durable itself, without waiting for a quorum (breaks §5.4).
+    case commitWithoutQuorum = "commit-without-quorum"
+    /// A leader answers reads at once at its commit index, without confirming leadership (breaks §6.4).
+    case readWithoutReadIndex = "read-without-readindex"
 }
 
 /// A configuration that cannot work. The text names the field, the value and the rule.

@@ -241,11 +241,12 @@ extension RaftCore {
     ) {
         // One vote per term, first come first served (§5.2); a repeated request gets the same answer.
         // A pre-vote for a later term promises nothing, so it may be granted whatever our vote is.
-        let canVote = vote == sender || (vote == nil && leader == nil) || (isPreVote && requestTerm > term)
-        let isAllowed = canVote || config.deliberateBug == .voteTwice
-        let isGranted = isAllowed && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+        let canVote =
+            vote == sender || (vote == nil && leader == nil) || (isPreVote && requestTerm > term)
+            || config._injectedBug == .voteTwice
+        let isGranted = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
         if isGranted && !isPreVote {
-            vote = vote ?? sender  // The same as `sender` unless `voteTwice` granted a second vote.
+            vote = sender
             electionElapsed = 0
         }
         let responseTerm = isGranted && isPreVote ? requestTerm : term

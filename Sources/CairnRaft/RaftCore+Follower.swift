@@ -31,9 +31,16 @@ extension RaftCore {
                 break
             }
             if existing != entry.term {
-                precondition(
-                    entry.index > commitIndex,
-                    "node \(config.id) term \(term): leader \(sender) conflicts with committed entry \(entry.index)")
+                guard entry.index > commitIndex else {
+                    // Only a broken leader asks to replace a committed entry. With an injected bug that is
+                    // expected, and the simulator's checkers report it; otherwise it is a crash.
+                    precondition(
+                        config._injectedBug != nil,
+                        "node \(config.id) term \(term): leader \(sender) conflicts with committed entry \(entry.index)"
+                    )
+                    counters.staleMessages += 1
+                    return
+                }
                 truncateLog(from: entry.index, into: &output)
                 firstNew = offset
                 break

@@ -239,7 +239,7 @@ extension RaftCore {
         var matches: [NodeID: UInt64] = [config.id: durableIndex.rawValue]
         for (node, progress) in state.progress { matches[node] = progress.match.rawValue }
         var quorumIndex = LogIndex(min(configuration.quorumValue(matches), log.lastIndex.rawValue))
-        if config.deliberateBug == .commitWithoutQuorum { quorumIndex = durableIndex }
+        if config._injectedBug == .commitWithoutQuorum { quorumIndex = max(quorumIndex, durableIndex) }
         guard quorumIndex > commitIndex, log.term(at: quorumIndex) == term else { return }
         commitIndex = quorumIndex
         afterCommit(into: &output)

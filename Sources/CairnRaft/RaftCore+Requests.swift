@@ -53,7 +53,7 @@ extension RaftCore {
     /// is out at a time; reads that arrive meanwhile share the next one (batching).
     mutating func queueRead(_ request: RequestID, into output: inout RaftOutput) {
         guard let state = leaderState else { return }
-        if isLeaseValid() || config.deliberateBug == .readWithoutReadIndex {
+        if isLeaseValid() || config._injectedBug == .readWithoutReadIndex {
             output.reads.append(ReadResult(request: request, index: commitIndex))
             return
         }

@@ -9,7 +9,7 @@ import CairnCore
 /// core also implements, from Ongaro's thesis ("Consensus: Bridging Theory and Practice", 2014):
 /// single-server membership changes (§4.1), learners that catch up before voting (§4.2.1), joint
 /// consensus for arbitrary changes (§4.3), leadership transfer (§3.10), ReadIndex and lease reads (§6.4),
-/// log compaction with chunked snapshots (§5), PreVote (§9.6) and CheckQuorum (§6.2).
+/// log compaction with chunked snapshots (thesis §5; Raft §7), PreVote (§9.6) and CheckQuorum (§6.2).
 ///
 /// ## How a shell drives it
 /// Feed every event through `step(_:)` and carry out the returned `RaftOutput` lanes in order:
@@ -36,7 +36,8 @@ import CairnCore
 ///
 /// ## Deviations from the paper, and why
 /// - The log lives in memory (`RaftLog`) and storage is read only at start: the core stays a value the
-///   simulator can copy; the application bounds memory by taking snapshots.
+///   simulator can copy; the application bounds memory by taking snapshots. The latest snapshot's data is
+///   held in memory too, to send it; chunks go one at a time (stop-and-wait), retried on heartbeats.
 /// - The leader counts its own entries for commitment only once the shell reports them `.persisted`
 ///   (thesis §10.2.1 lets the leader write in parallel with replication; this is that, made explicit).
 /// - A rejected append carries etcd's conflict hint (largest index whose term is at most the leader's
@@ -229,7 +230,7 @@ public struct RaftCore: Sendable {
     /// Checks what must hold after every step. Cheap enough to run always (STYLE.md §2.6).
     func checkInvariants(before: HardState) {
         precondition(term >= before.term, "\(invariantContext): term went back from \(before.term)")
-        if term == before.term, let earlier = before.vote {
+        if term == before.term, let earlier = before.vote, config._injectedBug != .voteTwice {
             precondition(
                 vote == earlier, "\(invariantContext): voted for \(vote.map(\.description) ?? "none") after \(earlier)")
         }
@@ -249,7 +250,9 @@ public struct RaftCore: Sendable {
         case .leader:
             checkLeaderInvariants()
         case .candidate:
-            precondition(vote == config.id, "\(invariantContext): a candidate votes for itself (§5.2)")
+            precondition(
+                vote == config.id || config._injectedBug == .voteTwice,
+                "\(invariantContext): a candidate votes for itself (§5.2)")
             precondition(votes[config.id] == true, "\(invariantContext): a candidate counts its own vote")
         case .preCandidate:
             precondition(votes[config.id] == true, "\(invariantContext): a pre-candidate counts its own pre-vote")
@@ -261,7 +264,9 @@ public struct RaftCore: Sendable {
     private func checkLeaderInvariants() {
         guard let leaderState else { return }
         precondition(leader == config.id, "\(invariantContext): a leader follows itself")
-        precondition(vote == config.id, "\(invariantContext): a leader voted for itself in its term")
+        precondition(
+            vote == config.id || config._injectedBug == .voteTwice,
+            "\(invariantContext): a leader voted for itself in its term")
         precondition(log.lastTerm == term, "\(invariantContext): a leader's last entry is from its own term")
         precondition(
             leaderState.progress[config.id] == nil, "\(invariantContext): a leader tracks no progress for itself")

@@ -16,6 +16,10 @@ public struct RequestID: RawRepresentable, Hashable, Comparable, Sendable, Custo
 
     public static func < (lhs: RequestID, rhs: RequestID) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    public static func == (lhs: RequestID, rhs: RequestID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
     public var description: String { "r\(rawValue)" }
 }
 

@@ -19,20 +19,14 @@ struct RaftLog: Sendable, Equatable {
     }
 
     var firstIndex: LogIndex { snapshotIndex.next }
-    var lastIndex: LogIndex { entries.last?.index ?? snapshotIndex }
-    var lastTerm: Term { entries.last?.term ?? snapshotTerm }
+    var lastIndex: LogIndex { entries.isEmpty ? snapshotIndex : entries[entries.count - 1].index }
+    var lastTerm: Term { entries.isEmpty ? snapshotTerm : entries[entries.count - 1].term }
 
     /// The term of the entry at `index`, or nil if it was compacted away or does not exist yet.
     func term(at index: LogIndex) -> Term? {
         if index == snapshotIndex { return snapshotTerm }
         guard index > snapshotIndex, index <= lastIndex else { return nil }
         return entries[position(of: index)].term
-    }
-
-    /// The entry at `index` if it is in memory.
-    func entry(at index: LogIndex) -> Entry? {
-        guard index > snapshotIndex, index <= lastIndex else { return nil }
-        return entries[position(of: index)]
     }
 
     /// Entries from `start` through `end` inclusive.

@@ -119,6 +119,27 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         return result
     }
 
+    public func lastKey(from start: [UInt8], before end: [UInt8]) throws(StorageError) -> [UInt8]? {
+        let iterator = rocksdb_create_iterator(database, readOptions)!
+        defer { rocksdb_iter_destroy(iterator) }
+        Self.withChars(end) { rocksdb_iter_seek_for_prev(iterator, $0.baseAddress, $0.count) }
+        var found: [UInt8]?
+        while rocksdb_iter_valid(iterator) != 0 {
+            var length = 0
+            let pointer = rocksdb_iter_key(iterator, &length)!
+            let key = Array(UnsafeRawBufferPointer(start: pointer, count: length))
+            if key.lexicographicallyPrecedes(end) {
+                if !key.lexicographicallyPrecedes(start) { found = key }
+                break
+            }
+            rocksdb_iter_prev(iterator)  // Seek-for-prev lands on `end` itself when it exists.
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_iter_get_error(iterator, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "seek_for_prev", message: message) }
+        return found
+    }
+
     public func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError) {
         let writeBatch = rocksdb_writebatch_create()!
         defer { rocksdb_writebatch_destroy(writeBatch) }

@@ -1,7 +1,7 @@
 import CairnRaft
 
 /// A deliberately wrong behaviour, turned on for a whole run with `--inject-bug NAME`, to prove that the
-/// simulator's checks can fail. Three live in the core (`DeliberateBug`), two in the simulated shell.
+/// simulator's checks can fail. Three live in the core (`_RaftInjectedBug`), two in the simulated shell.
 public enum InjectedBug: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
     case none
     /// A node grants two votes in one term (core).
@@ -19,12 +19,13 @@ public enum InjectedBug: String, Sendable, Equatable, CaseIterable, CustomString
     /// The bugs a run can inject, without `none`.
     public static var injectable: [InjectedBug] { allCases.filter { $0 != .none } }
 
-    var coreBug: DeliberateBug {
+    /// The core's own switch for the bugs that live in the core.
+    var coreBug: _RaftInjectedBug? {
         switch self {
         case .voteTwice: .voteTwice
         case .commitWithoutQuorum: .commitWithoutQuorum
         case .readWithoutReadIndex: .readWithoutReadIndex
-        case .none, .ackBeforeFsync, .forgetVoteOnRestart: .none
+        case .none, .ackBeforeFsync, .forgetVoteOnRestart: nil
         }
     }
 

@@ -83,6 +83,9 @@ public struct SimReport: Sendable {
     public var steps: Int
     /// The most core steps taken in one simulated second.
     public var stepsPerSecondMax: Int
+    /// The linearizability checker's summary, and whether it gave up on a key (proving nothing there).
+    public var linearizability: String
+    public var isLinearizabilityInconclusive: Bool
     public var history: [ClientOperation]
     public var traceHash: UInt64
     public var traceLines: Int

@@ -18,7 +18,8 @@ import CairnRaft
 /// 2. **Liveness** (at most `livenessTicksMax`): faults stop, partitions heal, crashed nodes restart,
 ///    and every client must get one write acknowledged. A leader must exist, and every acknowledged
 ///    proposal must be applied on every node, within the bound.
-/// 3. **Linearizability**: the client history is checked (see `LinearizabilityAdapter`).
+/// 3. **Linearizability**: the client history is checked per key by `CairnCheck` (see
+///    `LinearizabilityAdapter`).
 ///
 /// `SafetyChecker` checks Election Safety, Log Matching, Leader Completeness, State Machine Safety and
 /// Read Freshness after every step; the first violation ends the run.
@@ -83,6 +84,8 @@ public final class Simulation {
     var windowStartSteps = 0
     var stepsPerSecondMax = 0
     var snapshotsInstalled = 0
+    var linearizability = "not checked"
+    var isLinearizabilityInconclusive = false
 
     /// - Parameters:
     ///   - seed: everything about the run derives from it.
@@ -225,7 +228,8 @@ public final class Simulation {
             livenessStartMs: livenessStartMs, convergenceMs: convergedMs.map { $0 - livenessStartMs },
             committedIndex: checker.committedIndexMax.rawValue, operations: history.count, operationsOK: ok,
             operationsUnknown: unknown, elections: checker.elections, snapshotsInstalled: snapshotsInstalled,
-            steps: steps, stepsPerSecondMax: stepsPerSecondMax, history: history, traceHash: trace.hash,
+            steps: steps, stepsPerSecondMax: stepsPerSecondMax, linearizability: linearizability,
+            isLinearizabilityInconclusive: isLinearizabilityInconclusive, history: history, traceHash: trace.hash,
             traceLines: trace.lineCount)
     }
 

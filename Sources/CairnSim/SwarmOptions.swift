@@ -109,7 +109,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         rebootMsMax = UInt64(prng.within(1...30))
 
         clientCount = prng.within(2...6)
-        keyCount = prng.within(1...5)
+        keyCount = prng.within(2...6)
         readPermille = prng.within(200...900)
         compareAndSetPermille = (1000 - readPermille) * prng.within(20...50) / 100
         deletePermille = (1000 - readPermille) * prng.within(0...15) / 100
@@ -125,7 +125,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
             preVote: preVote, checkQuorum: checkQuorum, leaseReads: leaseReads,
             inflightAppendsMax: inflightAppendsMax, appendBytesMax: appendBytesMax,
             snapshotChunkBytesMax: snapshotChunkBytesMax)
-        config.deliberateBug = bug.coreBug
+        config._injectedBug = bug.coreBug
         return config
     }
 

@@ -11,6 +11,10 @@ public protocol KVStore: AnyObject, Sendable {
     /// Up to `limit` pairs with `start <= key < end`, in ascending key order.
     func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(key: [UInt8], value: [UInt8])]
 
+    /// The greatest key with `start <= key < end`, if any (a reverse seek: finding a log's last entry
+    /// without reading the log).
+    func lastKey(from start: [UInt8], before end: [UInt8]) throws(StorageError) -> [UInt8]?
+
     /// Applies `batches` in order, atomically as one write; when `sync` is true, returns only after the
     /// write is on stable storage (fsync).
     func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError)

@@ -32,6 +32,12 @@ public final class MemoryKVStore: KVStore, @unchecked Sendable {
         return result
     }
 
+    public func lastKey(from start: [UInt8], before end: [UInt8]) throws(StorageError) -> [UInt8]? {
+        let index = lowerBound(end) - 1
+        guard index >= 0, !keys[index].lexicographicallyPrecedes(start) else { return nil }
+        return keys[index]
+    }
+
     public func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError) {
         for batch in batches {
             for mutation in batch.mutations {

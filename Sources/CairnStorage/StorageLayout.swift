@@ -7,6 +7,7 @@ import CairnCore
 /// 0x00 name                          node metadata (format version, keyspace counters)
 /// 0x01 partition(u16 BE) key         a key's record: the data of one partition is one contiguous range
 /// 0x02 expiresAt(u64 BE) key         expiry index: keys in order of expiry time, for the expiry cycle
+/// 0x03 group(u64 BE) ...             Raft state of each group (`KVRaftLog`)
 /// ```
 /// Why the expiry index: the background cycle must find expired keys without scanning the keyspace,
 /// and after a restart without rebuilding anything in memory. Entries may go stale (a key's TTL
@@ -15,6 +16,8 @@ public enum StorageLayout {
     public static let metaPrefix: UInt8 = 0x00
     public static let dataPrefix: UInt8 = 0x01
     public static let expiryPrefix: UInt8 = 0x02
+    /// Raft logs, hard states and snapshots of every group (see `KVRaftLog` in CairnNode).
+    public static let raftPrefix: UInt8 = 0x03
 
     /// The partition of a single-node keyspace. Partitions arrive with clustering.
     public static let defaultPartition: UInt16 = 0

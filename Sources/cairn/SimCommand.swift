@@ -156,6 +156,7 @@ enum SimCommand {
             "simulated \(report.endMs) ms (liveness from \(report.livenessStartMs) ms"
                 + (report.convergenceMs.map { ", converged in \($0) ms)" } ?? ")")
                 + ", \(report.steps) core steps, at most \(report.stepsPerSecondMax) in one second")
+        print("history: \(report.linearizability)")
         if settings.isTraced { print("trace: \(report.traceLines) lines, hash \(hex(report.traceHash))") }
         if report.faults.total == 0 { print("seed \(seed): injected no faults") }
         return report.isFailure ? 1 : 0
@@ -176,6 +177,9 @@ enum SimCommand {
                 print(report.summaryLine)
             } else if report.faults.total == 0 {
                 print("seed \(seed): injected no faults")
+            }
+            if report.isLinearizabilityInconclusive {
+                print("seed \(seed): linearizability \(report.linearizability.split(separator: "\n").first ?? "")")
             }
         }
         print("sim: seeds=\(count) failed=\(failed) faults=\(faults)")

@@ -3,7 +3,9 @@ import Testing
 /// The spirit of TigerBeetle's `tidy.zig`: the layering in docs/architecture.md is checked, not hoped for.
 @Suite("architecture")
 struct PureModuleImportsTests {
-    static let pureModules = ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRaft", "CairnSim"]
+    static let pureModules = [
+        "CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRaft", "CairnCheck", "CairnSim",
+    ]
     static let forbidden = [
         "Foundation", "FoundationEssentials", "Dispatch", "Glibc", "Musl", "CLinux", "CRocksDB", "Synchronization",
     ]

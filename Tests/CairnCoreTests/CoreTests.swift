@@ -18,6 +18,7 @@ struct LimitsTests {
     @Test("Raft limits relate as the Raft core assumes")
     func raftLimitsRelate() {
         #expect(Limits.raftEntryBytesMax > Limits.respBulkBytesMax, "a SET of the largest value must fit in one entry")
+        #expect(Limits.peerFrameBytesMax > Limits.raftEntryBytesMax, "a peer frame must carry the largest entry")
         #expect(Limits.raftAppendBytesMax >= Limits.raftSnapshotChunkBytesMax)
         #expect(Limits.raftSnapshotBytesMax > Limits.raftSnapshotChunkBytesMax)
         #expect(Limits.raftInflightAppendsMax >= 1 && Limits.raftPendingReadsMax >= 1)

@@ -41,7 +41,8 @@ struct RaftCluster {
     /// must be served at or after it (thesis §6.4).
     private var readFloors: [RequestID: LogIndex] = [:]
 
-    var nodes: [NodeID] { cores.keys.sorted() }
+    /// Every node ever added, crashed ones included, sorted.
+    private(set) var nodes: [NodeID] = []
 
     init(size: Int, configure: @escaping @Sendable (inout RaftConfig) -> Void = { _ in }) {
         makeConfig = { id in
@@ -56,6 +57,7 @@ struct RaftCluster {
     /// Starts a node with fresh storage holding `configuration` (empty for a node that will be added).
     mutating func addNode(_ id: NodeID, configuration: ConfigurationState = .empty) {
         storages[id] = MemoryRaftLog(bootstrap: configuration)
+        if !nodes.contains(id) { nodes = (nodes + [id]).sorted() }
         machines[id] = []
         appliedIndex[id] = 0
         start(id)
@@ -74,7 +76,8 @@ struct RaftCluster {
 
     /// Feeds one input to one node and carries out its output in lane order.
     mutating func step(_ id: NodeID, _ input: RaftInput) {
-        guard !crashed.contains(id), var core = cores[id] else { return }
+        // Taken out of the dictionary while it steps, so that its log is not copied on write.
+        guard !crashed.contains(id), var core = cores.removeValue(forKey: id) else { return }
         stepCount += 1
         if case .readIndex(let request) = input { readFloors[request] = committed.keys.max() ?? 0 }
         let roleBefore = core.role

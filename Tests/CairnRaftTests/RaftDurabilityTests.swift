@@ -38,7 +38,7 @@ struct RaftDurabilityTests {
         #expect(output.writes.hardState?.commit == 2)
     }
 
-    @Test("a persisted report for an entry that was replaced since (other term) is ignored")
+    @Test("thesis §10.2.1: a persisted report for an entry that was replaced since (other term) is ignored")
     func stalePersistedIgnored() throws {
         var core = try Fixture.core(1, voters: [1])
         _ = Fixture.tickUntilRoleChanges(&core)
@@ -46,7 +46,7 @@ struct RaftDurabilityTests {
         #expect(core.commitIndex == 0)
     }
 
-    @Test("a restarted core recovers term, vote, log, commit and configuration from storage alone")
+    @Test("Figure 2, §5.1: a restarted core recovers term, vote, log, commit and configuration from storage alone")
     func restartRecoversEverything() {
         var cluster = RaftCluster(size: 3)
         cluster.elect(1)
@@ -72,7 +72,7 @@ struct RaftDurabilityTests {
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 
-    @Test("a restarted core that already applied entries durably is not asked to apply them again")
+    @Test("§7: a restarted core that already applied entries durably is not asked to apply them again")
     func restartWithAppliedIndex() throws {
         var storage = Fixture.storage(
             voters: [1, 2, 3], terms: [1, 1, 1], hardState: HardState(term: 1, vote: 1, commit: 3))

@@ -36,7 +36,7 @@ struct RaftMessageHandlingTests {
             ])
     }
 
-    @Test("messages for another group, or claiming to come from this node, are dropped and counted")
+    @Test("§5.1: messages for another group, or claiming to come from this node, are dropped and counted")
     func wrongGroupDropped() throws {
         var core = try Fixture.core(2)
         let other = RaftMessage(group: 9, term: 4, kind: .appendEntries(Self.heartbeat))

@@ -5,7 +5,7 @@ import Testing
 
 /// Goal: show that Raft's safety properties (Figure 3) hold under faults, for many seeds.
 ///
-/// Method: each seed builds a cluster (3 voters, or 3 voters plus 2 spare nodes for membership changes)
+/// Method: each seed builds a cluster (5 voters, 3 voters, or 3 voters plus 2 spare nodes for membership changes)
 /// and runs rounds of: a random fault or request (partition, heal, crash, restart, proposals, reads,
 /// snapshots, membership changes, transfers), a tick on every node, and one hop of message delivery with
 /// random loss, duplication and reordering. `RaftCluster` checks Election Safety, Log Matching, Leader
@@ -14,13 +14,43 @@ import Testing
 /// requires a leader whose members all apply the same commands. Every failure message names its seed.
 @Suite("Raft randomized safety")
 struct RaftRandomizedTests {
-    static let roundsMax = 100
+    static let roundsMax = 80
 
-    @Test("safety holds and the group recovers under random faults", arguments: 0..<200 as Range<UInt64>)
+    @Test("Figure 3: safety holds and the group recovers under random faults", arguments: 0..<200 as Range<UInt64>)
     func randomFaults(seed: UInt64) {
+        var cluster = Self.runFaults(seed: seed)
+        #expect(cluster.violations.isEmpty, "seed \(seed): \(cluster.violations)")
+        Self.checkLiveness(&cluster, seed: seed)
+    }
+
+    @Test(
+        "the checks can fail: each injected bug is caught for some seed",
+        arguments: [
+            (_RaftInjectedBug.voteTwice, "Election Safety"),
+            (.commitWithoutQuorum, "Safety"),
+            (.readWithoutReadIndex, "Stale read"),
+        ])
+    func injectedBugIsCaught(bug: _RaftInjectedBug, violation: String) {
+        var caughtBy: UInt64?
+        // Stale leaders linger only without CheckQuorum (seeds 1 mod 4), so a stale read needs one of those.
+        let seeds: [UInt64] =
+            bug == .readWithoutReadIndex ? Array(stride(from: 1, to: 1600, by: 4)) : Array(0..<400)
+        for seed in seeds {
+            let cluster = Self.runFaults(seed: seed, bug: bug)
+            if cluster.violations.contains(where: { $0.contains(violation) }) {
+                caughtBy = seed
+                break
+            }
+        }
+        #expect(caughtBy != nil, "\(bug.rawValue) was never caught")
+    }
+
+    /// Builds a cluster for `seed` and runs the fault phase; the violations found are in the result.
+    static func runFaults(seed: UInt64, bug: _RaftInjectedBug? = nil) -> RaftCluster {
         var prng = SplitMix64(seed: seed)
-        let withSpares = prng.below(2) == 1
-        var cluster = RaftCluster(size: 3) { config in
+        let size = prng.below(3) == 0 ? 5 : 3
+        let withSpares = size == 3 && prng.below(2) == 1
+        var cluster = RaftCluster(size: size) { config in
             config.seed ^= seed
             config.inflightAppendsMax = 2
             config.appendBytesMax = 64
@@ -30,6 +60,7 @@ struct RaftRandomizedTests {
             config.checkQuorum = seed % 4 != 1
             config.preVote = seed % 4 == 0 || seed % 4 == 2
             config.leaseReads = seed % 4 == 2
+            config._injectedBug = bug
         }
         cluster.isRendering = false
         if withSpares {
@@ -43,8 +74,7 @@ struct RaftRandomizedTests {
             Self.deliverOneHop(&cluster, &prng, lossPercent: 10)
             if !cluster.violations.isEmpty { break }
         }
-        #expect(cluster.violations.isEmpty, "seed \(seed): \(cluster.violations)")
-        Self.checkLiveness(&cluster, seed: seed)
+        return cluster
     }
 
     /// One random fault or client request, or nothing.

@@ -126,7 +126,9 @@ struct RaftReplicationTests {
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 
-    @Test("pipelining: a leader keeps at most inflightAppendsMax appends in flight to a follower in replicate state")
+    @Test(
+        "thesis §10.2.2, pipelining: a leader keeps at most inflightAppendsMax appends in flight to a follower in replicate state"
+    )
     func inflightWindowIsBounded() throws {
         var core = try Fixture.leader { $0.inflightAppendsMax = 3 }
         _ = core.step(.received(Fixture.appendSuccess(1, match: 1), from: 2))  // probe → replicate
@@ -139,7 +141,7 @@ struct RaftReplicationTests {
         #expect(core.progress(of: 2)?.state == .replicate)
     }
 
-    @Test("batching: proposals that arrive while the window is full go out together in one append")
+    @Test("thesis §10.2.2, batching: proposals that arrive while the window is full go out together in one append")
     func proposalsBatch() throws {
         var core = try Fixture.leader { $0.inflightAppendsMax = 1 }
         _ = core.step(.received(Fixture.appendSuccess(1, match: 1), from: 2))
@@ -152,7 +154,9 @@ struct RaftReplicationTests {
         #expect(appends.first?.append.entries.map(\.index) == [3, 4, 5, 6, 7])
     }
 
-    @Test("flow control: an append carries at most appendBytesMax bytes of entries, but at least one entry")
+    @Test(
+        "thesis §10.2.2, flow control: an append carries at most appendBytesMax bytes of entries, but at least one entry"
+    )
     func appendBytesBound() throws {
         var core = try Fixture.leader { $0.appendBytesMax = 100 }
         _ = core.step(.received(Fixture.appendSuccess(1, match: 1), from: 2))
@@ -173,7 +177,7 @@ struct RaftReplicationTests {
         #expect(sizes.allSatisfy { $0 <= 100 })
     }
 
-    @Test("lost appends: after two heartbeats without progress the leader probes again and repairs the follower")
+    @Test("§5.3, lost appends: after two heartbeats without progress the leader probes again and repairs the follower")
     func lostAppendsAreRetried() {
         var cluster = RaftCluster(size: 3)
         cluster.elect(1)

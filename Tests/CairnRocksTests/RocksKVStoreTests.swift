@@ -47,6 +47,11 @@ struct RocksKVStoreTests {
                 let fromModel = try model.scan(from: start, to: [0xFF], limit: limit)
                 #expect(fromRocks.map(\.key) == fromModel.map(\.key), "seed \(seed) batch \(batchNumber)")
                 #expect(fromRocks.map(\.value) == fromModel.map(\.value), "seed \(seed) batch \(batchNumber)")
+                let low = randomKey()
+                let high = randomKey()
+                #expect(
+                    try rocks.lastKey(from: low, before: high) == model.lastKey(from: low, before: high),
+                    "seed \(seed) batch \(batchNumber) lastKey")
             }
             rocks.close()
         }

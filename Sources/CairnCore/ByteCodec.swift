@@ -1,0 +1,96 @@
+/// Appends fixed-width big-endian integers and length-prefixed bytes: the building block of every
+/// binary encoding Cairn writes (storage records, Raft entries, peer frames).
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func write(_ value: UInt8) { bytes.append(value) }
+
+    public mutating func write(_ value: UInt32) {
+        for shift in stride(from: 24, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift)))
+        }
+    }
+
+    public mutating func write(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        }
+    }
+
+    /// A u32 length, then the bytes.
+    public mutating func writeLengthPrefixed(_ data: [UInt8]) {
+        precondition(data.count <= Int(UInt32.max), "length-prefixed field of \(data.count) bytes")
+        write(UInt32(data.count))
+        bytes.append(contentsOf: data)
+    }
+
+    /// The bytes as they are, with no length (the last field of a record).
+    public mutating func writeRest(_ data: [UInt8]) { bytes.append(contentsOf: data) }
+}
+
+/// Why bytes could not be decoded: says which field, and what was there.
+public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    case truncated(field: String, needed: Int, available: Int)
+    case invalid(field: String, value: UInt64)
+
+    public var description: String {
+        switch self {
+        case .truncated(let field, let needed, let available):
+            "truncated \(field): needed \(needed) bytes, \(available) left"
+        case .invalid(let field, let value):
+            "invalid \(field): \(value)"
+        }
+    }
+}
+
+/// Reads what `ByteWriter` wrote, checking every length against what is left (input may be corrupt).
+public struct ByteReader: Sendable {
+    let bytes: [UInt8]
+    public private(set) var offset = 0
+
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    public var remaining: Int { bytes.count - offset }
+
+    mutating func take(_ count: Int, _ field: String) throws(DecodeError) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else {
+            throw .truncated(field: field, needed: count, available: remaining)
+        }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    public mutating func readUInt8(_ field: String) throws(DecodeError) -> UInt8 {
+        try take(1, field).first!
+    }
+
+    public mutating func readUInt32(_ field: String) throws(DecodeError) -> UInt32 {
+        try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    public mutating func readUInt64(_ field: String) throws(DecodeError) -> UInt64 {
+        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    public mutating func readLengthPrefixed(_ field: String) throws(DecodeError) -> [UInt8] {
+        let count = try readUInt32(field + " length")
+        return Array(try take(Int(count), field))
+    }
+
+    public mutating func readRest() -> [UInt8] {
+        defer { offset = bytes.count }
+        return Array(bytes[offset...])
+    }
+
+    /// Fails unless every byte was read: trailing bytes mean the record is not what was expected.
+    public func expectEnd(_ field: String) throws(DecodeError) {
+        guard remaining == 0 else { throw .invalid(field: field + " trailing bytes", value: UInt64(remaining)) }
+    }
+}
