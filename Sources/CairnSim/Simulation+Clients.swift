@@ -80,14 +80,16 @@ extension Simulation {
         queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
     }
 
-    /// No answer in time: the outcome is unknown; try another node next.
+    /// No answer in time: the outcome is unknown; try another node next, or the same one again.
     func timeOut(client position: Int, request: RequestID) {
         var client = clients[position]
         guard let current = client.current, current.request == request else { return }
         history[current.historyIndex].outcome = .unknown
         trace.record(nowMs, "client \(client.id) timeout \(request) \(history[current.historyIndex])")
         client.current = nil
-        client.target = (client.target + 1 + clientPrng.below(nodes.count - 1)) % nodes.count
+        if !clientPrng.chance(options.retrySameNodePermille) {
+            client.target = (client.target + 1 + clientPrng.below(nodes.count - 1)) % nodes.count
+        }
         clients[position] = client
         queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
     }

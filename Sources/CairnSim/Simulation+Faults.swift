@@ -137,19 +137,16 @@ extension Simulation {
     // MARK: Crashes
 
     /// Crashes a random live node (or the leader), keeping a majority up so that the group can make
-    /// progress; or, in a power failure, a majority at once. Schedules restarts and the next crash.
+    /// progress; or, in a power failure, every node at once. Schedules restarts and the next crash.
     func crashRandomNode() {
         guard isFaulty, let mean = options.crashIntervalMsMean else { return }
         let count = nodes.count
         if faultPrng.chance(options.powerFailurePermille) {
-            let downTarget = faultPrng.within((count / 2 + 1)...count)
             faults.add(.powerFailure)
-            trace.record(nowMs, "POWER FAILURE: \(downTarget) of \(count) nodes down")
-            var up = nodes.filter(\.isUp).map(\.position)
-            shuffle(&up)
-            for position in up.prefix(max(0, downTarget - (count - up.count))) {
-                crash(nodes[position])
-                queue.push(.restart(node: position), at: nowMs + faultPrng.within(1...options.downtimeMsMax))
+            trace.record(nowMs, "POWER FAILURE: every node down")
+            for node in nodes where node.isUp {
+                crash(node)
+                queue.push(.restart(node: node.position), at: nowMs + faultPrng.within(1...options.downtimeMsMax))
             }
         } else if count - nodes.filter(\.isUp).count < (count - 1) / 2 {
             let up = nodes.filter(\.isUp).map(\.position)

@@ -112,7 +112,7 @@ extension Simulation {
     /// may crash at once and reboot within `rebootMsMax`, while requests of the same term are in flight.
     private func scheduleCrashAfterVote(_ node: SimNode) {
         guard isFaulty, faultPrng.chance(options.crashAfterVotePermille) else { return }
-        let downtime = faultPrng.within(1...options.rebootMsMax)
+        let downtime = faultPrng.within(0...options.rebootMsMax)
         queue.push(.crashNode(node: node.position, downtimeMs: downtime), at: nowMs + faultPrng.within(0...3))
     }
 

@@ -51,12 +51,12 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
     /// Mean time between crashes; nil means no crashes in this run.
     public var crashIntervalMsMean: UInt64?
     public var downtimeMsMax: UInt64
-    /// Of the crashes, how many take down a majority at once (a power failure): only then can writes
-    /// that were acknowledged but not fsync'd vanish from a quorum.
+    /// Of the crashes, how many take down every node at once (a power failure): only then can writes
+    /// that were acknowledged but not fsync'd vanish from every copy.
     public var powerFailurePermille: Int
     /// How often a partition or a crash picks the leader (Jepsen's favourite target) rather than any node.
     public var leaderTargetPermille: Int
-    /// A fault site in the manner of FoundationDB's BUGGIFY, on in one run of three: a node that just
+    /// A fault site in the manner of FoundationDB's BUGGIFY, on in one run of two: a node that just
     /// granted a vote (or won an election) crashes at once and reboots within `rebootMsMax`, with this
     /// probability per vote.
     public var crashAfterVotePermille: Int
@@ -70,6 +70,9 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
     public var deletePermille: Int
     public var thinkMsMax: UInt64
     public var requestTimeoutMs: UInt64
+    /// After a timeout, how often a client tries the same node again (it cannot tell a slow node from a
+    /// partitioned one) instead of another.
+    public var retrySameNodePermille: Int
 
     /// Draws every option from `seed`.
     /// - Precondition: `nodeCount` is 3 or 5.
@@ -99,14 +102,14 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         asymmetricPermille = prng.within(0...500)
         swizzlePermille = prng.within(0...500)
 
-        diskLatencyMsMax = prng.chance(200) ? 0 : UInt64(prng.within(1...15))
+        diskLatencyMsMax = prng.chance(200) ? 0 : UInt64(prng.within(1...40))
 
         crashIntervalMsMean = prng.chance(150) ? nil : UInt64(prng.within(300...5000))
         downtimeMsMax = UInt64(prng.within(20...2000))
-        powerFailurePermille = prng.chance(500) ? 0 : prng.within(0...300)
+        powerFailurePermille = prng.chance(500) ? 0 : prng.within(0...500)
         leaderTargetPermille = prng.within(0...800)
-        crashAfterVotePermille = prng.chance(333) ? prng.within(100...1000) : 0
-        rebootMsMax = UInt64(prng.within(1...30))
+        crashAfterVotePermille = prng.chance(500) ? prng.within(200...1000) : 0
+        rebootMsMax = UInt64(prng.within(0...10))
 
         clientCount = prng.within(2...6)
         keyCount = prng.within(2...6)
@@ -115,6 +118,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         deletePermille = (1000 - readPermille) * prng.within(0...15) / 100
         thinkMsMax = UInt64(prng.within(0...40))
         requestTimeoutMs = UInt64(prng.within(20...100)) * Self.tickMs
+        retrySameNodePermille = prng.within(0...800)
     }
 
     /// The core settings for node `id` in its `incarnation` (each restart draws new election timeouts).
@@ -146,7 +150,8 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
                 + " partitions=\(partitions) asymmetric=\(asymmetricPermille)‰ swizzle=\(swizzlePermille)‰",
             "disk: latency=0..\(diskLatencyMsMax)ms crashes=\(crashes)",
             "clients=\(clientCount) keys=\(keyCount) read=\(readPermille)‰ cas=\(compareAndSetPermille)‰"
-                + " delete=\(deletePermille)‰ think=0..\(thinkMsMax)ms timeout=\(requestTimeoutMs)ms",
+                + " delete=\(deletePermille)‰ think=0..\(thinkMsMax)ms timeout=\(requestTimeoutMs)ms"
+                + " retry-same-node=\(retrySameNodePermille)‰",
         ].joined(separator: "\n  ")
     }
 }
