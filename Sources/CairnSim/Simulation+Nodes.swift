@@ -85,7 +85,9 @@ extension Simulation {
         for entry in output.committed { apply(entry, at: node) }
         for read in output.reads {
             let floor = node.clientRecords[read.request]?.readFloor ?? 0
-            checker.noteRead(index: read.index, floor: floor, node: node.id, request: read.request, timeMs: nowMs)
+            if checksReadFreshness {
+                checker.noteRead(index: read.index, floor: floor, node: node.id, request: read.request, timeMs: nowMs)
+            }
             node.waitingReads.append(read)
         }
         serveReads(at: node)

@@ -84,6 +84,8 @@ public final class Simulation {
     var windowStartSteps = 0
     var stepsPerSecondMax = 0
     var snapshotsInstalled = 0
+    /// Tests turn this off to show that the linearizability check alone catches stale reads.
+    var checksReadFreshness = true
     var linearizability = "not checked"
     var isLinearizabilityInconclusive = false
 
