@@ -20,11 +20,6 @@ import CairnRaft
 /// - **Read Freshness** floors come from `committedIndexMax`: a read must be served at or above the highest
 ///   commit known anywhere when it arrived (ReadIndex's guarantee, thesis §6.4).
 struct SafetyChecker {
-    private struct EntryKey: Hashable {
-        var index: UInt64
-        var term: UInt64
-    }
-
     private struct WrittenEntry {
         var previousTerm: Term?
         var entry: Entry
@@ -44,14 +39,15 @@ struct SafetyChecker {
     }
 
     private var leaders: [Term: NodeID] = [:]
-    private var written: [EntryKey: WrittenEntry] = [:]
+    /// `written[i - 1]`: every distinct entry written at index i, one per term (rarely more than one).
+    private var written: [[WrittenEntry]] = []
     /// `commits[i - 1]` is the record of index i.
     private var commits: [CommitRecord] = []
     /// `applied[i - 1]` is the first application of index i anywhere.
     private var applied: [AppliedRecord] = []
-    /// State digests at snapshot indices that no node applied one by one (a node may be the first to
-    /// reach an index through a snapshot).
     private(set) var violation: SimViolation?
+    /// `violation != nil`, kept as a plain flag because the run loop asks after every event.
+    private(set) var hasViolation = false
     private(set) var elections = 0
 
     /// The highest index known committed anywhere.
@@ -61,6 +57,7 @@ struct SafetyChecker {
 
     private mutating func fail(_ check: SimCheck, _ timeMs: UInt64, _ detail: String) {
         if violation == nil { violation = SimViolation(check: check, timeMs: timeMs, detail: detail) }
+        hasViolation = true
     }
 
     // MARK: Election Safety and Leader Completeness
@@ -99,9 +96,10 @@ struct SafetyChecker {
     mutating func noteWritten(_ entries: [Entry], by core: RaftCore, timeMs: UInt64) {
         var previousTerm = entries.first.flatMap { $0.index > 0 ? core.term(at: $0.index.previous) : nil }
         for entry in entries {
-            let key = EntryKey(index: entry.index.rawValue, term: entry.term.rawValue)
+            let position = Int(entry.index.rawValue) - 1
             let id = core.config.id
-            if let earlier = written[key] {
+            while written.count <= position { written.append([]) }
+            if let earlier = written[position].first(where: { $0.entry.term == entry.term }) {
                 if earlier.entry != entry {
                     fail(
                         .logMatching, timeMs,
@@ -117,7 +115,7 @@ struct SafetyChecker {
                     return
                 }
             } else {
-                written[key] = WrittenEntry(previousTerm: previousTerm, entry: entry, node: id)
+                written[position].append(WrittenEntry(previousTerm: previousTerm, entry: entry, node: id))
             }
             previousTerm = entry.term
         }

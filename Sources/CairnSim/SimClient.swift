@@ -25,12 +25,19 @@ enum ClientResult: Sendable, Equatable {
 /// timeout, and use the last value they saw of a key as a compare-and-set's expectation. In the
 /// liveness phase each client keeps writing until one write succeeds (`isFinal`), which shows the
 /// healed cluster takes writes again.
-struct SimClient {
-    var id: Int
+///
+/// A class, so that the simulator updates a client in place (a copy would copy `lastSeen` on every write).
+final class SimClient {
+    let id: Int
     var target: Int
     var current: (request: RequestID, historyIndex: Int)?
     var lastSeen: [[UInt8]: [UInt8]] = [:]
     var operationCount = 0
     var isFinal = false
     var isDone = false
+
+    init(id: Int, target: Int) {
+        self.id = id
+        self.target = target
+    }
 }

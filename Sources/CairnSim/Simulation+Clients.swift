@@ -5,7 +5,7 @@ extension Simulation {
     /// Starts a client's next operation: picks a kind and a key, records the invocation, sends the
     /// request to the node the client believes leads, and arms a timeout.
     func issueOperation(client position: Int) {
-        var client = clients[position]
+        let client = clients[position]
         guard !client.isDone, client.current == nil else { return }
         client.operationCount += 1
         let key = Array("k\(clientPrng.below(options.keyCount))".utf8)
@@ -42,13 +42,12 @@ extension Simulation {
         let message = ClientRequest(client: client.id, request: request, key: key, command: command)
         queue.push(.request(node: client.target, message), at: nowMs + delay)
         queue.push(.clientTimeout(client: position, request: request), at: nowMs + options.requestTimeoutMs)
-        clients[position] = client
     }
 
     /// A node answered: complete the operation in the history, learn from it, and plan the next one.
     /// An answer to a request the client already gave up on is ignored (it stays unknown).
     func receiveResponse(client position: Int, request: RequestID, result: ClientResult) {
-        var client = clients[position]
+        let client = clients[position]
         guard let current = client.current, current.request == request else { return }
         var operation = history[current.historyIndex]
         switch (result, operation.kind) {
@@ -76,13 +75,13 @@ extension Simulation {
         history[current.historyIndex] = operation
         trace.record(nowMs, "client \(client.id) <- \(request) \(operation)")
         client.current = nil
-        clients[position] = client
-        queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
+        queue.push(
+            .clientNext(client: position), at: nowMs + clientPrng.within(options.thinkMsMin...options.thinkMsMax))
     }
 
     /// No answer in time: the outcome is unknown; try another node next, or the same one again.
     func timeOut(client position: Int, request: RequestID) {
-        var client = clients[position]
+        let client = clients[position]
         guard let current = client.current, current.request == request else { return }
         history[current.historyIndex].outcome = .unknown
         trace.record(nowMs, "client \(client.id) timeout \(request) \(history[current.historyIndex])")
@@ -90,7 +89,7 @@ extension Simulation {
         if !clientPrng.chance(options.retrySameNodePermille) {
             client.target = (client.target + 1 + clientPrng.below(nodes.count - 1)) % nodes.count
         }
-        clients[position] = client
-        queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
+        queue.push(
+            .clientNext(client: position), at: nowMs + clientPrng.within(options.thinkMsMin...options.thinkMsMax))
     }
 }

@@ -175,7 +175,7 @@ extension Simulation {
         trace.record(nowMs, "LIVENESS: faults stop, links heal, crashed nodes restart")
         healAll()
         for node in nodes where !node.isUp { restart(node) }
-        for index in clients.indices { clients[index].isFinal = true }
+        for client in clients { client.isFinal = true }
         queue.push(.livenessCheck, at: nowMs + SwarmOptions.tickMs)
     }
 

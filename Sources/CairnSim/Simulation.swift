@@ -86,6 +86,10 @@ public final class Simulation {
     var snapshotsInstalled = 0
     /// Tests turn this off to show that the linearizability check alone catches stale reads.
     var checksReadFreshness = true
+    /// Benchmarks turn this off to measure the group, not the linearizability search.
+    public var checksHistory = true
+    /// Benchmarks turn this off: under a deliberately heavy load the step rate is no sign of a storm.
+    public var checksMessageStorms = true
     var linearizability = "not checked"
     var isLinearizabilityInconclusive = false
 
@@ -97,13 +101,26 @@ public final class Simulation {
     ///   - livenessTicksMax: how long the healed cluster has to converge.
     ///   - trace: whether to record the readable trace (and its hash).
     ///   - traceSink: receives each trace line as it is recorded, instead of keeping them.
-    public init(
+    public convenience init(
         seed: UInt64, nodeCount: Int, bug: InjectedBug = .none, safetyTicks: Int = safetyTicksDefault,
         livenessTicksMax: Int = livenessTicksMaxDefault, trace: Bool = false,
         traceSink: (@Sendable (String) -> Void)? = nil
     ) {
+        self.init(
+            options: SwarmOptions(seed: seed, nodeCount: nodeCount), bug: bug, safetyTicks: safetyTicks,
+            livenessTicksMax: livenessTicksMax, trace: trace, traceSink: traceSink)
+    }
+
+    /// A run with the given options instead of the ones its seed draws (`SwarmOptions.calm`, tests).
+    public init(
+        options: SwarmOptions, bug: InjectedBug = .none, safetyTicks: Int = safetyTicksDefault,
+        livenessTicksMax: Int = livenessTicksMaxDefault, trace: Bool = false,
+        traceSink: (@Sendable (String) -> Void)? = nil
+    ) {
         precondition(safetyTicks > 0 && livenessTicksMax > 0, "phases must last at least one tick")
-        options = SwarmOptions(seed: seed, nodeCount: nodeCount)
+        let seed = options.seed
+        let nodeCount = options.nodeCount
+        self.options = options
         self.bug = bug
         self.safetyTicks = safetyTicks
         self.livenessTicksMax = livenessTicksMax
@@ -126,7 +143,7 @@ public final class Simulation {
             precondition(time >= nowMs, "event at \(time)ms scheduled in the past (now \(nowMs)ms)")
             nowMs = time
             handle(event)
-            if checker.violation != nil || convergedMs != nil { break }
+            if checker.hasViolation || convergedMs != nil { break }
             if queue.count > Self.pendingEventsMax {
                 checker.report(
                     .liveness, timeMs: nowMs,
@@ -138,7 +155,7 @@ public final class Simulation {
                 windowStartMs = nowMs
                 windowStartSteps = steps
             }
-            if steps - windowStartSteps > Self.stepsPerNodeSecondMax * nodes.count {
+            if checksMessageStorms && steps - windowStartSteps > Self.stepsPerNodeSecondMax * nodes.count {
                 checker.report(
                     .liveness, timeMs: nowMs,
                     "more than \(Self.stepsPerNodeSecondMax * nodes.count) core steps in one simulated second: "
@@ -146,7 +163,7 @@ public final class Simulation {
                 break
             }
         }
-        if checker.violation == nil {
+        if !checker.hasViolation && checksHistory {
             checkLinearizability()
         }
         if let violation = checker.violation {

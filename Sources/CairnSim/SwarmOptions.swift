@@ -68,6 +68,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
     public var readPermille: Int
     public var compareAndSetPermille: Int
     public var deletePermille: Int
+    public var thinkMsMin: UInt64
     public var thinkMsMax: UInt64
     public var requestTimeoutMs: UInt64
     /// After a timeout, how often a client tries the same node again (it cannot tell a slow node from a
@@ -116,9 +117,43 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
         readPermille = prng.within(200...900)
         compareAndSetPermille = (1000 - readPermille) * prng.within(20...50) / 100
         deletePermille = (1000 - readPermille) * prng.within(0...15) / 100
+        thinkMsMin = 0
         thinkMsMax = UInt64(prng.within(0...40))
         requestTimeoutMs = UInt64(prng.within(20...100)) * Self.tickMs
         retrySameNodePermille = prng.within(0...800)
+    }
+
+    /// A fault-free group with zero network and disk latency and a write-only workload from many
+    /// clients: a measure of the core's own cost per committed proposal (`cairn sim raft --bench`).
+    public static func calm(seed: UInt64, nodeCount: Int, clientCount: Int = 64) -> SwarmOptions {
+        var options = SwarmOptions(seed: seed, nodeCount: nodeCount)
+        options.electionTicksMin = 10
+        options.heartbeatTicks = 1
+        options.preVote = true
+        options.checkQuorum = true
+        options.leaseReads = false
+        options.inflightAppendsMax = 4
+        options.appendBytesMax = 1024 * 1024
+        options.snapshotEntriesMin = 10_000
+        options.messageDelayMsMin = 0
+        options.messageDelayMsMax = 0
+        options.dropPermille = 0
+        options.duplicatePermille = 0
+        options.reorderPermille = 0
+        options.partitionIntervalMsMean = nil
+        options.diskLatencyMsMax = 0
+        options.crashIntervalMsMean = nil
+        options.powerFailurePermille = 0
+        options.crashAfterVotePermille = 0
+        options.clientCount = clientCount
+        options.keyCount = clientCount
+        options.readPermille = 0
+        options.compareAndSetPermille = 0
+        options.deletePermille = 0
+        // One millisecond between a reply and the next request, so simulated time moves on.
+        options.thinkMsMin = 1
+        options.thinkMsMax = 1
+        return options
     }
 
     /// The core settings for node `id` in its `incarnation` (each restart draws new election timeouts).
@@ -150,7 +185,7 @@ public struct SwarmOptions: Sendable, Equatable, CustomStringConvertible {
                 + " partitions=\(partitions) asymmetric=\(asymmetricPermille)‰ swizzle=\(swizzlePermille)‰",
             "disk: latency=0..\(diskLatencyMsMax)ms crashes=\(crashes)",
             "clients=\(clientCount) keys=\(keyCount) read=\(readPermille)‰ cas=\(compareAndSetPermille)‰"
-                + " delete=\(deletePermille)‰ think=0..\(thinkMsMax)ms timeout=\(requestTimeoutMs)ms"
+                + " delete=\(deletePermille)‰ think=\(thinkMsMin)..\(thinkMsMax)ms timeout=\(requestTimeoutMs)ms"
                 + " retry-same-node=\(retrySameNodePermille)‰",
         ].joined(separator: "\n  ")
     }

@@ -7,6 +7,7 @@ enum SimCommand {
     static let help = """
         Usage: cairn sim raft --seed S [--nodes 3|5] [--trace] [--inject-bug NAME] [--ticks N]
                cairn sim raft --seeds A..B [--nodes 3|5] [--inject-bug NAME] [--ticks N]
+               cairn sim raft --bench [--nodes 3|5] [--ticks N]
 
         Simulates one Raft group with clients, a faulty network and crashing disks, in one thread on a
         simulated clock (1 tick = 10 ms). Everything, including the fault settings, derives from the seed,
@@ -25,6 +26,8 @@ enum SimCommand {
           --inject-bug NAME     Turn on a deliberate bug, to show the checks catch it. One of:
                                 \(InjectedBug.injectable.map(\.rawValue).joined(separator: ", ")).
           --ticks N             Length of the fault (safety) phase in ticks. Default \(Simulation.safetyTicksDefault).
+          --bench               Measure the core's own cost: a fault-free group with zero network and disk
+                                latency and 64 clients writing; prints committed proposals per CPU second.
           -h, --help            Print this help.
 
         For bit-identical hashing across processes, run with SWIFT_DETERMINISTIC_HASHING=1 (the simulator
@@ -39,6 +42,7 @@ enum SimCommand {
         var isTraced = false
         var bug = InjectedBug.none
         var safetyTicks = Simulation.safetyTicksDefault
+        var isBench = false
     }
 
     enum Parsed {
@@ -62,6 +66,7 @@ enum SimCommand {
         case .failure(let message):
             CairnCommand.fail("sim raft: \(message) (see 'cairn sim --help')")
         case .settings(let settings):
+            if settings.isBench { return runBench(settings) }
             return settings.isRange ? runMany(settings) : runOne(settings)
         }
     }
@@ -78,9 +83,9 @@ enum SimCommand {
                 flag = String(flag[..<equals])
             }
             if flag == "-h" || flag == "--help" { return .help }
-            if flag == "--trace" {
-                guard value == nil else { return .failure("--trace takes no value") }
-                settings.isTraced = true
+            if flag == "--trace" || flag == "--bench" {
+                guard value == nil else { return .failure("\(flag) takes no value") }
+                if flag == "--trace" { settings.isTraced = true } else { settings.isBench = true }
                 index += 1
                 continue
             }
@@ -126,6 +131,12 @@ enum SimCommand {
                 preconditionFailure("flag \(flag) is known but not handled")
             }
             index += 1
+        }
+        if settings.isBench {
+            if hasSeed || settings.isRange || settings.isTraced || settings.bug != .none {
+                return .failure("--bench takes only --nodes and --ticks")
+            }
+            return .settings(settings)
         }
         if hasSeed && settings.isRange { return .failure("give --seed or --seeds, not both") }
         if !hasSeed && !settings.isRange { return .failure("give --seed S or --seeds A..B") }
@@ -184,6 +195,37 @@ enum SimCommand {
         }
         print("sim: seeds=\(count) failed=\(failed) faults=\(faults)")
         return failed == 0 ? 0 : 1
+    }
+
+    /// Committed proposals per CPU second in a calm group (no faults, zero latency): the core's cost.
+    static func runBench(_ settings: Settings) -> Int32 {
+        let options = SwarmOptions.calm(seed: 1, nodeCount: settings.nodeCount)
+        let simulation = Simulation(options: options, safetyTicks: settings.safetyTicks)
+        simulation.checksHistory = false
+        simulation.checksMessageStorms = false
+        let cpuStart = cpuSeconds()
+        let report = simulation.run()
+        let cpu = cpuSeconds() - cpuStart
+        let proposals = report.history.filter { if case .ok = $0.outcome { true } else { false } }.count
+        print(report.summaryLine)
+        print(
+            "bench: nodes=\(settings.nodeCount) simulated=\(report.endMs)ms cpu=\(format(cpu))s"
+                + " committed=\(report.committedIndex) acknowledged-proposals=\(proposals)"
+                + " proposals-per-cpu-second=\(Int(Double(proposals) / max(cpu, 1e-9)))"
+                + " core-steps-per-cpu-second=\(Int(Double(report.steps) / max(cpu, 1e-9)))")
+        return report.isFailure ? 1 : 0
+    }
+
+    static func cpuSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    static func format(_ seconds: Double) -> String {
+        let millis = Int((seconds * 1000).rounded())
+        let fraction = String(millis % 1000)
+        return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     static func hex(_ value: UInt64) -> String {
