@@ -128,9 +128,12 @@ extension Simulation {
         if index > 0 { snapshotsInstalled += 1 }
         trace.record(nowMs, "n\(node.id) restore \(snapshot)")
         checker.noteRestored(index: index, node: node.id, digest: node.machine.digest, timeMs: nowMs)
-        // Proposals the snapshot covers were applied elsewhere; this node cannot tell their results.
+        // Proposals the snapshot covers were applied elsewhere; this node cannot tell their results, so
+        // their clients time out (outcome unknown).
         for index in node.proposals.keys.sorted() where index <= node.appliedIndex {
-            node.proposals[index] = nil
+            if let proposal = node.proposals.removeValue(forKey: index) {
+                node.clientRecords[proposal.request] = nil
+            }
         }
     }
 
