@@ -70,7 +70,7 @@ public struct SimReport: Sendable {
     /// Simulated time at the end of the run.
     public var endMs: UInt64
     /// When the liveness phase began (faults stopped), and how long convergence took after it.
-    public var livenessStartMs: UInt64
+    public var livenessStartMs: UInt64?
     public var convergenceMs: UInt64?
     /// Entries committed (the highest index applied anywhere), client operations, and their outcomes.
     public var committedIndex: UInt64

@@ -233,6 +233,7 @@ public final class Simulation {
     }
 
     private func report() -> SimReport {
+        stepsPerSecondMax = max(stepsPerSecondMax, steps - windowStartSteps)
         var ok = 0
         var unknown = 0
         for operation in history {
@@ -244,7 +245,7 @@ public final class Simulation {
         }
         return SimReport(
             options: options, bug: bug, violation: checker.violation, faults: faults, endMs: nowMs,
-            livenessStartMs: livenessStartMs, convergenceMs: convergedMs.map { $0 - livenessStartMs },
+            livenessStartMs: isFaulty ? nil : livenessStartMs, convergenceMs: convergedMs.map { $0 - livenessStartMs },
             committedIndex: checker.committedIndexMax.rawValue, operations: history.count, operationsOK: ok,
             operationsUnknown: unknown, elections: checker.elections, snapshotsInstalled: snapshotsInstalled,
             steps: steps, stepsPerSecondMax: stepsPerSecondMax, linearizability: linearizability,

@@ -164,9 +164,10 @@ enum SimCommand {
         print(report.summaryLine)
         print("faults: \(report.faults)")
         print(
-            "simulated \(report.endMs) ms (liveness from \(report.livenessStartMs) ms"
+            "simulated \(report.endMs) ms ("
+                + (report.livenessStartMs.map { "liveness from \($0) ms" } ?? "liveness phase not reached")
                 + (report.convergenceMs.map { ", converged in \($0) ms)" } ?? ")")
-                + ", \(report.steps) core steps, at most \(report.stepsPerSecondMax) in one second")
+                + ", \(report.steps) core steps, at most \(report.stepsPerSecondMax) in one simulated second")
         print("history: \(report.linearizability)")
         if settings.isTraced { print("trace: \(report.traceLines) lines, hash \(hex(report.traceHash))") }
         if report.faults.total == 0 { print("seed \(seed): injected no faults") }
