@@ -14,9 +14,11 @@ let package = Package(
         .target(name: "CairnRESP", dependencies: ["CairnCore"]),
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
-        .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
+        .target(
+            name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
+        .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),

@@ -35,6 +35,13 @@ public enum Limits {
     /// Bytes of one frame on the peer port (the peer protocol comes with clustering). A frame must carry
     /// the largest Raft entry with its headers, so it is sized from `raftEntryBytesMax`.
     public static let peerFrameBytesMax = raftEntryBytesMax + 1024 * 1024
+    /// Nodes one cluster map may list (removed ones included).
+    public static let clusterNodesMax = 1024
+    /// Bytes of peer messages the core puts in one envelope before it starts another, well under
+    /// `peerFrameBytesMax` so that coalescing never makes a frame too large to send.
+    public static let peerEnvelopeBytesTarget = 4 * 1024 * 1024
+    /// Commands this node is coordinating (proposed, forwarded or waiting for a leader) at once.
+    public static let coordinatedRequestsMax = 100_000
     /// Batches the storage thread may hold before it writes them (group commit merges them).
     public static let storageQueuedBatchesMax = 4096
     /// Connections accepted per listener in one loop turn, so accepts cannot starve reads.
@@ -59,6 +66,8 @@ public enum Limits {
     /// The largest `appendBytesMax` a Raft config may ask for: bytes of entries in one AppendEntries.
     /// It is a soft target: one entry larger than it is still sent, alone, so every entry can replicate.
     public static let raftAppendBytesMax = 64 * 1024 * 1024
+    /// Entries in one AppendEntries message (temporary copy until the wire branch merges).
+    public static let raftAppendEntriesMax = raftAppendBytesMax / 24
     /// Bytes of snapshot data in one InstallSnapshot chunk.
     public static let raftSnapshotChunkBytesMax = 4 * 1024 * 1024
     /// Bytes of one whole snapshot a follower will assemble in memory.

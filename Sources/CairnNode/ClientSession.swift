@@ -58,11 +58,21 @@ struct ClientSession: Sendable {
     var protocolVersion = RESPVersion.resp2
     /// Set once QUIT or a protocol error asked for the connection to close: later commands are ignored.
     var isClosing = false
-    /// The newest batch an earlier reply to this client waits for; later replies wait for it too, so
-    /// replies leave in command order.
-    var replyGate = BatchSequence(0)
-    /// Replies not yet released (waiting for durability).
-    var heldReplies = 0
+    /// Commands are numbered as they arrive; replies leave in that order (`NodeCore.deliver`).
+    var nextSequence: UInt64 = 0
+    var nextReply: UInt64 = 0
+    /// Replies that finished before an earlier command's reply, by sequence.
+    var waitingReplies: [UInt64: HeldReply] = [:]
+    /// After READONLY: reads are served by the local replica, possibly stale.
+    var isReadOnly = false
+}
+
+/// A reply waiting for the replies to earlier commands of its connection.
+struct HeldReply: Sendable {
+    let reply: ClientReply
+    let command: Int
+    let isError: Bool
+    let startedAt: UInt64
 }
 
 /// One reply for the shell to queue on a connection, in the order given.

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnPlacement
 import CairnStorage
 
 /// The key-value state of a node as commands see it: the durable store, the writes not yet durable,
@@ -7,8 +8,8 @@ import CairnStorage
 /// Why writes wait here: the shell makes a turn's writes durable on the storage thread, and a later
 /// command (in the same pipeline, or from another client) must already see them. `pending` holds each
 /// written key's newest record with the batch that carries it; reads look there first, then in the
-/// cache, then in the store. A read that sees a pending record raises `readGate`, so its reply is held
-/// until that batch is durable: no client ever sees a value that a crash could take back.
+/// cache, then in the store. Data written here comes from applying committed Raft entries, which are
+/// already durable in the log: a crash before the data batch lands is repaired by re-applying them.
 ///
 /// Invariants (checked in `checkInvariants`): every pending write belongs to an open or in-flight
 /// batch; the open batch's sequence is above every durable one; counters are never negative.
@@ -23,12 +24,11 @@ public struct Keyspace: Sendable {
     private var pending: [ByteKey: PendingWrite] = [:]
     /// Keys written by each batch not yet durable, so `persisted` touches only what it must.
     private var keysByBatch: [BatchSequence: [ByteKey]] = [:]
-    /// A FLUSHALL whose batch is not durable yet: until it is, the store's contents are already gone.
-    private var pendingFlush: BatchSequence?
     private(set) var openBatch: StorageBatch
     public private(set) var durableThrough: BatchSequence
-    /// The newest pending batch the current command read from (see the type comment).
-    var readGate = BatchSequence(0)
+    /// Whether reading an expired key deletes it. Only while applying a committed entry: every replica
+    /// then deletes the same keys at the same (entry) time. A read served outside the log must not write.
+    var deletesExpired = false
 
     /// Keys stored, expired-but-not-yet-removed ones included (DBSIZE, INFO keyspace).
     public private(set) var keyCount: Int64 = 0
@@ -40,7 +40,7 @@ public struct Keyspace: Sendable {
 
     static let countsMetaKey = StorageLayout.metaKey("keyspace-counts")
     static let formatMetaKey = StorageLayout.metaKey("format")
-    static let formatVersion: [UInt8] = [1]
+    static let formatVersion: [UInt8] = [2]
 
     /// Opens the keyspace over `store`, reading the persisted counters.
     /// - Throws: `StorageError` when the store cannot be read or was written by an unknown format.
@@ -68,7 +68,7 @@ public struct Keyspace: Sendable {
     }
 
     /// Whether any write is waiting for a batch to close or to become durable.
-    public var hasPendingWrites: Bool { !pending.isEmpty || !openBatch.mutations.isEmpty || pendingFlush != nil }
+    public var hasPendingWrites: Bool { !pending.isEmpty || !openBatch.mutations.isEmpty }
 
     /// Number of keys with writes not yet durable.
     public var pendingKeyCount: Int { pending.count }
@@ -80,8 +80,10 @@ public struct Keyspace: Sendable {
     public mutating func get(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
         guard let record = try stored(key, now: now) else { return nil }
         if record.isExpired(at: now) {
-            delete(key, previous: record)
-            expiredKeys += 1
+            if deletesExpired {
+                delete(key, previous: record)
+                expiredKeys += 1
+            }
             return nil
         }
         return record
@@ -91,16 +93,11 @@ public struct Keyspace: Sendable {
     mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
         let hashed = ByteKey(key)
         if !pending.isEmpty, let write = pending[hashed] {
-            readGate = max(readGate, write.sequence)
             return write.record
-        }
-        if let flush = pendingFlush {
-            readGate = max(readGate, flush)
-            return nil
         }
         if let record = cache.get(hashed, now: now) { return record }
         do {
-            guard let bytes = try store.get(StorageLayout.dataKey(key)) else { return nil }
+            guard let bytes = try store.get(Self.dataKey(key)) else { return nil }
             let record = try ValueRecord.decode(bytes, key: key)
             cache.put(hashed, record)
             return record
@@ -119,7 +116,7 @@ public struct Keyspace: Sendable {
         if let new = record.expiresAt, new != previous?.expiresAt {
             openBatch.mutations.append(.put(key: StorageLayout.expiryKey(key, expiresAt: new), value: []))
         }
-        openBatch.mutations.append(.put(key: StorageLayout.dataKey(key), value: record.encoded()))
+        openBatch.mutations.append(.put(key: Self.dataKey(key), value: record.encoded()))
         if previous == nil { keyCount += 1 }
         expiringKeyCount += (record.expiresAt != nil ? 1 : 0) - (previous?.expiresAt != nil ? 1 : 0)
         countsChanged = true
@@ -132,7 +129,7 @@ public struct Keyspace: Sendable {
             openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: old)))
             expiringKeyCount -= 1
         }
-        openBatch.mutations.append(.delete(key: StorageLayout.dataKey(key)))
+        openBatch.mutations.append(.delete(key: Self.dataKey(key)))
         keyCount -= 1
         countsChanged = true
         remember(key, nil)
@@ -144,21 +141,51 @@ public struct Keyspace: Sendable {
         if previous?.sequence != openBatch.sequence {
             keysByBatch[openBatch.sequence, default: []].append(hashed)
         }
-        readGate = max(readGate, openBatch.sequence)
     }
 
-    /// Removes every key (FLUSHDB, FLUSHALL).
-    public mutating func removeAll() {
-        let range = StorageLayout.keyspaceRange
-        openBatch.mutations.append(.deleteRange(start: range.start, end: range.end))
-        pending.removeAll()
-        keysByBatch.removeAll()
-        cache.removeAll()
-        pendingFlush = openBatch.sequence
-        keyCount = 0
-        expiringKeyCount = 0
-        countsChanged = true
-        readGate = max(readGate, openBatch.sequence)
+    /// The storage key of a user key: its hash slot first, so a partition's keys are one range.
+    static func dataKey(_ key: [UInt8]) -> [UInt8] {
+        StorageLayout.dataKey(key, partition: HashSlot.of(key))
+    }
+
+    /// Adds writes that are not key-value data (Raft state, node metadata) to the open batch.
+    mutating func appendRaw(_ mutations: [StorageMutation]) {
+        openBatch.mutations.append(contentsOf: mutations)
+    }
+
+    /// Deletes every key in the hash slots `slots` (FLUSHALL of one partition, or a partition moved
+    /// away), one key at a time so that counters, the expiry index and readers all stay right.
+    mutating func removeSlots(_ slots: ClosedRange<Int>) {
+        var start = StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start
+        let end = StorageLayout.dataRange(partition: UInt16(slots.upperBound)).end
+        var doomed: [([UInt8], ValueRecord)] = []
+        while true {
+            let chunk: [(key: [UInt8], value: [UInt8])]
+            do {
+                chunk = try store.scan(from: start, to: end, limit: 4096)
+            } catch {
+                break
+            }
+            for (dataKey, value) in chunk {
+                let key = StorageLayout.userKey(fromDataKey: dataKey)
+                guard pending[ByteKey(key)] == nil, let record = try? ValueRecord.decode(value, key: key) else { continue }
+                doomed.append((key, record))
+            }
+            guard chunk.count == 4096, let last = chunk.last else { break }
+            start = last.key + [0]
+        }
+        for (key, write) in pending where slots.contains(Int(HashSlot.of(key.bytes))) {
+            if let record = write.record { doomed.append((key.bytes, record)) }
+        }
+        for (key, record) in doomed {
+            cache.remove(key)
+            delete(key, previous: record)
+        }
+    }
+
+    /// Deletes an expiry index entry whose key this node does not hold (derived data, local only).
+    mutating func dropStaleExpiryEntry(_ key: [UInt8], expiresAt: Int64) {
+        openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: expiresAt)))
     }
 
     /// Closes the open batch and returns it, or nil when the turn wrote nothing.
@@ -191,51 +218,44 @@ public struct Keyspace: Sendable {
             }
             batch = batch.next
         }
-        if let flush = pendingFlush, flush <= sequence { pendingFlush = nil }
         durableThrough = sequence
     }
 
     // MARK: Scanning
 
-    /// Live keys in key order starting at `start` (inclusive), examining at most `limit` keys of the
-    /// merged view (durable and pending). Returns the keys with their records and where to continue
-    /// (nil when the keyspace is exhausted).
+    /// Live keys in storage order (hash slot, then key) from the position `start` (a storage key;
+    /// empty means the beginning), examining at most `limit` keys of the merged view (durable and
+    /// pending). Returns the keys with their records and the position to continue from (nil when the
+    /// keyspace is exhausted).
     public mutating func scan(from start: [UInt8], limit: Int, now: Int64) throws(CommandError) -> (
         entries: [(key: [UInt8], record: ValueRecord)], next: [UInt8]?
     ) {
         precondition(limit > 0, "scan limit must be positive, got \(limit)")
-        var candidates: [ByteKey: ValueRecord?] = [:]
-        if let flush = pendingFlush {
-            readGate = max(readGate, flush)
-        } else {
-            let range = StorageLayout.dataRange()
-            do {
-                for (dataKey, value) in try store.scan(from: StorageLayout.dataKey(start), to: range.end, limit: limit)
-                {
-                    let key = StorageLayout.userKey(fromDataKey: dataKey)
-                    candidates[ByteKey(key)] = try ValueRecord.decode(value, key: key)
-                }
-            } catch {
-                throw .storage(error)
+        let range = StorageLayout.keyspaceDataRange
+        let from = start.lexicographicallyPrecedes(range.start) ? range.start : start
+        var candidates: [[UInt8]: ValueRecord?] = [:]
+        do {
+            for (dataKey, value) in try store.scan(from: from, to: range.end, limit: limit) {
+                let key = StorageLayout.userKey(fromDataKey: dataKey)
+                candidates[dataKey] = try ValueRecord.decode(value, key: key)
             }
+        } catch {
+            throw .storage(error)
         }
         // The first `limit` pending keys at or after `start` can change what the window holds.
-        let pendingKeys = pending.keys.filter { !$0.bytes.lexicographicallyPrecedes(start) }
-            .sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.prefix(limit)
-        for key in pendingKeys {
-            let write = pending[key]!
-            candidates[key] = write.record
-            readGate = max(readGate, write.sequence)
-        }
+        let pendingKeys = pending.map { (Self.dataKey($0.key.bytes), $0.value.record) }
+            .filter { !$0.0.lexicographicallyPrecedes(from) }
+            .sorted { $0.0.lexicographicallyPrecedes($1.0) }.prefix(limit)
+        for (dataKey, record) in pendingKeys { candidates[dataKey] = record }
         // The window is the first `limit` keys of the merged, sorted view.
-        let window = candidates.keys.sorted { $0.bytes.lexicographicallyPrecedes($1.bytes) }.prefix(limit)
+        let window = candidates.keys.sorted { $0.lexicographicallyPrecedes($1) }.prefix(limit)
         var entries: [(key: [UInt8], record: ValueRecord)] = []
-        for key in window {
-            guard let record = candidates[key] ?? nil, !record.isExpired(at: now) else { continue }
-            entries.append((key.bytes, record))
+        for dataKey in window {
+            guard let record = candidates[dataKey] ?? nil, !record.isExpired(at: now) else { continue }
+            entries.append((StorageLayout.userKey(fromDataKey: dataKey), record))
         }
         // Fewer candidates than the limit means both the store and the pending writes ran out.
-        let next: [UInt8]? = candidates.count < limit ? nil : window.last.map { $0.bytes + [0] }
+        let next: [UInt8]? = candidates.count < limit ? nil : window.last.map { $0 + [0] }
         return (entries, next)
     }
 

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnPlacement
 
 /// When a write counts as durable, and so when its reply may leave (`cairn server --fsync`).
 public enum FsyncPolicy: String, Sendable, CaseIterable {
@@ -42,6 +43,22 @@ public struct NodeConfig: Sendable {
     public var runID = "0000000000000000000000000000000000000000"
     public var executablePath = "cairn"
     public var operatingSystem = "Linux"
+
+    // Cluster.
+    /// Where this node listens, as the cluster map records it for other nodes and clients.
+    public var addresses = NodeAddresses(client: "127.0.0.1:7379", peer: "127.0.0.1:17379", http: "127.0.0.1:27379")
+    /// Peer addresses of nodes to ask for admission when the data directory is empty. Empty: found a
+    /// new cluster with this node as node 1.
+    public var join: [String] = []
+    /// Partitions of a cluster this node founds (`PartitionTable.countDefault`; see docs/placement.md).
+    public var partitionCount = PartitionTable.countDefault
+    /// Replicas of each partition in a cluster this node founds (fewer while there are fewer nodes).
+    public var replicas = 3
+    /// Raft timing in ticks (DESIGN.md §8): elections after a random 10–20 ticks, heartbeats every 2.
+    public var electionTicks = 10
+    public var heartbeatTicks = 2
+    /// How long a coordinator waits for a command's outcome before answering TRYAGAIN/CLUSTERDOWN.
+    public var requestTimeoutMilliseconds: Int64 = 5000
 
     public init() {}
 }

@@ -5,18 +5,18 @@ import CairnStorage
 extension NodeCore {
     /// Runs one command and returns its reply. Arity is checked here, once, against the command table.
     mutating func execute(
-        _ spec: CommandSpec?, _ arguments: [[UInt8]], client id: ClientID, closeAfter: inout Bool
+        _ spec: CommandSpec?, _ arguments: [[UInt8]], client id: ClientID?, nowMilliseconds: Int64,
+        closeAfter: inout Bool
     ) throws(CommandError) -> RESPValue {
         guard let spec else { throw .unknownCommand(name: arguments[0], arguments: Array(arguments.dropFirst())) }
         guard spec.accepts(argumentCount: arguments.count) else { throw .wrongArity(command: spec.name) }
-        let nowMilliseconds = now.unixMilliseconds
         let name = spec.name
         switch name {
         // Connection and server.
         case "ping": return try ping(arguments)
         case "echo": return .bulk(arguments[1])
         case "hello", "client":
-            guard var session = sessions[id] else { preconditionFailure("\(id) ran a command without a session") }
+            guard let id, var session = sessions[id] else { preconditionFailure("HELLO and CLIENT run only for a connected client") }
             let reply =
                 name == "hello" ? try hello(arguments, session: &session) : try client(arguments, session: &session)
             sessions[id] = session
@@ -32,6 +32,11 @@ extension NodeCore {
             let micros = now.unixMicroseconds
             return .array([.bulk(String(micros / 1_000_000)), .bulk(String(micros % 1_000_000))])
         case "dbsize": return .integer(keyspace.keyCount)
+        case "cluster": return try cluster(arguments)
+        case "readonly", "readwrite":
+            guard let id, sessions[id] != nil else { preconditionFailure("\(name) ran without a client session") }
+            sessions[id]!.isReadOnly = name == "readonly"
+            return .ok
         case "flushdb", "flushall": return try flush(arguments)
         // Strings.
         case "get": return try get(arguments[1], now: nowMilliseconds)

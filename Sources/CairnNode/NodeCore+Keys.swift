@@ -208,7 +208,7 @@ extension NodeCore {
     mutating func randomKey(now: Int64) throws(CommandError) -> RESPValue {
         guard keyspace.keyCount > 0 else { return .null }
         for _ in 0..<8 {
-            var jump: [UInt8] = []
+            var jump: [UInt8] = [StorageLayout.dataPrefix]
             StorageLayout.appendBigEndian(&jump, prng.next())
             let (entries, _) = try keyspace.scan(from: jump, limit: 16, now: now)
             if let entry = entries.first { return .bulk(entry.key) }
@@ -218,13 +218,18 @@ extension NodeCore {
         return .null
     }
 
-    /// FLUSHDB / FLUSHALL [ASYNC | SYNC]: both remove every key (Cairn has one database).
+    /// FLUSHDB / FLUSHALL [ASYNC | SYNC], applied to one partition: the coordinator sends it to every
+    /// partition (Cairn has one database, so both remove every key).
     mutating func flush(_ arguments: [[UInt8]]) throws(CommandError) -> RESPValue {
         if arguments.count > 2 { throw .syntax }
         if arguments.count == 2 {
             guard ["ASYNC", "SYNC"].contains(Self.option(arguments[1])) else { throw .syntax }
         }
-        keyspace.removeAll()
+        guard let partition = applyingPartition, let map else {
+            preconditionFailure("FLUSHALL runs only as a replicated command of one partition")
+        }
+        let slots = map.slots(of: partition)
+        keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
         return .ok
     }
 }

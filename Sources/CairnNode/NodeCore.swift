@@ -1,5 +1,6 @@
 import CairnCore
 import CairnRESP
+import CairnRaft
 import CairnStorage
 
 /// Something that happened to a node. The core never asks "what time is it?": each input comes with
@@ -26,6 +27,8 @@ public enum NodeInput: Sendable {
     case processSampled(ProcessSample)
     /// The storage thread could not make a batch durable. The node stops (see `NodeOutput.fatal`).
     case persistFailed(BatchSequence, StorageError)
+    /// Another node sent an envelope (the shell checked the frame and decoded the envelope).
+    case peer(PeerEnvelope)
 }
 
 /// A line for the node's log, emitted by the core and written by the shell.
@@ -57,12 +60,17 @@ public struct NodeOutput: Sendable {
     /// 1. Hand these to the storage thread, in order. Batch N must be durable before N+1 is reported
     ///    durable; the thread may merge queued batches into one write and one fsync.
     public var writes: [StorageBatch] = []
-    /// 2. Queue these on their connections, in order, and flush at the end of the loop turn. A reply
-    ///    that depends on a write is only here once the write is durable (under `--fsync always`).
+    /// 2. Send these to peers (after `writes` are durable: the core holds back anything that must
+    ///    wait, so the shell may send what is here once the writes handed over so far are queued).
+    public var peerSends: [PeerSend] = []
+    /// 3. Queue these on their connections, in order, and flush at the end of the loop turn. A write's
+    ///    reply is only here once its entry is committed (durable on a majority of its group).
     public var replies: [ClientReply] = []
-    /// 3. Write these to the log.
+    /// 4. Where peers listen, when it changed: the shell connects to these addresses.
+    public var peerAddresses: [NodeID: String]?
+    /// 5. Write these to the log.
     public var logs: [NodeLog] = []
-    /// 4. If set, the node cannot go on safely (a write could not be made durable): the shell logs
+    /// 6. If set, the node cannot go on safely (a write could not be made durable): the shell logs
     ///    this, stops without sending anything more, and exits non-zero.
     public var fatal: String?
 
@@ -87,18 +95,35 @@ public struct NodeCore: Sendable {
     var now: Instant
     var ticks: UInt64 = 0
 
-    /// Replies waiting for their batch to become durable, by that batch.
-    var heldReplies: [BatchSequence: [HeldReply]] = [:]
     var scanCursors = ScanCursors()
     var stats = NodeStats()
     var processSample = ProcessSample(residentBytes: 0, cpuUserSeconds: 0, cpuSystemSeconds: 0)
 
-    struct HeldReply: Sendable {
-        let reply: ClientReply
-        let command: Int
-        let isError: Bool
-        let startedAt: UInt64
-    }
+    // Cluster state (NodeCore+Cluster, +Groups, +Routing).
+    /// This node's ID; nil while it waits to be admitted to a cluster.
+    var identity: NodeID?
+    /// The newest cluster map this node knows (routing).
+    var map: ClusterMap?
+    /// The meta group's state machine, on the meta group's members.
+    var metaState: ClusterMap?
+    var groups: [GroupID: HostedGroup] = [:]
+    /// Per batch, the last entry of each group it carries, to report `.persisted` to the group.
+    var raftPersists: [BatchSequence: [GroupID: (index: LogIndex, term: Term)]] = [:]
+    /// The newest batch holding Raft writes: messages wait for it to be durable.
+    var raftWriteGate = BatchSequence(0)
+    var heldMessages: [BatchSequence: [OutboundMessage]] = [:]
+    var outbox: [PeerTarget: [PeerMessage]] = [:]
+    var forwards: [UInt64: PendingForward] = [:]
+    var splits: [UInt64: Split] = [:]
+    var parked: [(Int, Waiter)] = []
+    var leaderHints: [Int: NodeID] = [:]
+    var staleForwards: Set<UInt64> = []
+    var mapSentAt: [NodeID: UInt64] = [:]
+    var requestCounter: UInt64 = 0
+    var hostedGroupsChanged = false
+    var peerAddressesChanged = true
+    /// The partition whose entry is being applied (FLUSHALL removes only its slots).
+    var applyingPartition: Int?
 
     /// Opens a node over `store`.
     /// - Throws: `StorageError` if the store cannot be read or holds an unknown format.
@@ -109,6 +134,7 @@ public struct NodeCore: Sendable {
         self.startedAt = now
         self.now = now
         for family in NodeMetrics.all { metrics.register(family) }
+        try startCluster()
     }
 
     /// Advances the node by one input. Same state plus same input gives the same output.
@@ -126,6 +152,8 @@ public struct NodeCore: Sendable {
             stats.connectionsRejected += 1
         case .disconnected(let id):
             sessions.removeValue(forKey: id)
+        case .peer(let envelope):
+            receive(envelope, into: &output)
         case .command(let id, let arguments, let wireBytes):
             stats.inputBytes += UInt64(wireBytes)
             handleCommand(id, arguments, into: &output)
@@ -133,19 +161,36 @@ public struct NodeCore: Sendable {
             stats.protocolErrors += 1
             if var session = sessions[id], !session.isClosing {
                 session.isClosing = true
+                let sequence = session.nextSequence
+                session.nextSequence += 1
                 sessions[id] = session
-                keyspace.readGate = BatchSequence(0)
                 let reply = RESPValue.error("ERR \(error)")
-                release(
-                    id, reply, command: CommandTable.protocolErrorIndex, closeAfter: true,
-                    startedAt: now.monotonicNanoseconds,
+                deliver(
+                    id, sequence: sequence,
+                    ClientReply(client: id, bytes: reply.encoded(session.protocolVersion), closeAfter: true),
+                    command: CommandTable.protocolErrorIndex, isError: true, startedAt: now.monotonicNanoseconds,
                     into: &output)
             }
         case .tick:
             ticks += 1
-            if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { expiryCycle(into: &output) }
+            for group in groups.keys.sorted() { stepGroup(group, .tick, into: &output) }
+            if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
+            retryParked(into: &output)
+            joinIfNeeded()
+            reconcile(into: &output)
         case .turnEnded:
+            syncHostedGroups()
+            recordAppliedIndexes()
             if let batch = keyspace.closeBatch() { output.writes.append(batch) }
+            flushOutbox(into: &output)
+            if peerAddressesChanged, let map {
+                peerAddressesChanged = false
+                var addresses: [NodeID: String] = [:]
+                for node in map.nodes where node.state == .active && node.id != identity {
+                    addresses[node.id] = node.addresses.peer
+                }
+                output.peerAddresses = addresses
+            }
         case .persisted(let through, let duration, let batches, let mutations):
             metrics.observe(NodeMetrics.fsyncDuration, [], Double(duration) / 1e9)
             metrics.observe(NodeMetrics.groupCommitWrites, [], Double(mutations))
@@ -168,7 +213,6 @@ public struct NodeCore: Sendable {
         // Sessions are updated in place through their index: copying a session out and back costs
         // more than most commands (measured with callgrind).
         guard let position = sessions.index(forKey: id), !sessions.values[position].isClosing else { return }
-        keyspace.readGate = BatchSequence(0)
         var closeAfter = false
         let name = Self.lowercased(arguments[0])
         let spec = CommandTable.topLevel[name]
@@ -178,58 +222,67 @@ public struct NodeCore: Sendable {
             let full = name + "|" + Self.lowercased(arguments[1])
             if let index = CommandTable.labelIndex[full] { label = index }
         }
+        let sequence = sessions.values[position].nextSequence
+        sessions.values[position].nextSequence += 1
         sessions.values[position].lastCommand = label
         sessions.values[position].lastCommandAt = now
+        let startedAt = now.monotonicNanoseconds
+        if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count) {
+            let waiter = Waiter(
+                origin: .client(id, sequence: sequence), arguments: arguments, command: spec.index,
+                protocolVersion: sessions.values[position].protocolVersion, startedAt: startedAt,
+                deadline: now.unixMilliseconds + config.requestTimeoutMilliseconds)
+            route(spec, arguments, waiter: waiter, into: &output)
+            return
+        }
         let reply: RESPValue
         do {
-            reply = try execute(spec, arguments, client: id, closeAfter: &closeAfter)
+            reply = try execute(
+                spec, arguments, client: id, nowMilliseconds: now.unixMilliseconds, closeAfter: &closeAfter)
         } catch {
             reply = .error(error.description)
         }
-        if closeAfter, let position = sessions.index(forKey: id) { sessions.values[position].isClosing = true }
-        release(
-            id, reply, command: spec?.index ?? CommandTable.unknownIndex, closeAfter: closeAfter,
-            startedAt: now.monotonicNanoseconds,
+        guard let position = sessions.index(forKey: id) else { return }
+        if closeAfter { sessions.values[position].isClosing = true }
+        let bytes = reply.encoded(sessions.values[position].protocolVersion)
+        deliver(
+            id, sequence: sequence, ClientReply(client: id, bytes: bytes, closeAfter: closeAfter),
+            command: spec?.index ?? CommandTable.unknownIndex, isError: reply.isError, startedAt: startedAt,
             into: &output)
     }
 
-    /// Sends `reply` now, or holds it until the batch it depends on is durable.
-    mutating func release(
-        _ id: ClientID, _ reply: RESPValue, command: Int, closeAfter: Bool, startedAt: UInt64,
+    /// Whether a command goes through the cluster (it names keys, or changes every partition).
+    static func isRouted(_ spec: CommandSpec) -> Bool {
+        spec.firstKey > 0 || spec.name == "flushall" || spec.name == "flushdb"
+    }
+
+    /// Hands a client its reply in command order: a reply that finished before an earlier one waits.
+    mutating func deliver(
+        _ id: ClientID, sequence: UInt64, _ reply: ClientReply, command: Int, isError: Bool, startedAt: UInt64,
         into output: inout NodeOutput
     ) {
+        stats.outputBytes += UInt64(reply.bytes.count)
         guard let position = sessions.index(forKey: id) else { return }
-        let bytes = reply.encoded(sessions.values[position].protocolVersion)
-        stats.outputBytes += UInt64(bytes.count)
-        let clientReply = ClientReply(client: id, bytes: bytes, closeAfter: closeAfter)
-        var gate = sessions.values[position].replyGate
-        if config.fsync.repliesWaitForDurability { gate = max(gate, keyspace.readGate) }
-        if gate > keyspace.durableThrough {
-            sessions.values[position].replyGate = gate
-            sessions.values[position].heldReplies += 1
-            heldReplies[gate, default: []].append(
-                HeldReply(reply: clientReply, command: command, isError: reply.isError, startedAt: startedAt))
-        } else {
-            recordCommand(command, isError: reply.isError, startedAt: startedAt)
-            output.replies.append(clientReply)
+        if sequence != sessions.values[position].nextReply {
+            sessions.values[position].waitingReplies[sequence] = HeldReply(
+                reply: reply, command: command, isError: isError, startedAt: startedAt)
+            return
+        }
+        recordCommand(command, isError: isError, startedAt: startedAt)
+        output.replies.append(reply)
+        sessions.values[position].nextReply += 1
+        while !sessions.values[position].waitingReplies.isEmpty,
+            let held = sessions.values[position].waitingReplies.removeValue(forKey: sessions.values[position].nextReply)
+        {
+            recordCommand(held.command, isError: held.isError, startedAt: held.startedAt)
+            output.replies.append(held.reply)
+            sessions.values[position].nextReply += 1
         }
     }
 
     mutating func persisted(through sequence: BatchSequence, into output: inout NodeOutput) {
-        let previous = keyspace.durableThrough
         keyspace.persisted(through: sequence)
-        guard sequence > previous else { return }
-        var batch = previous.next
-        while batch <= sequence {
-            for held in heldReplies.removeValue(forKey: batch) ?? [] {
-                recordCommand(held.command, isError: held.isError, startedAt: held.startedAt)
-                guard var session = sessions[held.reply.client] else { continue }
-                session.heldReplies -= 1
-                sessions[held.reply.client] = session
-                output.replies.append(held.reply)
-            }
-            batch = batch.next
-        }
+        raftPersisted(through: sequence, into: &output)
     }
 
     /// Counts a finished command. Kept in plain counters (no label strings) because it runs per command;
@@ -241,26 +294,28 @@ public struct NodeCore: Sendable {
 
     // MARK: Expiry
 
-    /// Removes up to `Limits.expiryKeysPerTickMax` keys whose time passed, found through the expiry
-    /// index: bounded work per tick, as Redis's active expiry cycle.
-    mutating func expiryCycle(into output: inout NodeOutput) {
-        let nowMilliseconds = now.unixMilliseconds
-        do {
-            for entry in try keyspace.expiredIndexEntries(now: nowMilliseconds, limit: Limits.expiryKeysPerTickMax) {
-                try keyspace.expire(entry.key, indexedAt: entry.expiresAt, now: nowMilliseconds)
-            }
-        } catch {
-            output.logs.append(NodeLog(.error, "expiry cycle failed", [("error", error.description)]))
-        }
-    }
-
     // MARK: Queries for the shell
 
-    /// Whether a client's replies are being held for durability (the shell uses it for nothing but tests).
-    public func heldReplyCount(_ id: ClientID) -> Int { sessions[id]?.heldReplies ?? 0 }
+    /// How many of a client's commands have not been answered yet.
+    public func unansweredCount(_ id: ClientID) -> Int {
+        sessions[id].map { Int($0.nextSequence - $0.nextReply) } ?? 0
+    }
 
-    /// Whether the node has no held replies and no writes waiting for a batch (for clean shutdown).
-    public var isQuiescent: Bool { heldReplies.isEmpty && !keyspace.hasPendingWrites }
+    /// Whether the node has no unanswered commands and no writes waiting for a batch (clean shutdown).
+    public var isQuiescent: Bool {
+        sessions.values.allSatisfy { $0.nextSequence == $0.nextReply } && !keyspace.hasPendingWrites
+            && heldMessages.isEmpty
+    }
+
+    /// Whether this node is in a cluster and every partition has a leader it knows of (`/ready`).
+    public var isReady: Bool {
+        guard let map, identity != nil else { return false }
+        for partition in 0..<map.partitionCount {
+            let group = Self.group(ofPartition: partition)
+            if groups[group]?.raft.leader == nil, leaderHints[partition] == nil, groups[group] != nil { return false }
+        }
+        return groups[Self.metaGroup] == nil || groups[Self.metaGroup]?.raft.leader != nil
+    }
 
     /// The node's metrics in the Prometheus text format.
     public mutating func renderMetrics(now: Instant) -> String {
@@ -295,10 +350,10 @@ public struct NodeCore: Sendable {
 
     func checkInvariants() {
         keyspace.checkInvariants()
-        for (batch, _) in heldReplies {
+        for (batch, _) in heldMessages {
             precondition(
                 batch > keyspace.durableThrough,
-                "replies held for \(batch), already durable through \(keyspace.durableThrough)")
+                "messages held for \(batch), already durable through \(keyspace.durableThrough)")
         }
     }
 
@@ -324,6 +379,8 @@ struct NodeStats: Sendable {
     var errorReplies: UInt64 = 0
     var keyspaceHits: UInt64 = 0
     var keyspaceMisses: UInt64 = 0
+    var forwarded: UInt64 = 0
+    var peerMessagesRefused: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

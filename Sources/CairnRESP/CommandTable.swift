@@ -150,6 +150,43 @@ public enum CommandTable {
         CommandSpec(
             "time", 1, ["loading", "stale", "fast"], group: "server", since: "2.6.0", "Returns the server time."),
         CommandSpec(
+            "readonly", 1, ["loading", "stale", "fast"], group: "cluster", since: "3.0.0",
+            "Lets this connection read from the replica it reached (possibly stale) instead of the leader."),
+        CommandSpec(
+            "readwrite", 1, ["loading", "stale", "fast"], group: "cluster", since: "3.0.0",
+            "Makes reads on this connection linearizable again (the default)."),
+        CommandSpec(
+            "cluster", -2, [], group: "cluster", since: "3.0.0", complexity: "Depends on subcommand.",
+            "A container for Redis Cluster commands.",
+            subcommands: [
+                CommandSpec(
+                    "cluster|slots", 2, ["loading", "stale"], group: "cluster", since: "3.0.0",
+                    complexity: "O(N) where N is the total number of partitions",
+                    "Returns the mapping of hash slot ranges to nodes."),
+                CommandSpec(
+                    "cluster|shards", 2, ["loading", "stale"], group: "cluster", since: "7.0.0",
+                    complexity: "O(N) where N is the total number of partitions",
+                    "Returns the mapping of cluster slots to shards."),
+                CommandSpec(
+                    "cluster|nodes", 2, ["loading", "stale"], group: "cluster", since: "3.0.0",
+                    complexity: "O(N) where N is the total number of nodes",
+                    "Returns the cluster configuration for a node."),
+                CommandSpec(
+                    "cluster|info", 2, ["loading", "stale"], group: "cluster", since: "3.0.0",
+                    "Returns information about the state of a node."),
+                CommandSpec(
+                    "cluster|keyslot", 3, ["stale"], group: "cluster", since: "3.0.0",
+                    complexity: "O(N) where N is the number of bytes in the key",
+                    "Returns the hash slot for a key."),
+                CommandSpec(
+                    "cluster|myid", 2, ["loading", "stale"], group: "cluster", since: "3.0.0",
+                    "Returns the ID of a node."),
+                CommandSpec(
+                    "cluster|countkeysinslot", 3, ["stale"], group: "cluster", since: "3.0.0",
+                    complexity: "O(N) where N is the number of keys in the slot",
+                    "Returns the number of keys in a hash slot held by this node."),
+            ]),
+        CommandSpec(
             "dbsize", 1, ["readonly", "fast"], group: "server", since: "1.0.0",
             "Returns the number of keys in the database."),
         CommandSpec(

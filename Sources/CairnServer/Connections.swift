@@ -39,11 +39,10 @@ final class HTTPConnection {
     }
 }
 
-/// A connection on the peer port. The peer protocol arrives with clustering (DESIGN.md §7); until
-/// then the node reads one frame header, checks it, counts what it rejects, and closes.
+/// An inbound connection on the peer port: frames in, checked (DESIGN.md §7), envelopes to the core.
 final class PeerConnection {
     let descriptor: Int32
-    var input: [UInt8] = []
+    var decoder = PeerFrameDecoder()
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -58,6 +57,7 @@ enum Registration {
     case client(ClientConnection)
     case http(HTTPConnection)
     case peer(PeerConnection)
+    case peerLink(PeerLink)
     case wake
     case signal
 }

@@ -87,13 +87,22 @@ extension Server {
         case "/health":
             reply(connection, status: "200 OK", body: "ok\n", path: path, includeBody: includeBody)
         case "/ready":
-            if state == .running {
-                reply(connection, status: "200 OK", body: "ready\n", path: path, includeBody: includeBody)
-            } else {
+            if state != .running {
                 reply(
                     connection, status: "503 Service Unavailable", body: "shutting down\n", path: path,
                     includeBody: includeBody)
+            } else if !core.isReady {
+                reply(
+                    connection, status: "503 Service Unavailable",
+                    body: "not ready: not in a cluster yet, or a partition has no known leader\n", path: path,
+                    includeBody: includeBody)
+            } else {
+                reply(connection, status: "200 OK", body: "ready\n", path: path, includeBody: includeBody)
             }
+        case "/v1/cluster":
+            reply(
+                connection, status: "200 OK", body: core.clusterJSON(), contentType: "application/json", path: path,
+                includeBody: includeBody)
         default:
             reply(
                 connection, status: "404 Not Found", body: "no such path; try /metrics, /health or /ready\n",
@@ -138,18 +147,5 @@ extension Server {
             if Array(haystack[start..<(start + needle.count)]) == needle { return start }
         }
         return nil
-    }
-
-    /// The peer protocol arrives with clustering. Until then a peer-port connection is read, counted
-    /// by why it was refused, and closed: nothing on this port can affect the node.
-    func readPeer(_ connection: PeerConnection) {
-        let count = scratch.withUnsafeMutableBytes { Glibc.read(connection.descriptor, $0.baseAddress, $0.count) }
-        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
-        let reason = count > 0 ? "peer protocol not enabled" : "closed"
-        if count > 0 {
-            logger.log(.debug, "closing peer-port connection", [("reason", reason), ("bytes", String(count))])
-        }
-        shellMetrics.add(Self.peerRejected, [("reason", count > 0 ? "not_enabled" : "closed")])
-        unregister(connection.descriptor)
     }
 }

@@ -70,6 +70,12 @@ public final class Server {
     var nextTickAt: UInt64 = 0
     var nextSampleAt: UInt64 = 0
     var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+    static let ticksPerTurnMax = 2
+    var peerLinks: [PeerTarget: PeerLink] = [:]
+    var peerAddresses: [NodeID: String] = [:]
+    var pendingPeerFlush: [PeerLink] = []
+    /// Draws reconnect backoff jitter (shell-only randomness, seeded from the node's seed).
+    var jitter: SplitMix64
 
     static let httpRequests = MetricFamily(
         "cairn_http_requests_total", help: "Admin HTTP requests, by path and status code.", kind: .counter)
@@ -111,6 +117,13 @@ public final class Server {
         nodeConfig.runID = Self.runID(seed: seed)
         nodeConfig.operatingSystem = System.operatingSystem()
         nodeConfig.executablePath = CommandLine.arguments.first ?? "cairn"
+        nodeConfig.addresses = NodeAddresses(
+            client: config.clientAddress.description, peer: config.peerAddress.description,
+            http: config.httpAddress.description)
+        nodeConfig.join = config.join.map(\.description)
+        nodeConfig.partitionCount = config.partitions
+        nodeConfig.replicas = config.replicas
+        jitter = SplitMix64(seed: seed ^ 0x5EED)
         tickNanoseconds = UInt64(nodeConfig.tickMilliseconds) * 1_000_000
         do {
             core = try NodeCore(config: nodeConfig, store: store, now: Self.now())
@@ -121,6 +134,12 @@ public final class Server {
         worker = StorageWorker(store: store, policy: config.fsync) { inbox.post($0) }
         shellMetrics.register(Self.httpRequests)
         shellMetrics.register(Self.peerRejected)
+        for family in [
+            Self.peerFramesSent, Self.peerFramesReceived, Self.peerBytesSent, Self.peerFramesDropped,
+            Self.peerConnects, Self.peerLinkUp,
+        ] {
+            shellMetrics.register(family)
+        }
         try listen(config.clientAddress, as: .clientListener, purpose: "clients")
         try listen(config.peerAddress, as: .peerListener, purpose: "peers")
         try listen(config.httpAddress, as: .httpListener, purpose: "HTTP")
@@ -234,6 +253,7 @@ public final class Server {
             }
         case .http(let connection): serviceHTTP(connection, events)
         case .peer(let connection): readPeer(connection)
+        case .peerLink(let link): serviceLink(link, events)
         case .wake:
             for completion in inbox.take() { complete(completion) }
         case .signal:
@@ -249,7 +269,10 @@ public final class Server {
         let now = System.monotonicNanoseconds()
         var ticks = 0
         if now >= nextTickAt { worker.nudge() }
-        while now >= nextTickAt, ticks < 100 {
+        // At most a few ticks per turn: a loop that was starved of CPU must not see a burst of ticks
+        // in which every election timer fires before any heartbeat could be read. Logical time then
+        // runs slower than wall time, which Raft tolerates (reads use ReadIndex, not leases).
+        while now >= nextTickAt, ticks < Self.ticksPerTurnMax {
             step(.tick)
             nextTickAt += tickNanoseconds
             ticks += 1
@@ -264,6 +287,7 @@ public final class Server {
             nextSampleAt = now + 1_000_000_000
         }
         step(.turnEnded)
+        flushPeers()
         let connections = pendingFlush
         pendingFlush.removeAll(keepingCapacity: true)
         for connection in connections where clients[connection.id] != nil { flush(connection) }
@@ -276,6 +300,8 @@ public final class Server {
             worker.enqueue(batch)
             batchesInFlight += 1
         }
+        if let addresses = output.peerAddresses { updatePeerAddresses(addresses) }
+        if !output.peerSends.isEmpty { sendToPeers(output.peerSends) }
         for reply in output.replies {
             guard let connection = clients[reply.client] else { continue }
             if connection.pendingOutputBytes == 0 { pendingFlush.append(connection) }

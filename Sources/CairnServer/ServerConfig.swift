@@ -11,6 +11,18 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(host):\(port)" }
+
+    /// Parses `HOST:PORT` with an IPv4 host (`localhost` means 127.0.0.1) and a port from 1 to 65535.
+    public static func parse(_ text: String) -> ListenAddress? {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else { return nil }
+        let host = String(text[..<colon])
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        if host == "localhost" { return ListenAddress(host: "127.0.0.1", port: port) }
+        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
+        return ListenAddress(host: host, port: port)
+    }
 }
 
 /// Everything `cairn server` was told by its flags.
@@ -24,6 +36,11 @@ public struct ServerConfig: Sendable {
     public var logLevel = NodeLog.Level.info
     /// Seed of the node's random choices; chosen at start when not given, and logged.
     public var seed: UInt64?
+    /// Peer addresses to ask for admission when the data directory is empty (`--join`).
+    public var join: [ListenAddress] = []
+    /// Partitions and replicas of a cluster this node founds.
+    public var partitions = 128
+    public var replicas = 3
 
     public init() {}
 }

@@ -5,7 +5,7 @@ import CairnCore
 ///
 /// ```
 /// 0x00 name                          node metadata (format version, keyspace counters)
-/// 0x01 partition(u16 BE) key         a key's record: the data of one partition is one contiguous range
+/// 0x01 slot(u16 BE) key              a key's record: a partition (a slot range) is one contiguous range
 /// 0x02 expiresAt(u64 BE) key         expiry index: keys in order of expiry time, for the expiry cycle
 /// 0x03 group(u64 BE) ...             Raft state of each group (`KVRaftLog`)
 /// ```
@@ -66,6 +66,9 @@ public enum StorageLayout {
         appendBigEndian(&end, UInt64(max(0, until)))
         return ([expiryPrefix], end)
     }
+
+    /// Every key's record, all hash slots.
+    public static let keyspaceDataRange: (start: [UInt8], end: [UInt8]) = ([dataPrefix], [dataPrefix + 1])
 
     /// Everything that holds keyspace data (records and expiry index), for FLUSHALL.
     public static let keyspaceRange: (start: [UInt8], end: [UInt8]) = ([dataPrefix], [expiryPrefix + 1])

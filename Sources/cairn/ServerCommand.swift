@@ -8,8 +8,13 @@ enum ServerCommand {
         Usage: cairn server [flags]
 
         Runs one Cairn node in the foreground. It serves the Redis protocol (RESP2 and RESP3) to clients,
-        keeps its data in RocksDB under --data-dir, and serves /metrics, /health and /ready over HTTP.
-        SIGTERM or SIGINT stops it cleanly: in-flight commands finish, writes are fsync'd, RocksDB closes.
+        keeps its data in RocksDB under --data-dir, and serves /metrics, /health, /ready and /v1/cluster
+        over HTTP. SIGTERM or SIGINT stops it cleanly: in-flight commands finish, writes are fsync'd.
+
+        Clusters: a node started on an empty data directory without --join founds a new cluster (it
+        becomes node 1 and holds every partition). A node started on an empty data directory with
+        --join asks those peers to admit it; the cluster gives it the next node ID, and moves replicas
+        to it. A node restarted on its data directory rejoins its cluster and ignores --join.
 
         Flags:
           --port P              Client (RESP) port; the peer port is P+10000 and HTTP is P+20000. Default 7379.
@@ -24,6 +29,10 @@ enum ServerCommand {
           --cache-bytes N       Size of the read cache in bytes; suffixes K, M, G allowed. Default 64M.
           --log-level LEVEL     debug, info, warn or error. Default info.
           --seed N              Seed for the node's random choices (logged at start; random if not given).
+          --join H:P[,H:P...]   Peer addresses of cluster members to join through (empty data directory only).
+          --partitions N        Partitions of a new cluster, 1 to 16384. Default 128. Fixed once founded.
+          --replicas N          Replicas per partition of a new cluster, 1 to 7. Default 3 (fewer while
+                                the cluster has fewer nodes).
           -h, --help            Print this help.
 
         """
@@ -73,7 +82,7 @@ enum ServerCommand {
             }
             if flag == "-h" || flag == "--help" { return .help }
             let known = [
-                "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync",
+                "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join", "--partitions", "--replicas",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -115,6 +124,27 @@ enum ServerCommand {
                     return .failure("--log-level must be one of debug, info, warn, error; got '\(text)'")
                 }
                 config.logLevel = level
+            case "--join":
+                var seeds: [ListenAddress] = []
+                for part in text.split(separator: ",") {
+                    guard let address = ListenAddress.parse(String(part)) else {
+                        return .failure(
+                            "--join must be a comma-separated list of HOST:PORT peer addresses with IPv4 hosts, got '\(part)'")
+                    }
+                    seeds.append(address)
+                }
+                guard !seeds.isEmpty else { return .failure("--join needs at least one HOST:PORT") }
+                config.join = seeds
+            case "--partitions":
+                guard let count = Int(text), (1...16384).contains(count) else {
+                    return .failure("--partitions must be a number from 1 to 16384, got '\(text)'")
+                }
+                config.partitions = count
+            case "--replicas":
+                guard let count = Int(text), (1...7).contains(count) else {
+                    return .failure("--replicas must be a number from 1 to 7, got '\(text)'")
+                }
+                config.replicas = count
             case "--seed":
                 guard let seed = UInt64(text) else {
                     return .failure("--seed must be an unsigned 64-bit integer, got '\(text)'")

@@ -1,0 +1,302 @@
+import CairnCore
+import CairnPlacement
+import CairnRESP
+import CairnRaft
+import CairnStorage
+
+/// Who is waiting for the outcome of a command this node proposed, read or forwarded.
+enum Origin: Sendable, Equatable {
+    /// A client of this node; `sequence` orders its replies.
+    case client(ClientID, sequence: UInt64)
+    /// A coordinator on another node that forwarded the command.
+    case peer(NodeID, id: UInt64)
+    /// One part of a command split over partitions (`Split`).
+    case part(split: UInt64, index: Int)
+    /// A node asking to join, answered at its peer address.
+    case joiner(NodeAddresses)
+    /// The node itself (expiry); nobody hears the outcome.
+    case none
+}
+
+/// A command on its way: where its reply goes and how to encode it.
+struct Waiter: Sendable {
+    var origin: Origin
+    var arguments: [[UInt8]]
+    var command: Int
+    var protocolVersion: RESPVersion
+    var startedAt: UInt64
+    /// Unix milliseconds after which nobody waits for the outcome.
+    var deadline: Int64
+}
+
+/// One Raft group this node is a member of: the meta group or one partition's group.
+struct HostedGroup: Sendable {
+    var raft: RaftCore
+    /// The partition it replicates; nil for the meta group.
+    let partition: Int?
+    /// The leader's clock reading of the newest applied entry: apply time never goes back, so every
+    /// replica decides expiry the same way even when leaders' clocks disagree.
+    var appliedTime: Int64
+    var appliedChanged = false
+    /// Proposals waiting for `.appended`, then entries waiting to apply, by index with their term.
+    var proposals: [RequestID: Waiter] = [:]
+    var appended: [LogIndex: (term: Term, waiter: Waiter)] = [:]
+    /// Reads waiting for the leader's confirmation, then for the state machine to reach their index.
+    var reads: [RequestID: Waiter] = [:]
+    var readyReads: [(index: LogIndex, waiter: Waiter)] = []
+    /// Keys whose expiry this node proposed and has not yet seen applied.
+    var expiring: Set<ByteKey> = []
+    /// Tick of the last membership step the reconciler took, so it waits for one to settle.
+    var lastReconfiguredTick: UInt64 = 0
+
+    var isLeader: Bool { raft.role == .leader }
+}
+
+extension NodeCore {
+    static let metaGroup = GroupID(rawValue: 1)
+
+    static func group(ofPartition partition: Int) -> GroupID { GroupID(rawValue: UInt64(partition) + 2) }
+
+    static func appliedKey(_ group: GroupID) -> [UInt8] {
+        var writer = ByteWriter(capacity: 16)
+        writer.write(StorageLayout.metaPrefix)
+        writer.writeRest(Array("applied/".utf8))
+        writer.write(group.rawValue)
+        return writer.bytes
+    }
+
+    func raftConfig(_ group: GroupID) -> RaftConfig {
+        var raft = RaftConfig(
+            id: identity!, group: group, electionTicksMin: config.electionTicks, heartbeatTicks: config.heartbeatTicks,
+            seed: config.seed &+ group.rawValue &* 0x9E37_79B9_7F4A_7C15)
+        // ReadIndex, not leases: a lease is only as safe as the tick rates of all nodes, and a starved
+        // loop (see `Server.endTurn`) may skip ticks.
+        raft.leaseReads = false
+        return raft
+    }
+
+    /// Starts this node's member of `group` from storage.
+    mutating func openGroup(_ group: GroupID, partition: Int?) throws(StorageError) {
+        let storage = KVRaftLog(store: keyspace.store, group: group)
+        var applied = LogIndex(rawValue: 0)
+        var appliedTime: Int64 = 0
+        if let bytes = try keyspace.store.get(Self.appliedKey(group)), bytes.count == 16 {
+            var reader = ByteReader(bytes)
+            applied = LogIndex(rawValue: (try? reader.readUInt64("applied")) ?? 0)
+            appliedTime = Int64(bitPattern: (try? reader.readUInt64("applied time")) ?? 0)
+        }
+        let raft: RaftCore
+        do {
+            raft = try RaftCore(config: raftConfig(group), storage: storage, appliedIndex: applied)
+        } catch {
+            throw .corruptRecord(key: Self.appliedKey(group), reason: "cannot start group \(group): \(error)")
+        }
+        groups[group] = HostedGroup(raft: raft, partition: partition, appliedTime: appliedTime)
+    }
+
+    /// Creates storage for a new member of `group` with `configuration` and opens it.
+    mutating func createGroup(_ group: GroupID, partition: Int?, configuration: ConfigurationState) {
+        let mutations = KVRaftLog.bootstrap(configuration, group: group)
+        // The core reads its bootstrap from the store, so it must be there now: pending writes are not.
+        do {
+            try keyspace.store.apply([StorageBatch(sequence: BatchSequence(0), mutations: mutations)], sync: false)
+            try openGroup(group, partition: partition)
+        } catch {
+            preconditionFailure("cannot create group \(group): \(error)")
+        }
+        hostedGroupsChanged = true
+    }
+
+    // MARK: Stepping
+
+    mutating func stepGroup(_ group: GroupID, _ input: RaftInput, into output: inout NodeOutput) {
+        guard groups[group] != nil else { return }
+        let result = groups[group]!.raft.step(input)
+        handle(result, group: group, into: &output)
+    }
+
+    mutating func handle(_ result: RaftOutput, group: GroupID, into output: inout NodeOutput) {
+        if !result.writes.isEmpty {
+            keyspace.appendRaw(KVRaftLog.mutations(for: result.writes, group: group))
+            let sequence = keyspace.openBatch.sequence
+            if let last = result.writes.entries.last {
+                raftPersists[sequence, default: [:]][group] = (last.index, last.term)
+            } else if let snapshot = result.writes.snapshot {
+                raftPersists[sequence, default: [:]][group] = (snapshot.metadata.index, snapshot.metadata.term)
+            }
+            raftWriteGate = sequence
+        }
+        for message in result.messages { sendRaft(message) }
+        if result.snapshotToRestore != nil {
+            output.logs.append(
+                NodeLog(.error, "snapshot restore is not supported yet; the group waits", [("group", "\(group)")]))
+        }
+        for entry in result.committed { apply(entry, group: group, into: &output) }
+        for read in result.reads {
+            if let waiter = groups[group]!.reads.removeValue(forKey: read.request) {
+                groups[group]!.readyReads.append((read.index, waiter))
+            }
+        }
+        for reply in result.replies { handle(reply, group: group, into: &output) }
+        serveReadyReads(group, into: &output)
+    }
+
+    mutating func handle(_ reply: RaftReply, group: GroupID, into output: inout NodeOutput) {
+        if let waiter = groups[group]!.proposals.removeValue(forKey: reply.request) {
+            switch reply.outcome {
+            case .appended(let index, let term):
+                groups[group]!.appended[index] = (term, waiter)
+            case .notLeader(let hint):
+                redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+            case .rejected(let reason):
+                finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
+            case .transferStarted:
+                break
+            }
+        } else if let waiter = groups[group]!.reads.removeValue(forKey: reply.request) {
+            switch reply.outcome {
+            case .notLeader(let hint):
+                redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+            case .rejected(let reason):
+                finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
+            case .appended, .transferStarted:
+                break
+            }
+        }
+    }
+
+    /// Sends raft messages once every Raft write made so far is durable (RaftCore's lane order).
+    mutating func sendRaft(_ message: OutboundMessage) {
+        if raftWriteGate > keyspace.durableThrough {
+            heldMessages[raftWriteGate, default: []].append(message)
+        } else {
+            enqueue(.raft(message.message), to: message.to)
+        }
+    }
+
+    /// The shell made batches through `sequence` durable: tell the groups whose entries they carried,
+    /// and release the messages that waited for them.
+    mutating func raftPersisted(through sequence: BatchSequence, into output: inout NodeOutput) {
+        let done = raftPersists.keys.filter { $0 <= sequence }.sorted()
+        for batch in done {
+            for (group, last) in raftPersists.removeValue(forKey: batch)! {
+                stepGroup(group, .persisted(through: last.index, term: last.term), into: &output)
+            }
+        }
+        for batch in heldMessages.keys.filter({ $0 <= sequence }).sorted() {
+            for message in heldMessages.removeValue(forKey: batch)! { enqueue(.raft(message.message), to: message.to) }
+        }
+    }
+
+    // MARK: Applying
+
+    mutating func apply(_ entry: Entry, group: GroupID, into output: inout NodeOutput) {
+        var reply: RESPValue?
+        var metaReply: MetaReply?
+        switch entry.kind {
+        case .empty:
+            break
+        case .configuration:
+            hostedGroupsChanged = true
+        case .command(let bytes):
+            if group == Self.metaGroup {
+                metaReply = applyMeta(bytes, into: &output)
+            } else {
+                reply = applyData(bytes, group: group, into: &output)
+            }
+        }
+        groups[group]!.appliedChanged = true
+        if let pending = groups[group]!.appended.removeValue(forKey: entry.index) {
+            if pending.term != entry.term {
+                finish(pending.waiter, error: "TRYAGAIN leadership changed before the command committed; it was not applied", into: &output)
+            } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
+                enqueue(.joined(id, metaState!), to: addresses.peer)
+            } else if let reply {
+                finish(pending.waiter, reply, into: &output)
+            } else {
+                finish(pending.waiter, .ok, into: &output)
+            }
+        }
+    }
+
+    mutating func applyData(_ bytes: [UInt8], group: GroupID, into output: inout NodeOutput) -> RESPValue {
+        let command: ReplicatedCommand
+        do {
+            command = try ReplicatedCommand.decode(bytes)
+        } catch {
+            output.logs.append(NodeLog(.error, "undecodable entry skipped", [("group", "\(group)"), ("error", "\(error)")]))
+            return .error("ERR undecodable entry: \(error)")
+        }
+        keyspace.deletesExpired = true
+        applyingPartition = groups[group]!.partition
+        defer {
+            keyspace.deletesExpired = false
+            applyingPartition = nil
+        }
+        switch command {
+        case .command(let time, let arguments):
+            let now = max(time, groups[group]!.appliedTime)
+            groups[group]!.appliedTime = now
+            let name = Self.lowercased(arguments[0])
+            guard let spec = CommandTable.topLevel[name] else { return .error("ERR unknown replicated command") }
+            var closeAfter = false
+            do {
+                return try execute(spec, arguments, client: nil, nowMilliseconds: now, closeAfter: &closeAfter)
+            } catch {
+                return .error(error.description)
+            }
+        case .expire(let time, let key, let expiresAt):
+            let now = max(time, groups[group]!.appliedTime)
+            groups[group]!.appliedTime = now
+            groups[group]!.expiring.remove(ByteKey(key))
+            do {
+                try keyspace.expire(key, indexedAt: expiresAt, now: now)
+            } catch {
+                output.logs.append(NodeLog(.error, "expiry failed", [("error", error.description)]))
+            }
+            return .ok
+        }
+    }
+
+    /// Serves the reads whose index the state machine has reached.
+    mutating func serveReadyReads(_ group: GroupID, into output: inout NodeOutput) {
+        guard !groups[group]!.readyReads.isEmpty else { return }
+        let applied = groups[group]!.raft.lastAppliedIndex
+        var waiting: [(index: LogIndex, waiter: Waiter)] = []
+        for read in groups[group]!.readyReads {
+            if read.index <= applied {
+                serveLocally(read.waiter, into: &output)
+            } else {
+                waiting.append(read)
+            }
+        }
+        groups[group]!.readyReads = waiting
+    }
+
+    /// Runs a read command against this node's state, as of now.
+    mutating func serveLocally(_ waiter: Waiter, into output: inout NodeOutput) {
+        let name = Self.lowercased(waiter.arguments[0])
+        guard let spec = CommandTable.topLevel[name] else { return }
+        var closeAfter = false
+        let reply: RESPValue
+        do {
+            reply = try execute(
+                spec, waiter.arguments, client: nil, nowMilliseconds: now.unixMilliseconds, closeAfter: &closeAfter)
+        } catch {
+            reply = .error(error.description)
+        }
+        finish(waiter, reply, into: &output)
+    }
+
+    /// Writes each changed group's applied index and apply time into the open batch, with the data
+    /// those entries wrote: after a crash, the group re-applies exactly what the store does not hold.
+    mutating func recordAppliedIndexes() {
+        for (group, hosted) in groups where hosted.appliedChanged {
+            var writer = ByteWriter(capacity: 16)
+            writer.write(hosted.raft.lastAppliedIndex.rawValue)
+            writer.write(UInt64(bitPattern: hosted.appliedTime))
+            keyspace.appendRaw([.put(key: Self.appliedKey(group), value: writer.bytes)])
+            groups[group]!.appliedChanged = false
+        }
+    }
+}

@@ -1,0 +1,391 @@
+import CairnCore
+import CairnPlacement
+import CairnRESP
+import CairnRaft
+import CairnStorage
+
+/// A command split over several partitions (MGET, MSET, DEL, ... with keys in several partitions, or
+/// FLUSHALL): its parts run independently, and the reply is merged once every part answered.
+struct Split: Sendable {
+    enum Merge: Sendable {
+        /// MGET: each part's array goes back to the positions its keys had.
+        case positions([[Int]], count: Int)
+        /// DEL, UNLINK, EXISTS, TOUCH: the integers add up.
+        case sum
+        /// MSET, FLUSHALL: OK once every part said OK.
+        case allOK
+    }
+    var waiter: Waiter
+    var merge: Merge
+    var replies: [RESPValue?]
+}
+
+/// Where a peer message goes: a known node, or an address (a node that has not joined yet).
+public enum PeerTarget: Hashable, Sendable, CustomStringConvertible {
+    case node(NodeID)
+    case address(String)
+
+    public var description: String {
+        switch self {
+        case .node(let id): "node \(id)"
+        case .address(let address): address
+        }
+    }
+}
+
+/// One envelope for the shell to frame and send.
+public struct PeerSend: Sendable, Equatable {
+    public var to: PeerTarget
+    public var payload: [UInt8]
+}
+
+extension NodeCore {
+    /// The commands whose keys may sit in different partitions: split, run per partition, merged.
+    static let splittable: Set<String> = ["mget", "mset", "del", "unlink", "exists", "touch"]
+
+    /// Routes a data command: to the local leader, to the leader elsewhere, split over partitions, or
+    /// parked until a leader is known.
+    mutating func route(_ spec: CommandSpec, _ arguments: [[UInt8]], waiter: Waiter, into output: inout NodeOutput) {
+        guard let map else {
+            finish(waiter, error: "CLUSTERDOWN this node has not joined a cluster yet", into: &output)
+            return
+        }
+        let keys = Self.keyPositions(spec, argumentCount: arguments.count)
+        if spec.name == "flushall" || spec.name == "flushdb" {
+            var parts: [(Int, [[UInt8]])] = []
+            for partition in 0..<map.partitionCount { parts.append((partition, [Array("flushall".utf8)])) }
+            startSplit(waiter, parts: parts, merge: .allOK, into: &output)
+            return
+        }
+        guard let first = keys.first else {
+            finish(waiter, error: "ERR command has no key to route by", into: &output)
+            return
+        }
+        let firstPartition = map.partition(ofKey: arguments[first])
+        var byPartition: [Int: [Int]] = [:]
+        for position in keys {
+            byPartition[map.partition(ofKey: arguments[position]), default: []].append(position)
+        }
+        if byPartition.count == 1 {
+            dispatch(waiter, partition: firstPartition, into: &output)
+            return
+        }
+        guard Self.splittable.contains(spec.name) else {
+            finish(
+                waiter,
+                error:
+                    "CROSSSLOT Keys in request don't hash to the same slot (they are in different partitions; use a {hash tag} to keep them together)",
+                into: &output)
+            return
+        }
+        let step = spec.name == "mset" ? 2 : 1
+        var parts: [(Int, [[UInt8]])] = []
+        var positions: [[Int]] = []
+        for partition in byPartition.keys.sorted() {
+            var words = [arguments[0]]
+            var places: [Int] = []
+            for position in byPartition[partition]! {
+                words.append(contentsOf: arguments[position..<(position + step)])
+                places.append((position - 1) / step)
+            }
+            parts.append((partition, words))
+            positions.append(places)
+        }
+        let merge: Split.Merge =
+            switch spec.name {
+            case "mget": .positions(positions, count: keys.count)
+            case "mset": .allOK
+            default: .sum
+            }
+        startSplit(waiter, parts: parts, merge: merge, into: &output)
+    }
+
+    /// The argument positions of a command's keys, from the command table.
+    static func keyPositions(_ spec: CommandSpec, argumentCount: Int) -> [Int] {
+        guard spec.firstKey > 0 else { return [] }
+        let last = spec.lastKey < 0 ? argumentCount + spec.lastKey : spec.lastKey
+        guard last >= spec.firstKey, last < argumentCount else { return spec.firstKey < argumentCount ? [spec.firstKey] : [] }
+        return Array(stride(from: spec.firstKey, through: last, by: max(1, spec.keyStep)))
+    }
+
+    mutating func startSplit(
+        _ waiter: Waiter, parts: [(Int, [[UInt8]])], merge: Split.Merge, into output: inout NodeOutput
+    ) {
+        let id = nextRequestID()
+        splits[id] = Split(waiter: waiter, merge: merge, replies: Array(repeating: nil, count: parts.count))
+        for (index, (partition, words)) in parts.enumerated() {
+            var part = waiter
+            part.origin = .part(split: id, index: index)
+            part.arguments = words
+            dispatch(part, partition: partition, into: &output)
+        }
+    }
+
+    mutating func completePart(split id: UInt64, index: Int, _ reply: RESPValue, into output: inout NodeOutput) {
+        guard var split = splits[id] else { return }
+        split.replies[index] = reply
+        guard split.replies.allSatisfy({ $0 != nil }) else {
+            splits[id] = split
+            return
+        }
+        splits.removeValue(forKey: id)
+        let replies = split.replies.map { $0! }
+        if let error = replies.first(where: \.isError) {
+            finish(split.waiter, error, into: &output)
+            return
+        }
+        let merged: RESPValue
+        switch split.merge {
+        case .sum:
+            var total: Int64 = 0
+            for case .integer(let value) in replies { total += value }
+            merged = .integer(total)
+        case .allOK:
+            merged = .ok
+        case .positions(let positions, let count):
+            var values = [RESPValue](repeating: .null, count: count)
+            for (part, reply) in replies.enumerated() {
+                guard case .array(let items) = reply else { continue }
+                for (offset, position) in positions[part].enumerated() where offset < items.count {
+                    values[position] = items[offset]
+                }
+            }
+            merged = .array(values)
+        }
+        finish(split.waiter, merged, into: &output)
+    }
+
+    /// Sends a single-partition command where it can run: proposed or read here if this node leads the
+    /// partition, forwarded to the leader it knows of otherwise, parked until a leader is known.
+    mutating func dispatch(_ waiter: Waiter, partition: Int, hint: NodeID? = nil, into output: inout NodeOutput) {
+        let group = Self.group(ofPartition: partition)
+        let spec = CommandTable.commands[waiter.command]
+        let isWrite = spec.isWrite || spec.name == "flushall" || spec.name == "flushdb"
+        if let hosted = groups[group] {
+            if !isWrite, isStaleRead(waiter) {
+                serveLocally(waiter, into: &output)
+                return
+            }
+            if hosted.isLeader {
+                let request = RequestID(rawValue: nextRequestID())
+                if isWrite {
+                    groups[group]!.proposals[request] = waiter
+                    let entry = ReplicatedCommand.command(time: now.unixMilliseconds, arguments: waiter.arguments)
+                    stepGroup(group, .propose(entry.encoded(), request: request), into: &output)
+                } else {
+                    groups[group]!.reads[request] = waiter
+                    stepGroup(group, .readIndex(request: request), into: &output)
+                }
+                return
+            }
+        }
+        let leader = hint ?? groups[group]?.raft.leader ?? leaderHints[partition] ?? map?.placement[partition].first
+        if let leader, leader != identity {
+            forward(waiter, partition: partition, to: leader)
+        } else {
+            parked.append((partition, waiter))
+        }
+    }
+
+    /// A proposal or read came back "not leader": try the leader named, or wait for one.
+    mutating func redispatch(_ waiter: Waiter, partition: Int?, hint: NodeID?, into output: inout NodeOutput) {
+        guard let partition else {
+            finish(waiter, error: "TRYAGAIN the meta group has no leader; retry shortly", into: &output)
+            return
+        }
+        if let hint, hint != identity {
+            leaderHints[partition] = hint
+            forward(waiter, partition: partition, to: hint)
+        } else {
+            parked.append((partition, waiter))
+        }
+    }
+
+    func isStaleRead(_ waiter: Waiter) -> Bool {
+        switch waiter.origin {
+        case .client(let id, _): sessions[id]?.isReadOnly ?? false
+        case .peer(_, let id): staleForwards.contains(id)
+        default: false
+        }
+    }
+
+    mutating func forward(_ waiter: Waiter, partition: Int, to leader: NodeID) {
+        let id = nextRequestID()
+        forwards[id] = PendingForward(waiter: waiter, partition: partition, target: leader)
+        let request = ForwardRequest(
+            id: id, partition: partition, deadline: waiter.deadline,
+            protocolVersion: UInt8(waiter.protocolVersion.rawValue), isStaleReadAllowed: isStaleRead(waiter),
+            arguments: waiter.arguments)
+        stats.forwarded += 1
+        enqueue(.forward(request), to: leader)
+    }
+
+    /// A coordinator asks this node to run a command of `request.partition`.
+    mutating func receiveForward(_ request: ForwardRequest, from peer: NodeID, into output: inout NodeOutput) {
+        let name = Self.lowercased(request.arguments[0])
+        guard let spec = CommandTable.topLevel[name], request.partition < (map?.partitionCount ?? 0) else {
+            enqueue(.forwardReply(id: request.id, .reply(Array("-ERR unknown forwarded command\r\n".utf8), isError: true)), to: peer)
+            return
+        }
+        let group = Self.group(ofPartition: request.partition)
+        let waiter = Waiter(
+            origin: .peer(peer, id: request.id), arguments: request.arguments, command: spec.index,
+            protocolVersion: RESPVersion(rawValue: Int(request.protocolVersion)) ?? .resp2,
+            startedAt: now.monotonicNanoseconds, deadline: request.deadline)
+        guard let hosted = groups[group], hosted.isLeader || (request.isStaleReadAllowed && !spec.isWrite) else {
+            enqueue(.forwardReply(id: request.id, .notLeader(hint: groups[group]?.raft.leader)), to: peer)
+            return
+        }
+        if request.isStaleReadAllowed { staleForwards.insert(request.id) }
+        dispatch(waiter, partition: request.partition, into: &output)
+        staleForwards.remove(request.id)
+    }
+
+    mutating func receiveForwardReply(id: UInt64, _ outcome: ForwardOutcome, into output: inout NodeOutput) {
+        guard let pending = forwards.removeValue(forKey: id) else { return }
+        switch outcome {
+        case .reply(let bytes, let isError):
+            finish(pending.waiter, encoded: bytes, isError: isError, into: &output)
+        case .notLeader(let hint):
+            if let hint, hint != pending.target {
+                leaderHints[pending.partition] = hint
+                dispatch(pending.waiter, partition: pending.partition, hint: hint, into: &output)
+            } else {
+                leaderHints.removeValue(forKey: pending.partition)
+                parked.append((pending.partition, pending.waiter))
+            }
+        }
+    }
+
+    /// Once a tick: retries parked commands and fails those whose deadline passed.
+    mutating func retryParked(into output: inout NodeOutput) {
+        let nowMilliseconds = now.unixMilliseconds
+        for (id, pending) in forwards where pending.waiter.deadline <= nowMilliseconds {
+            forwards.removeValue(forKey: id)
+            finish(
+                pending.waiter,
+                error:
+                    "TRYAGAIN no reply from node \(pending.target), the leader of partition \(pending.partition), in time; a write may or may not have been applied",
+                into: &output)
+        }
+        guard !parked.isEmpty else { return }
+        let waiting = parked
+        parked = []
+        for (partition, waiter) in waiting {
+            if waiter.deadline <= nowMilliseconds {
+                finish(
+                    waiter, error: "CLUSTERDOWN partition \(partition) has no leader; retry shortly", into: &output)
+            } else {
+                let group = Self.group(ofPartition: partition)
+                let known = groups[group]?.raft.leader ?? leaderHints[partition]
+                if known == nil, groups[group] != nil {
+                    parked.append((partition, waiter))
+                } else {
+                    dispatch(waiter, partition: partition, into: &output)
+                }
+            }
+        }
+    }
+
+    // MARK: Replies
+
+    mutating func finish(_ waiter: Waiter, error text: String, into output: inout NodeOutput) {
+        finish(waiter, .error(text), into: &output)
+    }
+
+    mutating func finish(_ waiter: Waiter, _ reply: RESPValue, into output: inout NodeOutput) {
+        switch waiter.origin {
+        case .part(let split, let index):
+            completePart(split: split, index: index, reply, into: &output)
+        default:
+            finish(waiter, encoded: reply.encoded(waiter.protocolVersion), isError: reply.isError, into: &output)
+        }
+    }
+
+    /// Delivers an already-encoded reply to whoever waits for it.
+    mutating func finish(_ waiter: Waiter, encoded bytes: [UInt8], isError: Bool, into output: inout NodeOutput) {
+        switch waiter.origin {
+        case .client(let id, let sequence):
+            deliver(
+                id, sequence: sequence, ClientReply(client: id, bytes: bytes), command: waiter.command,
+                isError: isError, startedAt: waiter.startedAt, into: &output)
+        case .peer(let node, let id):
+            enqueue(.forwardReply(id: id, .reply(bytes, isError: isError)), to: node)
+        case .part(let split, let index):
+            let value: RESPValue = Self.decodeReply(bytes) ?? .error("ERR unreadable reply from a peer")
+            completePart(split: split, index: index, value, into: &output)
+        case .joiner, .none:
+            break
+        }
+    }
+
+    /// Decodes a forwarded reply (needed only to merge split commands).
+    static func decodeReply(_ bytes: [UInt8]) -> RESPValue? {
+        var parser = RESPReplyReader(bytes)
+        return parser.next()
+    }
+
+    // MARK: Outbox
+
+    mutating func enqueue(_ message: PeerMessage, to node: NodeID) {
+        outbox[.node(node), default: []].append(message)
+    }
+
+    mutating func enqueue(_ message: PeerMessage, to address: String) {
+        outbox[.address(address), default: []].append(message)
+    }
+
+    /// Turns the turn's queued messages into one envelope per peer (several if very large).
+    mutating func flushOutbox(into output: inout NodeOutput) {
+        guard !outbox.isEmpty else { return }
+        let from = identity ?? NodeID(rawValue: 0)
+        let clusterID = map?.clusterID ?? 0
+        let epoch = map?.epoch ?? 0
+        for (target, messages) in outbox {
+            var start = 0
+            while start < messages.count {
+                var size = 0
+                var end = start
+                while end < messages.count, end == start || size < Limits.peerEnvelopeBytesTarget {
+                    size += messages[end].estimatedBytes
+                    end += 1
+                }
+                let envelope = PeerEnvelope(
+                    clusterID: clusterID, from: from, epoch: epoch, messages: Array(messages[start..<end]))
+                output.peerSends.append(PeerSend(to: target, payload: envelope.encoded()))
+                start = end
+            }
+        }
+        outbox.removeAll(keepingCapacity: true)
+    }
+
+    mutating func nextRequestID() -> UInt64 {
+        requestCounter += 1
+        return requestCounter
+    }
+}
+
+/// A command sent to another node, waiting for its reply.
+struct PendingForward: Sendable {
+    var waiter: Waiter
+    var partition: Int
+    var target: NodeID
+}
+
+extension PeerMessage {
+    /// About how many bytes the message takes on the wire, to size envelopes.
+    var estimatedBytes: Int {
+        switch self {
+        case .raft(let message):
+            if case .appendEntries(let append) = message.kind { return 64 + append.entries.reduce(0) { $0 + $1.sizeBytes } }
+            if case .installSnapshot(let chunk) = message.kind { return 128 + chunk.data.count }
+            return 64
+        case .forward(let request): return 64 + request.arguments.reduce(0) { $0 + $1.count + 4 }
+        case .forwardReply(_, .reply(let bytes, _)): return 32 + bytes.count
+        case .forwardReply: return 32
+        case .join: return 256
+        case .joined(_, let map), .map(let map): return 256 + map.placement.count * 32 + map.nodes.count * 128
+        case .mapRequest: return 8
+        }
+    }
+}
