@@ -66,8 +66,6 @@ public enum Limits {
     /// The largest `appendBytesMax` a Raft config may ask for: bytes of entries in one AppendEntries.
     /// It is a soft target: one entry larger than it is still sent, alone, so every entry can replicate.
     public static let raftAppendBytesMax = 64 * 1024 * 1024
-    /// Entries in one AppendEntries message (temporary copy until the wire branch merges).
-    public static let raftAppendEntriesMax = raftAppendBytesMax / 24
     /// Bytes of snapshot data in one InstallSnapshot chunk.
     public static let raftSnapshotChunkBytesMax = 4 * 1024 * 1024
     /// Bytes of one whole snapshot a follower will assemble in memory.
