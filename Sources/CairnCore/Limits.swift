@@ -59,6 +59,10 @@ public enum Limits {
     /// The largest `appendBytesMax` a Raft config may ask for: bytes of entries in one AppendEntries.
     /// It is a soft target: one entry larger than it is still sent, alone, so every entry can replicate.
     public static let raftAppendBytesMax = 64 * 1024 * 1024
+    /// Entries in one AppendEntries message. A leader fills an append up to its `appendBytesMax` (at most
+    /// `raftAppendBytesMax`), counting every entry as at least 24 bytes (`Entry.sizeBytes`), so it never
+    /// sends more than this; a decoder refuses a count above it before reading the entries.
+    public static let raftAppendEntriesMax = raftAppendBytesMax / 24
     /// Bytes of snapshot data in one InstallSnapshot chunk.
     public static let raftSnapshotChunkBytesMax = 4 * 1024 * 1024
     /// Bytes of one whole snapshot a follower will assemble in memory.
