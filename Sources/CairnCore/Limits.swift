@@ -32,8 +32,9 @@ public enum Limits {
     public static let scanCountMax = 100_000
     /// Bytes of one HTTP request head on the admin port.
     public static let httpRequestHeadBytesMax = 16 * 1024
-    /// Bytes of one frame on the peer port (the peer protocol comes with clustering). A frame must carry
-    /// the largest Raft entry with its headers, so it is sized from `raftEntryBytesMax`.
+    /// Bytes of one frame's payload on the peer port (DESIGN.md §7; the 16-byte frame header is not
+    /// counted). A frame must carry the largest Raft entry with its headers, so it is sized from
+    /// `raftEntryBytesMax`; a peer that announces a larger payload is disconnected before any of it is read.
     public static let peerFrameBytesMax = raftEntryBytesMax + 1024 * 1024
     /// Batches the storage thread may hold before it writes them (group commit merges them).
     public static let storageQueuedBatchesMax = 4096
