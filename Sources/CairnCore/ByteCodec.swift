@@ -10,6 +10,12 @@ public struct ByteWriter: Sendable {
 
     public mutating func write(_ value: UInt8) { bytes.append(value) }
 
+    /// Appends `value` as two big-endian bytes.
+    public mutating func write(_ value: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value))
+    }
+
     public mutating func write(_ value: UInt32) {
         for shift in stride(from: 24, through: 0, by: -8) {
             bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift)))
@@ -37,6 +43,9 @@ public struct ByteWriter: Sendable {
 public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case truncated(field: String, needed: Int, available: Int)
     case invalid(field: String, value: UInt64)
+    /// A count or length is larger than the limit Cairn allows for it (a `Limits` value), whatever the
+    /// bytes that follow: the decoder refuses before it allocates anything for it.
+    case tooLarge(field: String, value: UInt64, limit: Int)
 
     public var description: String {
         switch self {
@@ -44,6 +53,8 @@ public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
             "truncated \(field): needed \(needed) bytes, \(available) left"
         case .invalid(let field, let value):
             "invalid \(field): \(value)"
+        case .tooLarge(let field, let value, let limit):
+            "\(field) is \(value), more than the limit of \(limit)"
         }
     }
 }
@@ -77,6 +88,12 @@ public struct ByteReader: Sendable {
 
     public mutating func readUInt64(_ field: String) throws(DecodeError) -> UInt64 {
         try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Exactly `count` bytes, after checking that they are there (so a corrupt count cannot allocate more
+    /// than the input holds).
+    public mutating func readBytes(_ count: Int, _ field: String) throws(DecodeError) -> [UInt8] {
+        Array(try take(count, field))
     }
 
     public mutating func readLengthPrefixed(_ field: String) throws(DecodeError) -> [UInt8] {

@@ -32,8 +32,9 @@ public enum Limits {
     public static let scanCountMax = 100_000
     /// Bytes of one HTTP request head on the admin port.
     public static let httpRequestHeadBytesMax = 16 * 1024
-    /// Bytes of one frame on the peer port (the peer protocol comes with clustering). A frame must carry
-    /// the largest Raft entry with its headers, so it is sized from `raftEntryBytesMax`.
+    /// Bytes of one frame's payload on the peer port (DESIGN.md §7; the 16-byte frame header is not
+    /// counted). A frame must carry the largest Raft entry with its headers, so it is sized from
+    /// `raftEntryBytesMax`; a peer that announces a larger payload is disconnected before any of it is read.
     public static let peerFrameBytesMax = raftEntryBytesMax + 1024 * 1024
     /// Nodes one cluster map may list (removed ones included).
     public static let clusterNodesMax = 1024
@@ -66,6 +67,10 @@ public enum Limits {
     /// The largest `appendBytesMax` a Raft config may ask for: bytes of entries in one AppendEntries.
     /// It is a soft target: one entry larger than it is still sent, alone, so every entry can replicate.
     public static let raftAppendBytesMax = 64 * 1024 * 1024
+    /// Entries in one AppendEntries message. A leader fills an append up to its `appendBytesMax` (at most
+    /// `raftAppendBytesMax`), counting every entry as at least 24 bytes (`Entry.sizeBytes`), so it never
+    /// sends more than this; a decoder refuses a count above it before reading the entries.
+    public static let raftAppendEntriesMax = raftAppendBytesMax / 24
     /// Bytes of snapshot data in one InstallSnapshot chunk.
     public static let raftSnapshotChunkBytesMax = 4 * 1024 * 1024
     /// Bytes of one whole snapshot a follower will assemble in memory.

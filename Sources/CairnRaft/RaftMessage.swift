@@ -110,6 +110,17 @@ public struct SnapshotChunk: Sendable, Equatable {
         self.checksum = CRC32C.checksum(data)
         self.isLast = isLast
     }
+
+    /// A chunk with the checksum it arrived with, for the decoder. The checksum is kept as sent, not
+    /// recomputed, so that a chunk corrupted on the way still fails the follower's check.
+    init(metadata: SnapshotMetadata, totalBytes: Int, offset: Int, data: [UInt8], checksum: UInt32, isLast: Bool) {
+        self.metadata = metadata
+        self.totalBytes = totalBytes
+        self.offset = offset
+        self.data = data
+        self.checksum = checksum
+        self.isLast = isLast
+    }
 }
 
 extension RaftMessage.Kind: CustomStringConvertible {
