@@ -18,7 +18,6 @@ let package = Package(
             name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
-        .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),

@@ -103,6 +103,12 @@ extension NodeCore {
             switch message {
             case .raft(let raft):
                 guard sender.rawValue != 0, identity != nil else { continue }
+                // Terms and indexes near the top of their range would overflow inside the core (a
+                // term is only ever incremented by one): a peer sending them is broken or hostile.
+                guard raft.term.rawValue < UInt64.max / 2 else {
+                    stats.peerMessagesRefused += 1
+                    continue
+                }
                 if groups[raft.group] != nil {
                     stepGroup(raft.group, .received(raft, from: sender), into: &output)
                 } else {

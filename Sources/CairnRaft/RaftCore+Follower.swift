@@ -69,6 +69,10 @@ extension RaftCore {
     /// Whether an append from a peer makes sense: contiguous entries after `previousIndex`, terms that do
     /// not decrease and are not from the future. A malformed message is bad input: dropped, not a crash.
     private func isWellFormed(_ append: AppendEntries) -> Bool {
+        // Indexes near the top of the range would overflow below; no real log gets there.
+        guard append.previousIndex.rawValue < UInt64.max / 2, append.commit.rawValue < UInt64.max / 2 else {
+            return false
+        }
         var expected = append.previousIndex.next
         var lastTerm = append.previousTerm
         for entry in append.entries {
