@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
+        .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -38,6 +39,7 @@ let package = Package(
         .testTarget(name: "CairnSimTests", dependencies: ["CairnSim", "CairnRaft", "CairnCore"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
+        .testTarget(name: "CairnPlacementTests", dependencies: ["CairnPlacement", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]
