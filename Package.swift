@@ -18,6 +18,7 @@ let package = Package(
             name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
+        .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -39,6 +40,7 @@ let package = Package(
         .testTarget(name: "CairnSimTests", dependencies: ["CairnSim", "CairnRaft", "CairnCore"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
+        .testTarget(name: "CairnPlacementTests", dependencies: ["CairnPlacement", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]
