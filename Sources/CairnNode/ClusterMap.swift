@@ -254,7 +254,8 @@ extension NodeAddresses {
             guard bytes.count <= 256 else { throw .invalid(field: field + " length", value: UInt64(bytes.count)) }
             return String(decoding: bytes, as: UTF8.self)
         }
-        return NodeAddresses(client: try text("client address"), peer: try text("peer address"), http: try text("http address"))
+        return NodeAddresses(
+            client: try text("client address"), peer: try text("peer address"), http: try text("http address"))
     }
 }
 

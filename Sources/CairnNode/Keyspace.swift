@@ -168,7 +168,9 @@ public struct Keyspace: Sendable {
             }
             for (dataKey, value) in chunk {
                 let key = StorageLayout.userKey(fromDataKey: dataKey)
-                guard pending[ByteKey(key)] == nil, let record = try? ValueRecord.decode(value, key: key) else { continue }
+                guard pending[ByteKey(key)] == nil, let record = try? ValueRecord.decode(value, key: key) else {
+                    continue
+                }
                 doomed.append((key, record))
             }
             guard chunk.count == 4096, let last = chunk.last else { break }

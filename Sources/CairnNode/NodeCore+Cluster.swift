@@ -12,7 +12,9 @@ extension NodeCore {
     /// Reads this node's identity and map from the store, or founds a cluster, or prepares to join.
     mutating func startCluster() throws(StorageError) {
         if let bytes = try keyspace.store.get(Self.identityKey) {
-            guard bytes.count == 8 else { throw .corruptRecord(key: Self.identityKey, reason: "\(bytes.count) bytes, expected 8") }
+            guard bytes.count == 8 else {
+                throw .corruptRecord(key: Self.identityKey, reason: "\(bytes.count) bytes, expected 8")
+            }
             var reader = ByteReader(bytes)
             identity = NodeID(rawValue: (try? reader.readUInt64("node id")) ?? 0)
             map = try Self.readMap(keyspace.store, Self.mapKey)
@@ -123,7 +125,8 @@ extension NodeCore {
                 receiveJoin(addresses, into: &output)
             case .joined(let id, let newMap):
                 guard identity == nil else { continue }
-                output.logs.append(NodeLog(.info, "joined the cluster", [("node", "\(id)"), ("epoch", "\(newMap.epoch)")]))
+                output.logs.append(
+                    NodeLog(.info, "joined the cluster", [("node", "\(id)"), ("epoch", "\(newMap.epoch)")]))
                 adoptIdentity(id, map: newMap)
             case .map(let newMap):
                 adopt(newMap)
@@ -189,7 +192,8 @@ extension NodeCore {
             if groups[Self.metaGroup]?.isLeader == true {
                 for node in state.activeNodes where node != identity { enqueue(.map(state), to: node) }
             }
-            output.logs.append(NodeLog(.info, "cluster map changed", [("epoch", "\(state.epoch)"), ("change", "\(command)")]))
+            output.logs.append(
+                NodeLog(.info, "cluster map changed", [("epoch", "\(state.epoch)"), ("change", "\(command)")]))
         }
         return reply
     }
@@ -252,7 +256,9 @@ extension NodeCore {
             } else if let extra = configuration.voters.first(where: { !target.contains($0) }) {
                 if extra == me {
                     if let next = target.first(where: { configuration.isVoter($0) }) {
-                        stepGroup(group, .transferLeadership(to: next, request: RequestID(rawValue: nextRequestID())), into: &output)
+                        stepGroup(
+                            group, .transferLeadership(to: next, request: RequestID(rawValue: nextRequestID())),
+                            into: &output)
                         groups[group]?.lastReconfiguredTick = ticks
                     }
                     continue
@@ -262,13 +268,16 @@ extension NodeCore {
                 let progress = hosted.raft.progress(of: preferred), progress.match >= hosted.raft.commitIndex,
                 ticks >= hosted.lastReconfiguredTick + 200
             {
-                stepGroup(group, .transferLeadership(to: preferred, request: RequestID(rawValue: nextRequestID())), into: &output)
+                stepGroup(
+                    group, .transferLeadership(to: preferred, request: RequestID(rawValue: nextRequestID())),
+                    into: &output)
                 groups[group]?.lastReconfiguredTick = ticks
                 continue
             }
             if let change {
                 output.logs.append(NodeLog(.info, "membership step", [("group", "\(group)"), ("change", "\(change)")]))
-                stepGroup(group, .changeMembership(change, request: RequestID(rawValue: nextRequestID())), into: &output)
+                stepGroup(
+                    group, .changeMembership(change, request: RequestID(rawValue: nextRequestID())), into: &output)
                 groups[group]?.lastReconfiguredTick = ticks
             }
         }

@@ -29,7 +29,9 @@ extension NodeCore {
                             + replicasLeaderFirst(partition).compactMap { node in
                                 map.node(node).map { record in
                                     let (host, port) = Self.split(record.addresses.client)
-                                    return RESPValue.array([.bulk(host), .integer(port), .bulk(Self.redisID(node, map))])
+                                    return RESPValue.array([
+                                        .bulk(host), .integer(port), .bulk(Self.redisID(node, map)),
+                                    ])
                                 }
                             })
                 })
@@ -52,7 +54,10 @@ extension NodeCore {
                         ])
                     }
                     return .map([
-                        (.bulk("slots"), .array([.integer(Int64(slots.lowerBound)), .integer(Int64(slots.upperBound))])),
+                        (
+                            .bulk("slots"),
+                            .array([.integer(Int64(slots.lowerBound)), .integer(Int64(slots.upperBound))])
+                        ),
                         (.bulk("nodes"), .array(nodes)),
                     ])
                 })
@@ -149,7 +154,8 @@ extension NodeCore {
     /// slots, replicas and leader.
     public func clusterJSON() -> String {
         guard let map, let me = identity else {
-            return "{\"joined\":false,\"join\":[" + config.join.map { "\"\(Self.jsonEscape($0))\"" }.joined(separator: ",")
+            return "{\"joined\":false,\"join\":["
+                + config.join.map { "\"\(Self.jsonEscape($0))\"" }.joined(separator: ",")
                 + "]}\n"
         }
         let nodes = map.nodes.map { node in
@@ -168,7 +174,8 @@ extension NodeCore {
                 + (hosted.map { ",\"term\":\($0.raft.term.rawValue),\"commit\":\($0.raft.commitIndex.rawValue)" } ?? "")
                 + "}"
         }
-        return "{\"joined\":true,\"node\":\(me.rawValue),\"cluster\":\"\(Self.hex(map.clusterID))\",\"epoch\":\(map.epoch),"
+        return
+            "{\"joined\":true,\"node\":\(me.rawValue),\"cluster\":\"\(Self.hex(map.clusterID))\",\"epoch\":\(map.epoch),"
             + "\"ready\":\(isReady),\"meta_voters\":[\(map.metaVoters.map { "\($0.rawValue)" }.joined(separator: ","))],"
             + "\"nodes\":[\(nodes.joined(separator: ","))],\"partitions\":[\(partitions.joined(separator: ","))]}\n"
     }
@@ -179,7 +186,8 @@ extension NodeCore {
             switch scalar {
             case "\"": escaped += "\\\""
             case "\\": escaped += "\\\\"
-            case _ where scalar.value < 0x20: escaped += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            case _ where scalar.value < 0x20:
+                escaped += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
             default: escaped.unicodeScalars.append(scalar)
             }
         }

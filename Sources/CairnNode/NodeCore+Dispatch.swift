@@ -16,7 +16,9 @@ extension NodeCore {
         case "ping": return try ping(arguments)
         case "echo": return .bulk(arguments[1])
         case "hello", "client":
-            guard let id, var session = sessions[id] else { preconditionFailure("HELLO and CLIENT run only for a connected client") }
+            guard let id, var session = sessions[id] else {
+                preconditionFailure("HELLO and CLIENT run only for a connected client")
+            }
             let reply =
                 name == "hello" ? try hello(arguments, session: &session) : try client(arguments, session: &session)
             sessions[id] = session

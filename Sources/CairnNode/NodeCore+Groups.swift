@@ -208,7 +208,10 @@ extension NodeCore {
         groups[group]!.appliedChanged = true
         if let pending = groups[group]!.appended.removeValue(forKey: entry.index) {
             if pending.term != entry.term {
-                finish(pending.waiter, error: "TRYAGAIN leadership changed before the command committed; it was not applied", into: &output)
+                finish(
+                    pending.waiter,
+                    error: "TRYAGAIN leadership changed before the command committed; it was not applied", into: &output
+                )
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
@@ -224,7 +227,8 @@ extension NodeCore {
         do {
             command = try ReplicatedCommand.decode(bytes)
         } catch {
-            output.logs.append(NodeLog(.error, "undecodable entry skipped", [("group", "\(group)"), ("error", "\(error)")]))
+            output.logs.append(
+                NodeLog(.error, "undecodable entry skipped", [("group", "\(group)"), ("error", "\(error)")]))
             return .error("ERR undecodable entry: \(error)")
         }
         keyspace.deletesExpired = true

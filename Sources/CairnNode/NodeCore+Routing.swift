@@ -51,7 +51,15 @@ extension NodeCore {
             return
         }
         let keys = Self.keyPositions(spec, argumentCount: arguments.count)
+        if spec.name == "mset" || spec.name == "msetnx", arguments.count % 2 == 0 {
+            finish(waiter, error: CommandError.wrongArity(command: spec.name).description, into: &output)
+            return
+        }
         if spec.name == "flushall" || spec.name == "flushdb" {
+            if arguments.count > 2 || (arguments.count == 2 && !["ASYNC", "SYNC"].contains(Self.option(arguments[1]))) {
+                finish(waiter, error: CommandError.syntax.description, into: &output)
+                return
+            }
             var parts: [(Int, [[UInt8]])] = []
             for partition in 0..<map.partitionCount { parts.append((partition, [Array("flushall".utf8)])) }
             startSplit(waiter, parts: parts, merge: .allOK, into: &output)
@@ -104,7 +112,9 @@ extension NodeCore {
     static func keyPositions(_ spec: CommandSpec, argumentCount: Int) -> [Int] {
         guard spec.firstKey > 0 else { return [] }
         let last = spec.lastKey < 0 ? argumentCount + spec.lastKey : spec.lastKey
-        guard last >= spec.firstKey, last < argumentCount else { return spec.firstKey < argumentCount ? [spec.firstKey] : [] }
+        guard last >= spec.firstKey, last < argumentCount else {
+            return spec.firstKey < argumentCount ? [spec.firstKey] : []
+        }
         return Array(stride(from: spec.firstKey, through: last, by: max(1, spec.keyStep)))
     }
 
@@ -224,7 +234,9 @@ extension NodeCore {
     mutating func receiveForward(_ request: ForwardRequest, from peer: NodeID, into output: inout NodeOutput) {
         let name = Self.lowercased(request.arguments[0])
         guard let spec = CommandTable.topLevel[name], request.partition < (map?.partitionCount ?? 0) else {
-            enqueue(.forwardReply(id: request.id, .reply(Array("-ERR unknown forwarded command\r\n".utf8), isError: true)), to: peer)
+            enqueue(
+                .forwardReply(id: request.id, .reply(Array("-ERR unknown forwarded command\r\n".utf8), isError: true)),
+                to: peer)
             return
         }
         let group = Self.group(ofPartition: request.partition)
@@ -377,7 +389,9 @@ extension PeerMessage {
     var estimatedBytes: Int {
         switch self {
         case .raft(let message):
-            if case .appendEntries(let append) = message.kind { return 64 + append.entries.reduce(0) { $0 + $1.sizeBytes } }
+            if case .appendEntries(let append) = message.kind {
+                return 64 + append.entries.reduce(0) { $0 + $1.sizeBytes }
+            }
             if case .installSnapshot(let chunk) = message.kind { return 128 + chunk.data.count }
             return 64
         case .forward(let request): return 64 + request.arguments.reduce(0) { $0 + $1.count + 4 }

@@ -141,7 +141,9 @@ extension PeerMessage {
             guard partition < HashSlot.count else { throw .invalid(field: "partition", value: UInt64(partition)) }
             let deadline = Int64(bitPattern: try reader.readUInt64("deadline"))
             let version = try reader.readUInt8("protocol version")
-            guard version == 2 || version == 3 else { throw .invalid(field: "protocol version", value: UInt64(version)) }
+            guard version == 2 || version == 3 else {
+                throw .invalid(field: "protocol version", value: UInt64(version))
+            }
             let stale = try reader.readUInt8("stale read flag")
             let arguments = try ReplicatedCommand.decodeArguments(&reader)
             return .forward(

@@ -82,7 +82,8 @@ enum ServerCommand {
             }
             if flag == "-h" || flag == "--help" { return .help }
             let known = [
-                "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join", "--partitions", "--replicas",
+                "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
+                "--partitions", "--replicas",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -129,7 +130,8 @@ enum ServerCommand {
                 for part in text.split(separator: ",") {
                     guard let address = ListenAddress.parse(String(part)) else {
                         return .failure(
-                            "--join must be a comma-separated list of HOST:PORT peer addresses with IPv4 hosts, got '\(part)'")
+                            "--join must be a comma-separated list of HOST:PORT peer addresses with IPv4 hosts, got '\(part)'"
+                        )
                     }
                     seeds.append(address)
                 }

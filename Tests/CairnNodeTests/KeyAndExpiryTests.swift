@@ -53,10 +53,11 @@ struct KeyAndExpiryTests {
         node.tick(node.core.config.expiryCycleTicks)
         #expect(node.send(client, "DBSIZE") == Reply.integer(1))
         #expect(node.core.keyspace.expiredKeys == 50)
+        node.settle()
         // Only the kept key's record and the node's metadata remain: no record, no index entry left behind.
         let stored = try node.store.scan(
             from: [StorageLayout.dataPrefix], to: [StorageLayout.expiryPrefix + 1], limit: 100)
-        #expect(stored.map(\.key) == [StorageLayout.dataKey(Array("keep".utf8))])
+        #expect(stored.map(\.key) == [Keyspace.dataKey(Array("keep".utf8))])
     }
 
     @Test("the expiry cycle does bounded work per tick")
@@ -99,24 +100,25 @@ struct KeyAndExpiryTests {
         #expect(node.send(client, "SET", "k", "v", "KEEPTTL") == Reply.ok)
     }
 
-    @Test("RENAME keeps the expiry time; COPY copies it; errors use Redis's texts")
+    @Test("RENAME keeps the expiry time; COPY copies it; errors use Redis's texts (keys share a hash tag)")
     func renameAndCopy() throws {
         var node = try NodeHarness()
         let client = node.connect()
-        #expect(node.send(client, "RENAME", "a", "b") == Reply.error("ERR no such key"))
-        node.send(client, "SET", "a", "1", "EX", "50")
-        #expect(node.send(client, "RENAME", "a", "b") == Reply.ok)
-        #expect(node.send(client, "TTL", "b") == Reply.integer(50))
-        #expect(node.send(client, "RENAMENX", "b", "b") == Reply.integer(0))
-        node.send(client, "SET", "c", "2")
-        #expect(node.send(client, "RENAMENX", "b", "c") == Reply.integer(0))
-        #expect(node.send(client, "COPY", "b", "c") == Reply.integer(0))
-        #expect(node.send(client, "COPY", "b", "c", "REPLACE") == Reply.integer(1))
-        #expect(node.send(client, "GET", "c") == Reply.bulk("1"))
-        #expect(node.send(client, "TTL", "c") == Reply.integer(50))
-        #expect(node.send(client, "COPY", "b", "b") == Reply.error("ERR source and destination objects are the same"))
-        #expect(node.send(client, "COPY", "b", "d", "DB", "1") == Reply.error("ERR DB index is out of range"))
-        #expect(node.send(client, "TYPE", "b") == "+string\r\n")
+        #expect(node.send(client, "RENAME", "{t}a", "{t}b") == Reply.error("ERR no such key"))
+        node.send(client, "SET", "{t}a", "1", "EX", "50")
+        #expect(node.send(client, "RENAME", "{t}a", "{t}b") == Reply.ok)
+        #expect(node.send(client, "TTL", "{t}b") == Reply.integer(50))
+        #expect(node.send(client, "RENAMENX", "{t}b", "{t}b") == Reply.integer(0))
+        node.send(client, "SET", "{t}c", "2")
+        #expect(node.send(client, "RENAMENX", "{t}b", "{t}c") == Reply.integer(0))
+        #expect(node.send(client, "COPY", "{t}b", "{t}c") == Reply.integer(0))
+        #expect(node.send(client, "COPY", "{t}b", "{t}c", "REPLACE") == Reply.integer(1))
+        #expect(node.send(client, "GET", "{t}c") == Reply.bulk("1"))
+        #expect(node.send(client, "TTL", "{t}c") == Reply.integer(50))
+        #expect(
+            node.send(client, "COPY", "{t}b", "{t}b") == Reply.error("ERR source and destination objects are the same"))
+        #expect(node.send(client, "COPY", "{t}b", "{t}d", "DB", "1") == Reply.error("ERR DB index is out of range"))
+        #expect(node.send(client, "TYPE", "{t}b") == "+string\r\n")
         #expect(node.send(client, "TYPE", "zz") == "+none\r\n")
     }
 
@@ -166,11 +168,10 @@ struct PendingScanTests {
         var config = NodeConfig()
         config.fsync = .none
         var node = try NodeHarness(config: config)
-        node.holdStorage = true
         let client = node.connect()
-        for index in 0..<60 { node.send(client, "SET", "p\(index)", "v") }
-        _ = node.persistAll()
-        for index in 60..<120 { node.send(client, "SET", "p\(index)", "v") }
+        // Each write's data is applied into the open batch after its entry commits, so the keys of the
+        // latest turns are always pending: the scan merges them with the store.
+        for index in 0..<120 { node.send(client, "SET", "p\(index)", "v") }
         node.send(client, "DEL", "p5")
         var cursor = "0"
         var seen: [String] = []

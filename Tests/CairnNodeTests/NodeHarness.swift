@@ -25,7 +25,17 @@ struct NodeHarness {
         self.store = store
         self.now = Instant(unixMicroseconds: unixMilliseconds * 1000, monotonicNanoseconds: 1_000_000)
         self.core = try NodeCore(config: config, store: store, now: now)
+        try waitUntilReady()
     }
+
+    /// Ticks until every group of the node has elected its leader (a new node founds a one-node
+    /// cluster: each group elects itself after one election timeout).
+    mutating func waitUntilReady() throws {
+        for _ in 0..<(core.config.electionTicks * 4) where !core.isReady { tick(1) }
+        guard core.isReady else { throw HarnessError.notReady }
+    }
+
+    enum HarnessError: Error { case notReady }
 
     mutating func connect() -> ClientID {
         let id = ClientID(nextClient)
@@ -69,6 +79,12 @@ struct NodeHarness {
     mutating func send(_ client: ClientID, _ words: String...) -> String {
         let replies = run(client, words.map { Array($0.utf8) })
         return replies.filter { $0.client == client }.map { String(decoding: $0.bytes, as: UTF8.self) }.joined()
+    }
+
+    /// Runs one empty loop turn: the data that committed entries wrote reaches the store.
+    mutating func settle() {
+        _ = step(.turnEnded)
+        if !holdStorage { _ = persistAll() }
     }
 
     mutating func advance(milliseconds: Int64) {
