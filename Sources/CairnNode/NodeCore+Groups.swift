@@ -27,6 +27,9 @@ struct Waiter: Sendable {
     var startedAt: UInt64
     /// Unix milliseconds after which nobody waits for the outcome.
     var deadline: Int64
+    /// A read waits until its group applied at least this index: the last entry proposed when the
+    /// read arrived, so a read pipelined after a write on the same connection sees that write.
+    var minimumIndex = LogIndex(rawValue: 0)
 }
 
 /// One Raft group this node is a member of: the meta group or one partition's group.
@@ -134,7 +137,7 @@ extension NodeCore {
         for entry in result.committed { apply(entry, group: group, into: &output) }
         for read in result.reads {
             if let waiter = groups[group]!.reads.removeValue(forKey: read.request) {
-                groups[group]!.readyReads.append((read.index, waiter))
+                groups[group]!.readyReads.append((max(read.index, waiter.minimumIndex), waiter))
             }
         }
         for reply in result.replies { handle(reply, group: group, into: &output) }

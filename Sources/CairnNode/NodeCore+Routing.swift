@@ -183,7 +183,9 @@ extension NodeCore {
                     let entry = ReplicatedCommand.command(time: now.unixMilliseconds, arguments: waiter.arguments)
                     stepGroup(group, .propose(entry.encoded(), request: request), into: &output)
                 } else {
-                    groups[group]!.reads[request] = waiter
+                    var read = waiter
+                    read.minimumIndex = hosted.raft.lastIndex
+                    groups[group]!.reads[request] = read
                     stepGroup(group, .readIndex(request: request), into: &output)
                 }
                 return
@@ -280,6 +282,7 @@ extension NodeCore {
                     "TRYAGAIN no reply from node \(pending.target), the leader of partition \(pending.partition), in time; a write may or may not have been applied",
                 into: &output)
         }
+        if ticks % 10 == 0 { expireGroupWaiters(now: nowMilliseconds, into: &output) }
         guard !parked.isEmpty else { return }
         let waiting = parked
         parked = []
@@ -296,6 +299,33 @@ extension NodeCore {
                     dispatch(waiter, partition: partition, into: &output)
                 }
             }
+        }
+    }
+
+    /// Answers commands stuck inside a group past their deadline (a leader that lost its quorum, an
+    /// entry that never committed): the client hears a clear error instead of waiting forever.
+    mutating func expireGroupWaiters(now nowMilliseconds: Int64, into output: inout NodeOutput) {
+        for group in groups.keys.sorted() {
+            var expired: [(Waiter, String)] = []
+            for (request, waiter) in groups[group]!.proposals where waiter.deadline <= nowMilliseconds {
+                groups[group]!.proposals.removeValue(forKey: request)
+                expired.append((waiter, "TRYAGAIN the write was not appended in time; it was not applied"))
+            }
+            for (index, pending) in groups[group]!.appended where pending.waiter.deadline <= nowMilliseconds {
+                groups[group]!.appended.removeValue(forKey: index)
+                expired.append(
+                    (pending.waiter, "TRYAGAIN the write did not commit in time; it may or may not be applied later"))
+            }
+            for (request, waiter) in groups[group]!.reads where waiter.deadline <= nowMilliseconds {
+                groups[group]!.reads.removeValue(forKey: request)
+                expired.append((waiter, "TRYAGAIN the leader could not confirm its leadership in time"))
+            }
+            let ready = groups[group]!.readyReads
+            groups[group]!.readyReads = ready.filter { $0.waiter.deadline > nowMilliseconds }
+            for read in ready where read.waiter.deadline <= nowMilliseconds {
+                expired.append((read.waiter, "TRYAGAIN the replica did not catch up in time"))
+            }
+            for (waiter, text) in expired { finish(waiter, error: text, into: &output) }
         }
     }
 

@@ -518,12 +518,12 @@ class TestMulti:
         assert err(raw, "MSET") == ARITY.format("mset")
 
     def test_msetnx(self, r, raw):
-        assert r.msetnx({"a": "1", "b": "2"}) is True
-        assert r.msetnx({"b": "x", "c": "3"}) is False
-        assert r.get("c") is None and r.get("b") == "2"
-        assert raw.call("MSETNX", "x", "1", "x", "2") == 1
-        assert r.get("x") == "2"
-        assert err(raw, "MSETNX", "a") == ARITY.format("msetnx")
+        assert r.msetnx({"{t}a": "1", "{t}b": "2"}) is True
+        assert r.msetnx({"{t}b": "{t}x", "{t}c": "3"}) is False
+        assert r.get("{t}c") is None and r.get("{t}b") == "2"
+        assert raw.call("MSETNX", "{t}x", "1", "{t}x", "2") == 1
+        assert r.get("{t}x") == "2"
+        assert err(raw, "MSETNX", "{t}a") == ARITY.format("msetnx")
 
     def test_del_unlink(self, r, raw):
         r.mset({"a": "1", "b": "2", "c": "3", "d": "4"})
@@ -555,55 +555,55 @@ class TestMulti:
 
 class TestRenameCopy:
     def test_rename(self, r, raw):
-        r.set("a", "1")
-        assert r.rename("a", "b") is True
-        assert r.get("a") is None and r.get("b") == "1"
-        r.set("c", "3")
-        r.rename("b", "c")
-        assert r.get("c") == "1"
-        assert err(raw, "RENAME", "nokey", "x") == "ERR no such key"
-        assert err(raw, "RENAME", "a") == ARITY.format("rename")
+        r.set("{t}a", "1")
+        assert r.rename("{t}a", "{t}b") is True
+        assert r.get("{t}a") is None and r.get("{t}b") == "1"
+        r.set("{t}c", "3")
+        r.rename("{t}b", "{t}c")
+        assert r.get("{t}c") == "1"
+        assert err(raw, "RENAME", "{t}nokey", "{t}x") == "ERR no such key"
+        assert err(raw, "RENAME", "{t}a") == ARITY.format("rename")
 
     def test_rename_to_itself(self, r, raw):
-        r.set("x", "1")
-        assert raw.call("RENAME", "x", "x") == "OK"
-        assert r.get("x") == "1"
-        assert err(raw, "RENAME", "nokey", "nokey") == "ERR no such key"
+        r.set("{t}x", "1")
+        assert raw.call("RENAME", "{t}x", "{t}x") == "OK"
+        assert r.get("{t}x") == "1"
+        assert err(raw, "RENAME", "{t}nokey", "{t}nokey") == "ERR no such key"
 
     def test_rename_carries_ttl(self, r):
-        r.set("a", "1", ex=100)
-        r.set("b", "2")
-        r.rename("a", "b")
-        assert 0 < r.ttl("b") <= 100
-        r.set("c", "3", ex=100)
-        r.set("d", "4")
-        r.rename("d", "c")
-        assert r.ttl("c") == -1
+        r.set("{t}a", "1", ex=100)
+        r.set("{t}b", "2")
+        r.rename("{t}a", "{t}b")
+        assert 0 < r.ttl("{t}b") <= 100
+        r.set("{t}c", "3", ex=100)
+        r.set("{t}d", "4")
+        r.rename("{t}d", "{t}c")
+        assert r.ttl("{t}c") == -1
 
     def test_renamenx(self, r, raw):
-        r.mset({"a": "1", "b": "2"})
-        assert r.renamenx("a", "b") is False
-        assert r.get("a") == "1"
-        assert r.renamenx("a", "c") is True
-        assert r.get("c") == "1" and r.exists("a") == 0
-        assert raw.call("RENAMENX", "c", "c") == 0
-        assert err(raw, "RENAMENX", "nokey", "x") == "ERR no such key"
+        r.mset({"{t}a": "1", "{t}b": "2"})
+        assert r.renamenx("{t}a", "{t}b") is False
+        assert r.get("{t}a") == "1"
+        assert r.renamenx("{t}a", "{t}c") is True
+        assert r.get("{t}c") == "1" and r.exists("{t}a") == 0
+        assert raw.call("RENAMENX", "{t}c", "{t}c") == 0
+        assert err(raw, "RENAMENX", "{t}nokey", "{t}x") == "ERR no such key"
 
     def test_copy(self, r, raw):
-        r.set("src", "v", ex=100)
-        assert r.copy("src", "dst") is True
-        assert r.get("dst") == "v" and 0 < r.ttl("dst") <= 100
-        r.set("src", "w")
-        assert r.copy("src", "dst") is False
-        assert r.get("dst") == "v"
-        assert r.copy("src", "dst", replace=True) is True
-        assert r.get("dst") == "w" and r.ttl("dst") == -1
-        assert r.copy("nokey", "x") is False
-        assert r.exists("x") == 0
-        assert raw.call("COPY", "src", "dst", "DB", "0") == 0
-        assert err(raw, "COPY", "src", "src") == "ERR source and destination objects are the same"
-        assert err(raw, "COPY", "src", "dst", "bogus") == SYNTAX
-        assert err(raw, "COPY", "src") == ARITY.format("copy")
+        r.set("{t}src", "v", ex=100)
+        assert r.copy("{t}src", "{t}dst") is True
+        assert r.get("{t}dst") == "v" and 0 < r.ttl("{t}dst") <= 100
+        r.set("{t}src", "w")
+        assert r.copy("{t}src", "{t}dst") is False
+        assert r.get("{t}dst") == "v"
+        assert r.copy("{t}src", "{t}dst", replace=True) is True
+        assert r.get("{t}dst") == "w" and r.ttl("{t}dst") == -1
+        assert r.copy("{t}nokey", "{t}x") is False
+        assert r.exists("{t}x") == 0
+        assert raw.call("COPY", "{t}src", "{t}dst", "DB", "0") == 0
+        assert err(raw, "COPY", "{t}src", "{t}src") == "ERR source and destination objects are the same"
+        assert err(raw, "COPY", "{t}src", "{t}dst", "bogus") == SYNTAX
+        assert err(raw, "COPY", "{t}src") == ARITY.format("copy")
 
 
 class TestCounters:
@@ -825,7 +825,9 @@ class TestExpire:
         wait_until(lambda: r.exists("k") == 0, timeout=5, message="PEXPIRE 100 key still exists")
         assert r.get("k") is None
         assert r.pttl("k") == -2
-        assert r.dbsize() == 0
+        # Redis deletes the key on access; Cairn's leader removes it on its next expiry cycle (reads never
+        # write), so DBSIZE may count it for a moment, as Redis counts expired keys nobody touched.
+        wait_until(lambda: r.dbsize() == 0, timeout=5, message="expired key still counted by DBSIZE")
 
 
 class TestKeyspace:
