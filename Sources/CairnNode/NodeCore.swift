@@ -342,6 +342,25 @@ public struct NodeCore: Sendable {
             metrics.setHistogram(NodeMetrics.commandDuration, [("command", command)], stat.latency)
         }
         metrics.set(NodeMetrics.uptime, [], Double(now.monotonicNanoseconds &- startedAt.monotonicNanoseconds) / 1e9)
+        metrics.set(NodeMetrics.clusterEpoch, [], Double(map?.epoch ?? 0))
+        metrics.set(NodeMetrics.clusterNodes, [], Double(map?.activeNodes.count ?? 0))
+        var roles: [String: Int] = [:]
+        for role in [RaftRole.leader, .follower, .candidate, .preCandidate] { roles[role.description] = 0 }
+        var campaigns: UInt64 = 0
+        var termMax: UInt64 = 0
+        var pending = 0
+        for hosted in groups.values {
+            roles[hosted.raft.role.description, default: 0] += 1
+            campaigns += hosted.raft.counters.campaigns
+            termMax = max(termMax, hosted.raft.term.rawValue)
+            pending += hosted.proposals.count + hosted.appended.count + hosted.reads.count + hosted.readyReads.count
+        }
+        for (role, count) in roles { metrics.set(NodeMetrics.raftGroups, [("role", role)], Double(count)) }
+        metrics.set(NodeMetrics.raftElections, [], Double(campaigns))
+        metrics.set(NodeMetrics.raftTermMax, [], Double(termMax))
+        metrics.set(NodeMetrics.raftPendingProposals, [], Double(pending))
+        metrics.set(NodeMetrics.forwarded, [], Double(stats.forwarded))
+        metrics.set(NodeMetrics.peerRefused, [], Double(stats.peerMessagesRefused))
         return metrics.render()
     }
 

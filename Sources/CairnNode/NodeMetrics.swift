@@ -55,9 +55,31 @@ public enum NodeMetrics {
         "cairn_uptime_seconds", help: "Seconds since the node started.", kind: .gauge)
 
     /// Every family, so `/metrics` shows HELP and TYPE for each from the start.
+    // Cluster and Raft.
+    public static let clusterEpoch = MetricFamily(
+        "cairn_cluster_epoch", help: "Epoch of the newest cluster map this node knows.", kind: .gauge)
+    public static let clusterNodes = MetricFamily(
+        "cairn_cluster_nodes", help: "Active nodes in this node's cluster map.", kind: .gauge)
+    public static let raftGroups = MetricFamily(
+        "cairn_raft_groups", help: "Raft groups this node is a member of, by role.", kind: .gauge)
+    public static let raftElections = MetricFamily(
+        "cairn_raft_campaigns_total", help: "Elections this node started, summed over its groups.", kind: .counter)
+    public static let raftTermMax = MetricFamily(
+        "cairn_raft_term_max", help: "The highest term among this node's groups.", kind: .gauge)
+    public static let raftPendingProposals = MetricFamily(
+        "cairn_raft_pending_requests", help: "Proposals and reads waiting inside this node's groups.", kind: .gauge)
+    public static let forwarded = MetricFamily(
+        "cairn_forwarded_commands_total", help: "Commands this node forwarded to another node's leader.",
+        kind: .counter)
+    public static let peerRefused = MetricFamily(
+        "cairn_peer_messages_refused_total",
+        help: "Peer messages ignored: wrong cluster, unknown group, or values out of range.", kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
+        clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
+        peerRefused,
     ]
 }

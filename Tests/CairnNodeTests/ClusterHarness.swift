@@ -1,0 +1,153 @@
+import CairnCore
+import CairnRESP
+import CairnStorage
+
+@testable import CairnNode
+
+/// Several `NodeCore`s wired together in one thread, the way the shell wires one node to the world:
+/// every loop turn each live node ticks and ends its turn, its storage batches are applied at once,
+/// and its envelopes are encoded, decoded (so the codec is exercised) and delivered the next turn.
+/// Deterministic: no clock, no threads, a fake time that advances one tick per turn.
+struct ClusterHarness {
+    struct Member {
+        var core: NodeCore
+        let store: MemoryKVStore
+        let config: NodeConfig
+        var isUp = true
+    }
+
+    var members: [Member] = []
+    var now = Instant(unixMicroseconds: 1_700_000_000_000_000, monotonicNanoseconds: 1_000_000)
+    /// Envelopes to deliver at the start of the next turn: (member index, bytes).
+    var inFlight: [(Int, [UInt8])] = []
+    var replies: [Int: [ClientID: [String]]] = [:]
+    var nextClient: UInt64 = 1
+
+    /// Starts `count` nodes: the first founds the cluster, the others join through it.
+    init(count: Int, partitions: Int = 8) throws {
+        for index in 0..<count {
+            var config = NodeConfig()
+            config.seed = UInt64(index + 1) * 7919
+            config.partitionCount = partitions
+            config.addresses = NodeAddresses(client: "n\(index):1", peer: "n\(index):2", http: "n\(index):3")
+            config.join = index == 0 ? [] : ["n0:2"]
+            let store = MemoryKVStore()
+            members.append(
+                Member(core: try NodeCore(config: config, store: store, now: now), store: store, config: config))
+        }
+    }
+
+    func index(ofPeerAddress address: String) -> Int? {
+        members.firstIndex { $0.config.addresses.peer == address }
+    }
+
+    func index(of node: NodeID) -> Int? {
+        members.firstIndex { $0.core.identity == node }
+    }
+
+    /// Carries out one node's output: storage first (applied at once), then envelopes and replies.
+    mutating func carryOut(_ output: NodeOutput, of index: Int) {
+        precondition(output.fatal == nil, "node \(index) stopped: \(output.fatal ?? "")")
+        if let last = output.writes.last {
+            do {
+                try members[index].store.apply(output.writes, sync: true)
+            } catch {
+                preconditionFailure("the in-memory store cannot fail, but did: \(error)")
+            }
+            let mutations = output.writes.reduce(0) { $0 + $1.mutations.count }
+            let next = members[index].core.step(
+                .persisted(
+                    through: last.sequence, durationNanoseconds: 1000, batches: output.writes.count,
+                    mutations: mutations),
+                now: now)
+            carryOut(next, of: index)
+        }
+        for send in output.peerSends {
+            let target: Int?
+            switch send.to {
+            case .node(let node): target = self.index(of: node)
+            case .address(let address): target = self.index(ofPeerAddress: address)
+            }
+            if let target { inFlight.append((target, send.payload)) }
+        }
+        for reply in output.replies {
+            replies[index, default: [:]][reply.client, default: []].append(String(decoding: reply.bytes, as: UTF8.self))
+        }
+    }
+
+    mutating func step(_ index: Int, _ input: NodeInput) {
+        guard members[index].isUp else { return }
+        let output = members[index].core.step(input, now: now)
+        carryOut(output, of: index)
+    }
+
+    /// One loop turn of every live node.
+    mutating func turn() {
+        now.unixMicroseconds += 10_000
+        now.monotonicNanoseconds += 10_000_000
+        let delivering = inFlight
+        inFlight = []
+        for (target, bytes) in delivering where members[target].isUp {
+            do {
+                step(target, .peer(try PeerEnvelope.decode(bytes)))
+            } catch {
+                preconditionFailure("a node sent an envelope that does not decode: \(error)")
+            }
+        }
+        for index in members.indices where members[index].isUp {
+            step(index, .tick)
+            step(index, .turnEnded)
+        }
+    }
+
+    /// Runs turns until `condition` holds; false if it did not within `turns`.
+    mutating func run(upTo turns: Int, until condition: (ClusterHarness) -> Bool) -> Bool {
+        for _ in 0..<turns {
+            if condition(self) { return true }
+            turn()
+        }
+        return condition(self)
+    }
+
+    /// Whether every partition's group on every live node has all the map's replicas as voters.
+    var isFullyReplicated: Bool {
+        for member in members where member.isUp {
+            guard let map = member.core.map, member.core.isReady else { return false }
+            for partition in 0..<map.partitionCount {
+                let group = NodeCore.group(ofPartition: partition)
+                guard let hosted = member.core.groups[group] else {
+                    if map.placement[partition].contains(member.core.identity!) { return false }
+                    continue
+                }
+                if hosted.raft.configuration.voters != map.placement[partition].sorted() { return false }
+            }
+        }
+        return true
+    }
+
+    mutating func connect(_ index: Int) -> ClientID {
+        let id = ClientID(nextClient)
+        nextClient += 1
+        step(index, .connected(id, address: "c:\(id.rawValue)", localAddress: "n\(index):1", fileDescriptor: 3))
+        return id
+    }
+
+    /// Sends a command to node `index` and runs turns until its reply arrives (nil if it did not).
+    mutating func send(_ index: Int, _ client: ClientID, _ words: String..., turns: Int = 1000) -> String? {
+        let before = replies[index]?[client]?.count ?? 0
+        step(index, .command(client, arguments: words.map { Array($0.utf8) }, wireBytes: 10))
+        let arrived = run(upTo: turns) { ($0.replies[index]?[client]?.count ?? 0) > before }
+        return arrived ? replies[index]![client]![before] : nil
+    }
+
+    /// Stops a node as `kill -9` would: what it wrote is in its store (batches apply at once here).
+    mutating func crash(_ index: Int) {
+        members[index].isUp = false
+    }
+
+    /// Starts a crashed node again from its store.
+    mutating func restart(_ index: Int) throws {
+        members[index].core = try NodeCore(config: members[index].config, store: members[index].store, now: now)
+        members[index].isUp = true
+    }
+}

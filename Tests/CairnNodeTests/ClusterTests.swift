@@ -1,0 +1,109 @@
+import CairnCore
+import CairnPlacement
+import CairnRESP
+import CairnStorage
+import Testing
+
+@testable import CairnNode
+
+@Suite("cluster: nodes wired together in one thread")
+struct ClusterTests {
+    @Test("two nodes join the founder; every partition ends with three voting replicas")
+    func joinAndReplicate() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated }, "not fully replicated in 3000 turns")
+        let ids = cluster.members.compactMap { $0.core.identity }
+        #expect(Set(ids) == [NodeID(rawValue: 1), NodeID(rawValue: 2), NodeID(rawValue: 3)])
+        for member in cluster.members { #expect(member.core.map?.epoch == 3) }
+    }
+
+    @Test("any node answers any key: writes forwarded to leaders, reads linearizable everywhere")
+    func forwarding() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let clients = (0..<3).map { cluster.connect($0) }
+        for key in 0..<12 {
+            #expect(cluster.send(key % 3, clients[key % 3], "SET", "k\(key)", "v\(key)") == "+OK\r\n")
+        }
+        for key in 0..<12 {
+            let reader = (key + 1) % 3
+            let value = "v\(key)"
+            #expect(cluster.send(reader, clients[reader], "GET", "k\(key)") == "$\(value.utf8.count)\r\n\(value)\r\n")
+        }
+        let forwarded = cluster.members.reduce(0) { $0 + $1.core.stats.forwarded }
+        #expect(forwarded > 0, "some keys must have had their leader elsewhere")
+        #expect(
+            cluster.send(0, clients[0], "MGET", "k0", "nope", "k5", "k11")
+                == "*4\r\n$2\r\nv0\r\n$-1\r\n$2\r\nv5\r\n$3\r\nv11\r\n")
+        #expect(cluster.send(1, clients[1], "DEL", "k0", "k5", "nope") == ":2\r\n")
+        let map = try #require(cluster.members[0].core.map)
+        let other = try #require(
+            (2..<12).first { map.partition(ofKey: Array("k\($0)".utf8)) != map.partition(ofKey: Array("k1".utf8)) })
+        #expect(cluster.send(2, clients[2], "RENAME", "k1", "k\(other)")?.hasPrefix("-CROSSSLOT") == true)
+        #expect(cluster.send(2, clients[2], "RENAME", "{t}a", "{t}b") == "-ERR no such key\r\n")
+    }
+
+    @Test("a crashed leader is replaced; acknowledged writes survive; the node catches up on restart")
+    func failover() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let map = try #require(cluster.members[0].core.map)
+        let partition = map.partition(ofKey: Array("key".utf8))
+        let group = NodeCore.group(ofPartition: partition)
+        let leader = try #require(cluster.members[0].core.groups[group]?.raft.leader)
+        let victim = try #require(cluster.index(of: leader))
+        let survivor = (victim + 1) % 3
+        let client = cluster.connect(survivor)
+        #expect(cluster.send(survivor, client, "SET", "key", "before") == "+OK\r\n")
+        cluster.crash(victim)
+        // A write forwarded to the dead leader gets no answer until its deadline (TRYAGAIN, outcome
+        // unknown); a client retries, and a retry after the election reaches the new leader.
+        var reply: String?
+        for _ in 0..<5 where reply != "+OK\r\n" {
+            reply = cluster.send(survivor, client, "SET", "key", "after")
+            #expect(reply == "+OK\r\n" || reply?.hasPrefix("-TRYAGAIN") == true, "unexpected reply \(reply ?? "none")")
+        }
+        #expect(reply == "+OK\r\n", "no new leader took over")
+        #expect(cluster.send(survivor, client, "GET", "key") == "$5\r\nafter\r\n")
+        try cluster.restart(victim)
+        let reader = cluster.connect(victim)
+        #expect(cluster.send(victim, reader, "READONLY") == "+OK\r\n")
+        var caughtUp = false
+        for _ in 0..<100 where !caughtUp {
+            caughtUp = cluster.send(victim, reader, "GET", "key") == "$5\r\nafter\r\n"
+            if !caughtUp { _ = cluster.run(upTo: 20) { _ in false } }
+        }
+        #expect(caughtUp, "the restarted node never saw the write made while it was down")
+    }
+
+    @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
+    func codecs() throws {
+        var map = ClusterMap.founding(
+            clusterID: 42, founder: NodeID(rawValue: 1),
+            addresses: NodeAddresses(client: "a:1", peer: "a:2", http: "a:3"), partitionCount: 16, replicas: 3)
+        _ = map.apply(.addNode(NodeAddresses(client: "b:1", peer: "b:2", http: "b:3")))
+        #expect(try ClusterMap.decode(map.encoded()) == map)
+        let envelope = PeerEnvelope(
+            clusterID: 42, from: NodeID(rawValue: 2), epoch: 2,
+            messages: [
+                .map(map), .mapRequest, .join(NodeAddresses(client: "c:1", peer: "c:2", http: "c:3")),
+                .forward(
+                    ForwardRequest(
+                        id: 7, partition: 3, deadline: 99, protocolVersion: 3, isStaleReadAllowed: true,
+                        arguments: [Array("GET".utf8), Array("k".utf8)])),
+                .forwardReply(id: 7, .reply(Array("$1\r\nv\r\n".utf8), isError: false)),
+                .forwardReply(id: 8, .notLeader(hint: NodeID(rawValue: 3))),
+            ])
+        let bytes = envelope.encoded()
+        #expect(try PeerEnvelope.decode(bytes) == envelope)
+        for cut in 0..<bytes.count {
+            #expect(throws: DecodeError.self) { try PeerEnvelope.decode(Array(bytes[..<cut])) }
+        }
+        var prng = SplitMix64(seed: 5)
+        for _ in 0..<2000 {
+            var garbage = bytes
+            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
+            _ = try? PeerEnvelope.decode(garbage)
+        }
+    }
+}
