@@ -113,6 +113,8 @@ public struct ClusterMap: Sendable, Equatable {
     /// Applies one committed meta command. Returns the reply for whoever proposed it.
     mutating func apply(_ command: MetaCommand) -> MetaReply {
         switch command {
+        case .found:
+            return .done
         case .addNode(let addresses):
             if let existing = nodes.first(where: { $0.addresses.peer == addresses.peer && $0.state == .active }) {
                 // A retried join (the first reply was lost): the same node, not a new one.
@@ -143,6 +145,9 @@ public struct ClusterMap: Sendable, Equatable {
 
 /// A change to the cluster map, proposed to the meta group.
 public enum MetaCommand: Sendable, Equatable {
+    /// The first entry of a new cluster's meta group: the founding map. Every meta replica, including
+    /// ones added later, starts its state machine from it (later `found` entries are ignored).
+    case found(ClusterMap)
     case addNode(NodeAddresses)
     case updateAddresses(NodeID, NodeAddresses)
     case removeNode(NodeID)
@@ -263,6 +268,9 @@ extension MetaCommand {
     func encoded() -> [UInt8] {
         var writer = ByteWriter()
         switch self {
+        case .found(let map):
+            writer.write(UInt8(4))
+            map.encode(into: &writer)
         case .addNode(let addresses):
             writer.write(UInt8(1))
             addresses.encode(into: &writer)
@@ -285,6 +293,7 @@ extension MetaCommand {
         case 1: command = .addNode(try NodeAddresses.decode(&reader))
         case 2: command = .updateAddresses(NodeID(rawValue: try reader.readUInt64("node id")), try .decode(&reader))
         case 3: command = .removeNode(NodeID(rawValue: try reader.readUInt64("node id")))
+        case 4: command = .found(try ClusterMap.decode(&reader))
         default: throw .invalid(field: "meta command kind", value: UInt64(kind))
         }
         try reader.expectEnd("meta command")

@@ -32,8 +32,7 @@ extension NodeCore {
             clusterID: config.seed | 1, founder: founder, addresses: config.addresses,
             partitionCount: config.partitionCount, replicas: config.replicas)
         adoptIdentity(founder, map: founding)
-        metaState = founding
-        keyspace.appendRaw([.put(key: Self.metaStateKey, value: founding.encoded())])
+        // The meta state machine starts when the `found` entry applies (see `proposeFounding`).
         let voters = ConfigurationState(voters: [founder])
         createGroup(Self.metaGroup, partition: nil, configuration: voters)
         for partition in 0..<founding.partitionCount {
@@ -132,6 +131,19 @@ extension NodeCore {
                 adopt(newMap)
             case .mapRequest:
                 if let map, sender.rawValue != 0 { enqueue(.map(map), to: sender) }
+            case .membersQuery(let group):
+                guard sender.rawValue != 0, let hosted = groups[group], hosted.isLeader,
+                    hosted.raft.isConfigurationCommitted
+                else { continue }
+                enqueue(.members(group, hosted.raft.configuration.members), to: sender)
+            case .members(let group, let members):
+                guard let me = identity, let hosted = groups[group], let partition = hosted.partition,
+                    !members.contains(me),
+                    map?.placement[partition].contains(me) == false
+                else { continue }
+                output.logs.append(
+                    NodeLog(.info, "dropping a replica moved away", [("group", "\(group)"), ("members", "\(members)")]))
+                dropGroup(group, partition: partition)
             }
         }
     }
@@ -151,7 +163,7 @@ extension NodeCore {
             if let leader = metaLeaderGuess(), leader != identity { enqueue(.join(addresses), to: leader) }
             return
         }
-        guard meta.isLeader else {
+        guard meta.isLeader, metaState != nil else {
             if let leader = meta.raft.leader, leader != identity { enqueue(.join(addresses), to: leader) }
             return
         }
@@ -183,7 +195,18 @@ extension NodeCore {
             output.logs.append(NodeLog(.error, "undecodable meta entry skipped", [("error", "\(error)")]))
             return nil
         }
-        guard var state = metaState else { return nil }
+        if case .found(let founding) = command {
+            if metaState == nil {
+                metaState = founding
+                keyspace.appendRaw([.put(key: Self.metaStateKey, value: founding.encoded())])
+            }
+            return .done
+        }
+        guard var state = metaState else {
+            output.logs.append(
+                NodeLog(.error, "meta entry before the founding map; skipped", [("entry", "\(command)")]))
+            return nil
+        }
         let reply = state.apply(command)
         metaState = state
         keyspace.appendRaw([.put(key: Self.metaStateKey, value: state.encoded())])
@@ -198,7 +221,33 @@ extension NodeCore {
         return reply
     }
 
+    /// A meta leader whose state machine has not started yet proposes the founding map (only the
+    /// founder's first leadership does this in practice: every later leader has applied it).
+    mutating func proposeFounding(into output: inout NodeOutput) {
+        guard metaState == nil, let map, let meta = groups[Self.metaGroup], meta.isLeader, meta.proposals.isEmpty,
+            meta.appended.isEmpty, ticks % 10 == 0
+        else { return }
+        let request = RequestID(rawValue: nextRequestID())
+        groups[Self.metaGroup]!.proposals[request] = Waiter(
+            origin: .none, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
+            startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
+        stepGroup(Self.metaGroup, .propose(MetaCommand.found(map).encoded(), request: request), into: &output)
+    }
+
     // MARK: Hosting groups
+
+    /// For each copy of a partition the map moved away from this node, asks the partition's leader
+    /// whether a committed configuration still includes this node (it never hears of its own removal
+    /// otherwise: the leader stops writing to removed members).
+    mutating func queryMovedAwayGroups() {
+        guard let map, let me = identity, ticks % 50 == 25 else { return }
+        for (group, hosted) in groups {
+            guard let partition = hosted.partition, !map.placement[partition].contains(me), !hosted.isLeader else {
+                continue
+            }
+            for node in map.placement[partition] where node != me { enqueue(.membersQuery(group), to: node) }
+        }
+    }
 
     /// Creates members for the partitions the map places here, and drops those it moved away and whose
     /// group removed this node.

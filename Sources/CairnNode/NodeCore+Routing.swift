@@ -429,7 +429,8 @@ extension PeerMessage {
         case .forwardReply: return 32
         case .join: return 256
         case .joined(_, let map), .map(let map): return 256 + map.placement.count * 32 + map.nodes.count * 128
-        case .mapRequest: return 8
+        case .mapRequest, .membersQuery: return 16
+        case .members(_, let nodes): return 16 + nodes.count * 8
         }
     }
 }

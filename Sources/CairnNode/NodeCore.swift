@@ -177,7 +177,9 @@ public struct NodeCore: Sendable {
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
             joinIfNeeded()
+            proposeFounding(into: &output)
             reconcile(into: &output)
+            queryMovedAwayGroups()
         case .turnEnded:
             syncHostedGroups()
             recordAppliedIndexes()
@@ -309,10 +311,10 @@ public struct NodeCore: Sendable {
 
     /// Whether this node is in a cluster and every partition has a leader it knows of (`/ready`).
     public var isReady: Bool {
-        guard let map, identity != nil else { return false }
-        for partition in 0..<map.partitionCount {
+        guard let map, let me = identity else { return false }
+        for partition in 0..<map.partitionCount where map.placement[partition].contains(me) {
             let group = Self.group(ofPartition: partition)
-            if groups[group]?.raft.leader == nil, leaderHints[partition] == nil, groups[group] != nil { return false }
+            if groups[group]?.raft.leader == nil, leaderHints[partition] == nil { return false }
         }
         return groups[Self.metaGroup] == nil || groups[Self.metaGroup]?.raft.leader != nil
     }

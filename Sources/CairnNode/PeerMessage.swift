@@ -37,6 +37,11 @@ public enum PeerMessage: Sendable, Equatable {
     case map(ClusterMap)
     /// Asks for the receiver's map: the sender saw a newer epoch on one of its envelopes.
     case mapRequest
+    /// Asks the leader of a group for its members: the sender holds a copy the map moved away and
+    /// deletes it once a committed configuration leaves it out.
+    case membersQuery(GroupID)
+    /// A leader's committed configuration of a group: every voter and learner.
+    case members(GroupID, [NodeID])
 }
 
 /// What goes in one peer frame: who sent it, its cluster and map epoch, and its messages.
@@ -127,6 +132,13 @@ extension PeerMessage {
             map.encode(into: &writer)
         case .mapRequest:
             writer.write(UInt8(7))
+        case .membersQuery(let group):
+            writer.write(UInt8(8))
+            writer.write(group.rawValue)
+        case .members(let group, let nodes):
+            writer.write(UInt8(9))
+            writer.write(group.rawValue)
+            ClusterMap.encode(nodes, into: &writer)
         }
     }
 
@@ -172,6 +184,11 @@ extension PeerMessage {
             return .map(try ClusterMap.decode(&reader))
         case 7:
             return .mapRequest
+        case 8:
+            return .membersQuery(GroupID(rawValue: try reader.readUInt64("group")))
+        case 9:
+            let group = GroupID(rawValue: try reader.readUInt64("group"))
+            return .members(group, try ClusterMap.decodeNodes(&reader, "member"))
         default:
             throw .invalid(field: "peer message kind", value: UInt64(kind))
         }

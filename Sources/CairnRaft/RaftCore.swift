@@ -222,6 +222,9 @@ public struct RaftCore: Sendable {
     /// Whether a leadership transfer is under way (leader only).
     public var transferTarget: NodeID? { leaderState?.transfer?.target }
 
+    /// Whether `configuration` is committed (a node it leaves out is no longer needed for any quorum).
+    public var isConfigurationCommitted: Bool { configurationIndex <= commitIndex }
+
     // MARK: Invariants
 
     /// Who and where, for invariant failure messages (only built when one fails).

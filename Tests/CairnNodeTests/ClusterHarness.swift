@@ -25,16 +25,19 @@ struct ClusterHarness {
 
     /// Starts `count` nodes: the first founds the cluster, the others join through it.
     init(count: Int, partitions: Int = 8) throws {
-        for index in 0..<count {
-            var config = NodeConfig()
-            config.seed = UInt64(index + 1) * 7919
-            config.partitionCount = partitions
-            config.addresses = NodeAddresses(client: "n\(index):1", peer: "n\(index):2", http: "n\(index):3")
-            config.join = index == 0 ? [] : ["n0:2"]
-            let store = MemoryKVStore()
-            members.append(
-                Member(core: try NodeCore(config: config, store: store, now: now), store: store, config: config))
-        }
+        for index in 0..<count { try addMember(joiningThrough: index == 0 ? nil : 0, partitions: partitions) }
+    }
+
+    /// Starts one more node on an empty store, joining through member `seed` (founding if nil).
+    mutating func addMember(joiningThrough seed: Int?, partitions: Int = 8) throws {
+        let index = members.count
+        var config = NodeConfig()
+        config.seed = UInt64(index + 1) * 7919
+        config.partitionCount = partitions
+        config.addresses = NodeAddresses(client: "n\(index):1", peer: "n\(index):2", http: "n\(index):3")
+        config.join = seed.map { ["n\($0):2"] } ?? []
+        let store = MemoryKVStore()
+        members.append(Member(core: try NodeCore(config: config, store: store, now: now), store: store, config: config))
     }
 
     func index(ofPeerAddress address: String) -> Int? {

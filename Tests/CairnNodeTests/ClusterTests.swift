@@ -76,6 +76,37 @@ struct ClusterTests {
         #expect(caughtUp, "the restarted node never saw the write made while it was down")
     }
 
+    @Test("after the founder dies, a new node still joins through another member; placement moves replicas to it")
+    func joinAfterMetaLeaderChange() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        cluster.crash(0)
+        try cluster.addMember(joiningThrough: 1)
+        let joined = cluster.run(upTo: 3000) { $0.members[3].core.identity != nil }
+        #expect(joined, "the fourth node was not admitted after the founder's death")
+        #expect(cluster.members[3].core.identity == NodeID(rawValue: 4))
+        try cluster.restart(0)
+        let settled = cluster.run(upTo: 5000) { $0.isFullyReplicated }
+        if !settled {
+            for (index, member) in cluster.members.enumerated() {
+                guard let map = member.core.map else { continue }
+                for partition in 0..<map.partitionCount {
+                    let hosted = member.core.groups[NodeCore.group(ofPartition: partition)]
+                    print(
+                        "member \(index) epoch \(map.epoch) p\(partition) target \(map.placement[partition])",
+                        "config \(hosted.map { "\($0.raft.configuration)" } ?? "-") role \(hosted.map { "\($0.raft.role)" } ?? "-")",
+                        "leader \(hosted?.raft.leader.map { "\($0)" } ?? "-")")
+                }
+            }
+        }
+        #expect(settled, "replicas did not settle on four nodes")
+        let hosted = cluster.members[3].core.groups.values.filter { $0.partition != nil }.count
+        #expect(hosted >= 4, "the new node holds \(hosted) of 8 partitions × 3 replicas / 4 nodes = 6")
+        let client = cluster.connect(3)
+        #expect(cluster.send(3, client, "SET", "x", "1") == "+OK\r\n")
+        #expect(cluster.send(3, client, "GET", "x") == "$1\r\n1\r\n")
+    }
+
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
     func codecs() throws {
         var map = ClusterMap.founding(
