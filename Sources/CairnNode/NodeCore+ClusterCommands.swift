@@ -194,3 +194,65 @@ extension NodeCore {
         return escaped
     }
 }
+
+extension NodeCore {
+    /// The cluster as a readable table (`GET /v1/status`, `cairn ctl status`): nodes with the replicas
+    /// and leaderships each holds, then partitions with their leader, replicas and health, as this
+    /// node sees them. Health: `ok` when this node knows a leader and (if it holds a copy) the group's
+    /// voters are the placement's replicas; `moving` while they differ; `no-leader` otherwise.
+    public func statusText() -> String {
+        guard let map, let me = identity else {
+            return "not in a cluster yet (joining through: \(config.join.joined(separator: ", ")))\n"
+        }
+        var lines: [String] = []
+        lines.append(
+            "cluster \(Self.hex(map.clusterID))  epoch \(map.epoch)  seen from node \(me)  ready: \(isReady ? "yes" : "no")"
+        )
+        lines.append("")
+        lines.append(
+            Self.row(["NODE", "STATE", "CLIENT", "PEER", "HTTP", "REPLICAS", "LEADS"], widths: Self.nodeWidths))
+        for node in map.nodes {
+            let replicas = map.placement.filter { $0.contains(node.id) }.count
+            let leads = (0..<map.partitionCount).filter { leader(ofPartition: $0) == node.id }.count
+            lines.append(
+                Self.row(
+                    [
+                        "\(node.id)" + (node.id == me ? "*" : ""), node.state.name, node.addresses.client,
+                        node.addresses.peer, node.addresses.http, "\(replicas)", "\(leads)",
+                    ], widths: Self.nodeWidths))
+        }
+        lines.append("")
+        lines.append(Self.row(["PARTITION", "SLOTS", "LEADER", "REPLICAS", "HEALTH"], widths: Self.partitionWidths))
+        for partition in 0..<map.partitionCount {
+            let slots = map.slots(of: partition)
+            let hosted = groups[Self.group(ofPartition: partition)]
+            let leader = hosted?.raft.leader ?? leaderHints[partition]
+            let health: String
+            if leader == nil {
+                health = "no-leader"
+            } else if let hosted, hosted.raft.configuration.voters != map.placement[partition].sorted() {
+                health = "moving"
+            } else {
+                health = "ok"
+            }
+            lines.append(
+                Self.row(
+                    [
+                        "\(partition)", "\(slots.lowerBound)-\(slots.upperBound)", leader.map { "\($0)" } ?? "-",
+                        map.placement[partition].map { "\($0)" }.joined(separator: ","), health,
+                    ], widths: Self.partitionWidths))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static let nodeWidths = [6, 8, 22, 22, 22, 9, 6]
+    static let partitionWidths = [10, 12, 7, 12, 10]
+
+    static func row(_ cells: [String], widths: [Int]) -> String {
+        var line = ""
+        for (cell, width) in zip(cells, widths) {
+            line += cell + String(repeating: " ", count: max(1, width - cell.count))
+        }
+        return String(line.reversed().drop { $0 == " " }.reversed())
+    }
+}

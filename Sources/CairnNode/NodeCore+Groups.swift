@@ -101,6 +101,9 @@ extension NodeCore {
     mutating func createGroup(_ group: GroupID, partition: Int?, configuration: ConfigurationState) {
         let mutations = KVRaftLog.bootstrap(configuration, group: group)
         // The core reads its bootstrap from the store, so it must be there now: pending writes are not.
+        // It also goes in the open batch, after any pending deletion of an earlier copy of the group,
+        // so that the store ends up with the bootstrap whatever order the two writes land in.
+        keyspace.appendRaw(mutations)
         do {
             try keyspace.store.apply([StorageBatch(sequence: BatchSequence(0), mutations: mutations)], sync: false)
             try openGroup(group, partition: partition)

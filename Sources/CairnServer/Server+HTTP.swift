@@ -99,6 +99,8 @@ extension Server {
             } else {
                 reply(connection, status: "200 OK", body: "ready\n", path: path, includeBody: includeBody)
             }
+        case "/v1/status":
+            reply(connection, status: "200 OK", body: core.statusText(), path: path, includeBody: includeBody)
         case "/v1/cluster":
             reply(
                 connection, status: "200 OK", body: core.clusterJSON(), contentType: "application/json", path: path,
