@@ -1,19 +1,19 @@
 # Cairn: two commands for a newcomer on a fresh Debian machine.
-#   make run    install what is missing, build release, start a node in the foreground
+#   make run    install what is missing, build release, run a local 3-node cluster in the foreground
 #   make test   install what is missing, build, run every test
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
-PORT ?= 7379
-DATA_DIR ?= ./cairn-data
+PORT ?= 7001
+DATA_DIR ?= ./cairn-dev
 
 .PHONY: run test build release unit integration lint format bench clean
 
 run:
 	@tools/ensure-deps.sh build
 	swift build -c release --product cairn
-	@echo "Cairn is starting on 127.0.0.1:$(PORT) (data in $(DATA_DIR)). Connect with: redis-cli -p $(PORT)"
-	@echo "Metrics: curl http://127.0.0.1:$$(( $(PORT) + 20000 ))/metrics   Stop: Ctrl-C"
-	exec .build/release/cairn server --port $(PORT) --data-dir $(DATA_DIR)
+	@echo "Starting a local 3-node Cairn cluster: clients on 127.0.0.1:$(PORT)-$$(( $(PORT) + 2 )), HTTP on $$(( $(PORT) + 20000 ))-$$(( $(PORT) + 20002 )), data and logs in $(DATA_DIR)."
+	@echo "It prints the endpoints once every node is ready. Ctrl-C stops all nodes; 'make run' again resumes the cluster with its data."
+	exec .build/release/cairn dev --nodes 3 --port $(PORT) --data-dir $(DATA_DIR)
 
 test:
 	@tools/ensure-deps.sh test

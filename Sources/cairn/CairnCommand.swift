@@ -13,11 +13,12 @@ enum CairnCommand {
 
         Commands:
           server     Run a node (see 'cairn server --help').
+          dev        Run a local cluster of N nodes in the foreground (see 'cairn dev --help').
           sim        Run the deterministic simulator (see 'cairn sim --help').
           version    Print the version.
           help       Print this help.
 
-        'dev', 'ctl' and 'bench' arrive with clustering and the load tool.
+        'ctl' and 'bench' are not available in this version yet.
 
         """
 
@@ -31,6 +32,8 @@ enum CairnCommand {
         switch command {
         case "server":
             exit(ServerCommand.run(arguments))
+        case "dev":
+            exit(DevCommand.run(arguments))
         case "sim":
             exit(SimCommand.run(arguments))
         case "version", "--version", "-v":
@@ -41,10 +44,12 @@ enum CairnCommand {
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")
-        case "dev", "ctl", "bench":
-            fail("'cairn \(command)' is not available in this version yet; run 'cairn server --help' to start a node")
+        case "ctl", "bench":
+            fail(
+                "'cairn \(command)' is not available in this version yet; run 'cairn dev --help' to start a local cluster"
+            )
         default:
-            fail("unknown command '\(command)'; expected one of: server, sim, version, help")
+            fail("unknown command '\(command)'; expected one of: server, dev, sim, version, help")
         }
     }
 
