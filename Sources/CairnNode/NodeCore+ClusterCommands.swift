@@ -165,7 +165,8 @@ extension NodeCore {
         let partitions = (0..<map.partitionCount).map { partition in
             let slots = map.slots(of: partition)
             let hosted = groups[Self.group(ofPartition: partition)]
-            let leader = leader(ofPartition: partition).map { "\($0.rawValue)" } ?? "null"
+            let known = hosted?.raft.leader ?? leaderHints[partition]
+            let leader = known.map { "\($0.rawValue)" } ?? "null"
             let replicas = map.placement[partition].map { "\($0.rawValue)" }.joined(separator: ",")
             let voters = hosted.map { $0.raft.configuration.voters.map { "\($0.rawValue)" }.joined(separator: ",") }
             return "{\"partition\":\(partition),\"slots\":[\(slots.lowerBound),\(slots.upperBound)],"

@@ -14,11 +14,12 @@ enum CairnCommand {
         Commands:
           server     Run a node (see 'cairn server --help').
           dev        Run a local cluster of N nodes in the foreground (see 'cairn dev --help').
+          ctl        Operator commands against a running node (see 'cairn ctl --help').
           sim        Run the deterministic simulator (see 'cairn sim --help').
           version    Print the version.
           help       Print this help.
 
-        'ctl' and 'bench' are not available in this version yet.
+        'bench' is not available in this version yet.
 
         """
 
@@ -34,6 +35,8 @@ enum CairnCommand {
             exit(ServerCommand.run(arguments))
         case "dev":
             exit(DevCommand.run(arguments))
+        case "ctl":
+            exit(CtlCommand.run(arguments))
         case "sim":
             exit(SimCommand.run(arguments))
         case "version", "--version", "-v":
@@ -44,12 +47,12 @@ enum CairnCommand {
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")
-        case "ctl", "bench":
+        case "bench":
             fail(
                 "'cairn \(command)' is not available in this version yet; run 'cairn dev --help' to start a local cluster"
             )
         default:
-            fail("unknown command '\(command)'; expected one of: server, dev, sim, version, help")
+            fail("unknown command '\(command)'; expected one of: server, dev, ctl, sim, version, help")
         }
     }
 

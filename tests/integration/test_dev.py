@@ -189,6 +189,14 @@ def test_dev_cluster_starts_serves_stops_and_resumes(dev):
     first.close()
     third.close()
 
+    # `cairn ctl status` prints every node and partition as node 2 sees them.
+    ctl = subprocess.run([str(CAIRN_BIN), "ctl", "status", "--addr", f"{HOST}:{P + 1 + HTTP_OFFSET}"],
+                         capture_output=True, text=True, timeout=EXIT_TIMEOUT)
+    assert ctl.returncode == 0, (ctl.returncode, ctl.stderr)
+    assert "PARTITION" in ctl.stdout and "LEADER" in ctl.stdout, ctl.stdout
+    for i in range(NODES):
+        assert f"{HOST}:{P + i} " in ctl.stdout, ctl.stdout
+
     # A second `cairn dev` on the same directory refuses while the first runs, and touches nothing.
     other = subprocess.run([str(CAIRN_BIN), "dev", "--port", str(P + 100), "--data-dir", str(dev.data_dir)],
                            capture_output=True, text=True, timeout=EXIT_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -222,4 +230,17 @@ def test_dev_help_and_bad_flags():
     ]:
         proc = subprocess.run([str(CAIRN_BIN), "dev", *args], capture_output=True, text=True, timeout=EXIT_TIMEOUT)
         assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        assert expected in proc.stderr, (args, proc.stderr)
+
+
+def test_ctl_bad_flags_and_unreachable_node():
+    for args, code, expected in [
+        (["ctl"], 2, "expected a subcommand"),
+        (["ctl", "nope"], 2, "unknown subcommand 'nope'"),
+        (["ctl", "status", "--addr", "nowhere"], 2, "--addr must be HOST:PORT"),
+        (["ctl", "status", "--wat"], 2, "unknown flag '--wat'"),
+        (["ctl", "status", "--addr", f"{HOST}:1", "--timeout", "1"], 1, "no answer from"),
+    ]:
+        proc = subprocess.run([str(CAIRN_BIN), *args], capture_output=True, text=True, timeout=EXIT_TIMEOUT)
+        assert proc.returncode == code, (args, proc.returncode, proc.stderr)
         assert expected in proc.stderr, (args, proc.stderr)
