@@ -17,6 +17,7 @@ let package = Package(
         .target(name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
+        .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -27,7 +28,8 @@ let package = Package(
         .target(
             name: "CairnServer",
             dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CLinux"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim"]),
+        .target(name: "CairnBenchRunner", dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CLinux"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBenchRunner"]),
 
         // Tests.
         .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),
@@ -38,6 +40,7 @@ let package = Package(
         .testTarget(name: "CairnSimTests", dependencies: ["CairnSim", "CairnRaft", "CairnCore"]),
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
+        .testTarget(name: "CairnBenchTests", dependencies: ["CairnBench", "CairnCore", "CairnRESP"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]

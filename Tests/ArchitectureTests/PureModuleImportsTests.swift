@@ -5,6 +5,7 @@ import Testing
 struct PureModuleImportsTests {
     static let pureModules = [
         "CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRaft", "CairnCheck", "CairnSim",
+        "CairnBench",
     ]
     static let forbidden = [
         "Foundation", "FoundationEssentials", "Dispatch", "Glibc", "Musl", "CLinux", "CRocksDB", "Synchronization",
