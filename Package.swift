@@ -29,7 +29,7 @@ let package = Package(
             name: "CairnServer",
             dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CLinux"]),
         .target(name: "CairnBenchRunner", dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CLinux"]),
-        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBenchRunner"]),
+        .executableTarget(name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBench", "CairnBenchRunner"]),
 
         // Tests.
         .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),

@@ -182,7 +182,7 @@ public enum ReportJSON {
         }
         json.endObject()
         json.beginObject("commands")
-        for command in BenchCommand.allCases where recorder.commands[command.rawValue] > 0 {
+        for command in SentCommand.allCases where recorder.commands[command.rawValue] > 0 {
             json.integer(command.name, recorder.commands[command.rawValue])
         }
         json.endObject()

@@ -56,8 +56,8 @@ public struct AvailabilityTracker: Sendable, Equatable {
 public struct PhaseRecorder: Sendable {
     public private(set) var overall = LatencyHistogram()
     public private(set) var byKind = Array(repeating: LatencyHistogram(), count: OperationKind.allCases.count)
-    /// Replies received per `BenchCommand`, successful or not, as a server's commandstats count them.
-    public private(set) var commands = Array(repeating: UInt64(0), count: BenchCommand.allCases.count)
+    /// Replies received per `SentCommand`, successful or not, as a server's commandstats count them.
+    public private(set) var commands = Array(repeating: UInt64(0), count: SentCommand.allCases.count)
     public private(set) var operations: UInt64 = 0
     public private(set) var errors: UInt64 = 0
     public private(set) var errorsByKind: [String: UInt64] = [:]
@@ -79,7 +79,7 @@ public struct PhaseRecorder: Sendable {
 
     /// Counts one reply to `command` (the report's counts are checked against the server's).
     @inline(__always)
-    public mutating func countReply(_ command: BenchCommand) {
+    public mutating func countReply(_ command: SentCommand) {
         commands[command.rawValue] &+= 1
     }
 

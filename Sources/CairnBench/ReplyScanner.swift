@@ -3,9 +3,9 @@ import CairnRESP
 
 /// What the front of a reply buffer holds.
 public enum ReplyStep: Equatable, Sendable {
-    /// One whole reply ending at `end` (exclusive). `errorCode` is the first word of an error reply
-    /// (`ERR`, `MOVED`, `WRONGTYPE`, ...), nil for any other reply.
-    case reply(end: Int, errorCode: String?)
+    /// One whole reply ending at `end` (exclusive). `error` is the text of an error reply (such as
+    /// `MOVED 3999 127.0.0.1:6381`), nil for any other reply.
+    case reply(end: Int, error: String?)
     /// Only part of a reply; read more bytes and scan again from the same offset.
     case needMoreBytes
     /// The bytes are not RESP; the connection is beyond repair.
@@ -58,7 +58,7 @@ public enum ReplyScanner {
     public static func scan(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> ReplyStep {
         var index = start
         var pending = 1
-        var errorCode: String?
+        var error: String?
         while pending > 0 {
             guard index < bytes.count else { return .needMoreBytes }
             let type = bytes[index]
@@ -71,7 +71,7 @@ public enum ReplyScanner {
                 UInt8(ascii: "("):
                 index = next
             case UInt8(ascii: "-"):
-                if index == start { errorCode = code(bytes, index + 1, end) }
+                if index == start { error = text(bytes, index + 1, end) }
                 index = next
             case UInt8(ascii: "$"), UInt8(ascii: "="), UInt8(ascii: "!"):
                 guard let length = integer(bytes, index + 1, end) else { return .invalid("bad bulk length") }
@@ -79,7 +79,7 @@ public enum ReplyScanner {
                     index = next
                 } else {
                     guard next + length + 2 <= bytes.count else { return .needMoreBytes }
-                    if type == UInt8(ascii: "!") && index == start { errorCode = code(bytes, next, next + length) }
+                    if type == UInt8(ascii: "!") && index == start { error = text(bytes, next, next + length) }
                     index = next + length + 2
                 }
             case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
@@ -97,14 +97,16 @@ public enum ReplyScanner {
                 return .invalid("unknown reply type byte \(type)")
             }
         }
-        return .reply(end: index, errorCode: errorCode)
+        return .reply(end: index, error: error)
     }
 
-    /// The first word of an error text, as the kind of error.
-    static func code(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String {
-        var end = from
-        while end < to && bytes[end] != UInt8(ascii: " ") { end += 1 }
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<end]), as: UTF8.self)
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<to]), as: UTF8.self)
+    }
+
+    /// The kind of an error reply: its first word (`ERR`, `MOVED`, `WRONGTYPE`, ...).
+    public static func errorKind(_ text: String) -> String {
+        String(text.prefix { $0 != " " })
     }
 
     /// Parses one whole reply into a value; nil if `bytes` does not start with one whole valid reply

@@ -60,7 +60,7 @@ public struct RunReport: Sendable {
 
     /// Commands counted over both phases, by name, for checking against a server's commandstats.
     public var commandTotals: [(name: String, count: UInt64)] {
-        BenchCommand.allCases.compactMap { command in
+        SentCommand.allCases.compactMap { command in
             let total = run.recorder.commands[command.rawValue] + (load?.recorder.commands[command.rawValue] ?? 0)
             return total == 0 ? nil : (command.name, total)
         }

@@ -26,7 +26,7 @@ public enum OperationKind: Int, Sendable, Equatable, CaseIterable {
 
 /// The Redis commands a workload sends, counted per command so a report can be checked against a
 /// server's `INFO commandstats`.
-public enum BenchCommand: Int, Sendable, CaseIterable {
+public enum SentCommand: Int, Sendable, CaseIterable {
     case get
     case set
     case mget

@@ -14,10 +14,11 @@ enum CairnCommand {
         Commands:
           server     Run a node (see 'cairn server --help').
           sim        Run the deterministic simulator (see 'cairn sim --help').
+          bench      Load a Redis-protocol endpoint, Cairn or Redis (see 'cairn bench --help').
           version    Print the version.
           help       Print this help.
 
-        'dev', 'ctl' and 'bench' arrive with clustering and the load tool.
+        'dev' and 'ctl' arrive with clustering.
 
         """
 
@@ -33,6 +34,8 @@ enum CairnCommand {
             exit(ServerCommand.run(arguments))
         case "sim":
             exit(SimCommand.run(arguments))
+        case "bench":
+            exit(BenchCommand.run(arguments))
         case "version", "--version", "-v":
             if arguments.contains("--help") || arguments.contains("-h") {
                 print("Usage: cairn version\n\nPrints Cairn's version and the Redis version whose protocol it follows.")
@@ -41,10 +44,10 @@ enum CairnCommand {
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")
-        case "dev", "ctl", "bench":
+        case "dev", "ctl":
             fail("'cairn \(command)' is not available in this version yet; run 'cairn server --help' to start a node")
         default:
-            fail("unknown command '\(command)'; expected one of: server, sim, version, help")
+            fail("unknown command '\(command)'; expected one of: server, sim, bench, version, help")
         }
     }
 
