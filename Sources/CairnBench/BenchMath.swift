@@ -58,7 +58,10 @@ enum BenchMath {
     static func powerOfTwo(_ k: Int) -> Double {
         if k < -1074 { return 0 }
         if k > 1023 { return .infinity }
-        if k < -1022 { return Double(sign: .plus, exponent: -1022, significand: 1) * Double(sign: .plus, exponent: k + 1022, significand: 1) }
+        if k < -1022 {
+            return Double(sign: .plus, exponent: -1022, significand: 1)
+                * Double(sign: .plus, exponent: k + 1022, significand: 1)
+        }
         return Double(sign: .plus, exponent: k, significand: 1)
     }
 }

@@ -100,22 +100,30 @@ public struct BenchSettings: Sendable, Equatable {
             workload = spec
         case "--clients", "-c":
             guard let number = integer(1...Self.clientsMax) else {
-                return .invalid(flag: "--clients", value: text, expected: "a number of connections from 1 to \(Self.clientsMax)")
+                return .invalid(
+                    flag: "--clients", value: text, expected: "a number of connections from 1 to \(Self.clientsMax)")
             }
             clients = number
         case "--pipeline", "-P":
             guard let number = integer(1...Self.pipelineMax) else {
-                return .invalid(flag: "--pipeline", value: text, expected: "requests in flight per connection, 1 to \(Self.pipelineMax)")
+                return .invalid(
+                    flag: "--pipeline", value: text,
+                    expected: "requests in flight per connection, 1 to \(Self.pipelineMax)")
             }
             pipeline = number
         case "--duration", "-d":
-            guard let nanoseconds = BenchDuration.parse(text), nanoseconds >= 1_000_000, nanoseconds <= 86_400_000_000_000 else {
-                return .invalid(flag: "--duration", value: text, expected: "a duration from 1ms to 24h such as 30s, 500ms or 2m")
+            guard let nanoseconds = BenchDuration.parse(text), nanoseconds >= 1_000_000,
+                nanoseconds <= 86_400_000_000_000
+            else {
+                return .invalid(
+                    flag: "--duration", value: text, expected: "a duration from 1ms to 24h such as 30s, 500ms or 2m")
             }
             duration = nanoseconds
         case "--rate":
             guard let number = Double(text), number > 0, number <= 100_000_000, number.isFinite else {
-                return .invalid(flag: "--rate", value: text, expected: "operations per second, a number above 0 and at most 100000000")
+                return .invalid(
+                    flag: "--rate", value: text,
+                    expected: "operations per second, a number above 0 and at most 100000000")
             }
             rate = number
         case "--profile":
@@ -125,12 +133,15 @@ public struct BenchSettings: Sendable, Equatable {
             }
         case "--keys":
             guard let number = integer(1...CommandEncoder.recordsMax) else {
-                return .invalid(flag: "--keys", value: text, expected: "a record count from 1 to \(CommandEncoder.recordsMax)")
+                return .invalid(
+                    flag: "--keys", value: text, expected: "a record count from 1 to \(CommandEncoder.recordsMax)")
             }
             records = number
         case "--value-size":
             guard let size = Self.parseValueSize(text) else {
-                return .invalid(flag: "--value-size", value: text, expected: "bytes N or a range A..B, at most \(Self.valueBytesMax)")
+                return .invalid(
+                    flag: "--value-size", value: text,
+                    expected: "bytes N or a range A..B, at most \(Self.valueBytesMax)")
             }
             valueSize = size
         case "--json", "--html":
@@ -158,7 +169,9 @@ public struct BenchSettings: Sendable, Equatable {
             }
             seed = number
         case "--timeout":
-            guard let nanoseconds = BenchDuration.parse(text), nanoseconds >= 1_000_000, nanoseconds <= 3_600_000_000_000 else {
+            guard let nanoseconds = BenchDuration.parse(text), nanoseconds >= 1_000_000,
+                nanoseconds <= 3_600_000_000_000
+            else {
                 return .invalid(flag: "--timeout", value: text, expected: "a duration from 1ms to 1h such as 5s")
             }
             timeout = nanoseconds
@@ -176,23 +189,30 @@ public struct BenchSettings: Sendable, Equatable {
             return .conflict("--fault CMD and --fault-at T go together")
         }
         if let at = faultAt, at >= duration {
-            return .conflict("--fault-at (\(BenchDuration.format(at))) must be inside --duration (\(BenchDuration.format(duration)))")
+            return .conflict(
+                "--fault-at (\(BenchDuration.format(at))) must be inside --duration (\(BenchDuration.format(duration)))"
+            )
         }
         if isCluster && workload.hasScans {
-            return .conflict("--workload \(workload.name) scans keys of many slots with MGET, which a cluster refuses; use it without --cluster")
+            return .conflict(
+                "--workload \(workload.name) scans keys of many slots with MGET, which a cluster refuses; use it without --cluster"
+            )
         }
         if isCluster && compare != nil {
             return .conflict("--compare runs against a plain endpoint; it cannot be combined with --cluster")
         }
         if case .step(let every, _) = profile, every > duration {
-            return .conflict("--profile step:every=\(BenchDuration.format(every)) is longer than --duration; no step would happen")
+            return .conflict(
+                "--profile step:every=\(BenchDuration.format(every)) is longer than --duration; no step would happen")
         }
         return nil
     }
 
     static func parseValueSize(_ text: String) -> ValueSize? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        if parts.count == 1, let bytes = Int(text), (0...valueBytesMax).contains(bytes) { return ValueSize(bytes, bytes) }
+        if parts.count == 1, let bytes = Int(text), (0...valueBytesMax).contains(bytes) {
+            return ValueSize(bytes, bytes)
+        }
         guard parts.count == 3, parts[1].isEmpty, let low = Int(parts[0]), let high = Int(parts[2]), low >= 0,
             low <= high, high <= valueBytesMax
         else { return nil }

@@ -82,13 +82,17 @@ public struct SlotMap: Sendable, Equatable {
         for range in ranges {
             guard case .array(let fields) = range, fields.count >= 3, case .integer(let start) = fields[0],
                 case .integer(let end) = fields[1], start >= 0, start <= end, end < HashSlot.count
-            else { return .failure(.malformed("a slot range is not [start, end, node, ...] with 0 <= start <= end < 16384")) }
+            else {
+                return .failure(
+                    .malformed("a slot range is not [start, end, node, ...] with 0 <= start <= end < 16384"))
+            }
             guard case .array(let node) = fields[2], node.count >= 2, case .integer(let port) = node[1],
                 (1...65535).contains(port)
             else { return .failure(.malformed("the node of slots \(start)-\(end) is not [host, port, ...]")) }
             var host = asked.host
             switch node[0] {
-            case .bulk(let bytes): if !bytes.isEmpty && bytes != [UInt8(ascii: "?")] { host = String(decoding: bytes, as: UTF8.self) }
+            case .bulk(let bytes):
+                if !bytes.isEmpty && bytes != [UInt8(ascii: "?")] { host = String(decoding: bytes, as: UTF8.self) }
             case .simple(let text): if !text.isEmpty && text != "?" { host = text }
             case .null: break
             default: return .failure(.malformed("the host of slots \(start)-\(end) is not a string"))

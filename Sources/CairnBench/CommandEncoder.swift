@@ -36,17 +36,20 @@ public struct CommandEncoder: Sendable {
         return bytes
     }
 
-    /// Appends `value` in exactly `width` decimal digits, zero-padded.
+    /// Appends `value` in exactly `width` decimal digits (at most 20), zero-padded.
     @inline(__always)
     static func appendDigits(_ value: UInt64, width: Int, to output: inout [UInt8]) {
-        let start = output.count
-        output.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: width))
-        var rest = value
-        var position = start + width - 1
-        while rest > 0 && position >= start {
-            output[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-            position -= 1
+        precondition(width >= 1 && width <= 20, "digit width \(width) outside 1...20")
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var rest = value
+            var position = width - 1
+            while position >= 0 {
+                buffer[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+                position -= 1
+            }
+            output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<width]))
         }
     }
 

@@ -146,7 +146,8 @@ public enum ReportJSON {
             json.number("exit_status", fault.exitStatus.map(Double.init))
             json.string("launch_error", fault.launchError)
             json.number("first_failure_seconds", availability.firstFailureAfterFault.map { Double($0) / 1e9 })
-            json.number("first_success_after_failure_seconds", availability.firstSuccessAfterFailure.map { Double($0) / 1e9 })
+            json.number(
+                "first_success_after_failure_seconds", availability.firstSuccessAfterFailure.map { Double($0) / 1e9 })
             json.number(
                 "unavailable_seconds",
                 availability.unavailableWindow.map { Double($0.upperBound - $0.lowerBound) / 1e9 })

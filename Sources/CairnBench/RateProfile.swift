@@ -106,9 +106,12 @@ public enum RateProfile: Sendable, Equatable, CustomStringConvertible {
         case "step":
             if let error = unknownOptions(["every", "by"]) { return .failure(error) }
             guard options["every"] != nil else {
-                return .failure(.invalid(flag: "--profile", value: text, expected: "step:every=D[,by=R], e.g. step:every=10s"))
+                return .failure(
+                    .invalid(flag: "--profile", value: text, expected: "step:every=D[,by=R], e.g. step:every=10s"))
             }
-            return duration("every", 0).flatMap { every in positiveRate("by").map { .step(everyNanoseconds: every, byRate: $0) } }
+            return duration("every", 0).flatMap { every in
+                positiveRate("by").map { .step(everyNanoseconds: every, byRate: $0) }
+            }
         case "spike":
             if let error = unknownOptions(["x", "for", "every", "at"]) { return .failure(error) }
             guard case .spike(let defaultX, let defaultFor, let defaultEvery, _) = spikeDefault else {
@@ -118,11 +121,13 @@ public enum RateProfile: Sendable, Equatable, CustomStringConvertible {
                 duration("for", defaultFor).flatMap { length in
                     duration("every", defaultEvery).flatMap { period in
                         guard length <= period else {
-                            return .failure(.invalid(flag: "--profile", value: text, expected: "for= no longer than every="))
+                            return .failure(
+                                .invalid(flag: "--profile", value: text, expected: "for= no longer than every="))
                         }
                         return duration("at", period / 2).map { first in
-                            .spike(multiplier: x ?? defaultX, lengthNanoseconds: length, periodNanoseconds: period,
-                                   firstNanoseconds: first)
+                            .spike(
+                                multiplier: x ?? defaultX, lengthNanoseconds: length, periodNanoseconds: period,
+                                firstNanoseconds: first)
                         }
                     }
                 }

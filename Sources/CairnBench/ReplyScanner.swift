@@ -137,7 +137,9 @@ public enum ReplyScanner {
             if type == UInt8(ascii: "!") { return (.error(String(decoding: data, as: UTF8.self)), next + length + 2) }
             if type == UInt8(ascii: "=") {
                 let body = String(decoding: data.dropFirst(4), as: UTF8.self)
-                return (.verbatim(format: String(decoding: data.prefix(3), as: UTF8.self), text: body), next + length + 2)
+                return (
+                    .verbatim(format: String(decoding: data.prefix(3), as: UTF8.self), text: body), next + length + 2
+                )
             }
             return (.bulk(data), next + length + 2)
         case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):

@@ -55,27 +55,35 @@ struct SVGChart {
         for window in shadedWindows {
             let x0 = xPosition(window.start)
             let x1 = xPosition(window.end)
-            svg += "<rect x=\"\(f(x0))\" y=\"\(f(Self.top))\" width=\"\(f(max(x1 - x0, 1)))\" height=\"\(f(plotHeight))\""
+            svg +=
+                "<rect x=\"\(f(x0))\" y=\"\(f(Self.top))\" width=\"\(f(max(x1 - x0, 1)))\" height=\"\(f(plotHeight))\""
             svg += " fill=\"\(window.color)\"><title>\(Self.escape(window.label))</title></rect>"
         }
         for tick in ticks {
             let y = isLogarithmic ? yPosition(Self.power10(tick)) : yPosition(tick)
-            svg += "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + plotWidth))\" y1=\"\(f(y))\" y2=\"\(f(y))\" class=\"grid\"/>"
+            svg +=
+                "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + plotWidth))\" y1=\"\(f(y))\" y2=\"\(f(y))\" class=\"grid\"/>"
             let label = isLogarithmic ? Self.label(Self.power10(tick)) : Self.label(tick)
             svg += "<text x=\"\(f(Self.left - 6))\" y=\"\(f(y + 4))\" class=\"ytick\">\(label)</text>"
         }
         let xStep = Self.niceStep(xMax / 10)
         for tick in stride(from: 0, through: xMax, by: max(xStep, 1)) {
             let x = xPosition(tick)
-            svg += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top + plotHeight))\" y2=\"\(f(Self.top + plotHeight + 4))\" class=\"axis\"/>"
-            svg += "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" class=\"xtick\">\(Self.label(tick))s</text>"
+            svg +=
+                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top + plotHeight))\" y2=\"\(f(Self.top + plotHeight + 4))\" class=\"axis\"/>"
+            svg +=
+                "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" class=\"xtick\">\(Self.label(tick))s</text>"
         }
-        svg += "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" class=\"frame\"/>"
-        svg += "<text x=\"14\" y=\"\(f(Self.top + plotHeight / 2))\" class=\"ylabel\" transform=\"rotate(-90 14 \(f(Self.top + plotHeight / 2)))\">\(Self.escape(yLabel))</text>"
+        svg +=
+            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" class=\"frame\"/>"
+        svg +=
+            "<text x=\"14\" y=\"\(f(Self.top + plotHeight / 2))\" class=\"ylabel\" transform=\"rotate(-90 14 \(f(Self.top + plotHeight / 2)))\">\(Self.escape(yLabel))</text>"
         for mark in marks {
             let x = xPosition(mark.x)
-            svg += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(mark.color)\" stroke-width=\"2\"/>"
-            svg += "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\" class=\"mark\">\(Self.escape(mark.label))</text>"
+            svg +=
+                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(mark.color)\" stroke-width=\"2\"/>"
+            svg +=
+                "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\" class=\"mark\">\(Self.escape(mark.label))</text>"
         }
         for (index, line) in series.enumerated() {
             let points = line.points.filter { $0.y.isFinite && (!isLogarithmic || $0.y > 0) }
@@ -85,9 +93,11 @@ struct SVGChart {
                 svg += line.isDashed ? " stroke-dasharray=\"6 4\"/>" : "/>"
             }
             let legendY = Self.top + 14 + Double(index) * 18
-            svg += "<line x1=\"\(f(Self.width - Self.right + 12))\" x2=\"\(f(Self.width - Self.right + 34))\" y1=\"\(f(legendY - 4))\" y2=\"\(f(legendY - 4))\" stroke=\"\(line.color)\" stroke-width=\"3\""
+            svg +=
+                "<line x1=\"\(f(Self.width - Self.right + 12))\" x2=\"\(f(Self.width - Self.right + 34))\" y1=\"\(f(legendY - 4))\" y2=\"\(f(legendY - 4))\" stroke=\"\(line.color)\" stroke-width=\"3\""
             svg += line.isDashed ? " stroke-dasharray=\"6 4\"/>" : "/>"
-            svg += "<text x=\"\(f(Self.width - Self.right + 40))\" y=\"\(f(legendY))\" class=\"legend\">\(Self.escape(line.name))</text>"
+            svg +=
+                "<text x=\"\(f(Self.width - Self.right + 40))\" y=\"\(f(legendY))\" class=\"legend\">\(Self.escape(line.name))</text>"
         }
         return svg + "</svg>"
     }
@@ -106,8 +116,12 @@ struct SVGChart {
     }
 
     static func label(_ value: Double) -> String {
-        if value >= 1_000_000 { return Format.fixed(value / 1_000_000, value.truncatingRemainder(dividingBy: 1_000_000) == 0 ? 0 : 1) + "M" }
-        if value >= 10_000 { return Format.fixed(value / 1000, value.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1) + "k" }
+        if value >= 1_000_000 {
+            return Format.fixed(value / 1_000_000, value.truncatingRemainder(dividingBy: 1_000_000) == 0 ? 0 : 1) + "M"
+        }
+        if value >= 10_000 {
+            return Format.fixed(value / 1000, value.truncatingRemainder(dividingBy: 1000) == 0 ? 0 : 1) + "k"
+        }
         if value >= 1 || value == 0 { return Format.fixed(value, value == value.rounded() ? 0 : 1) }
         if value >= 0.01 { return Format.fixed(value, 2) }
         return Format.fixed(value, 3)
@@ -153,7 +167,9 @@ public enum ReportHTML {
         if reports.count == 2 { html += comparisonCharts(reports[0], reports[1]) }
         for report in reports { html += section(report) }
         html += "<p class=\"sub\">Latency is measured from each request's intended start time"
-        html += reports.first?.settings.rate == nil ? " (closed loop: the time it was sent)." : " (open loop: no coordinated omission)."
+        html +=
+            reports.first?.settings.rate == nil
+            ? " (closed loop: the time it was sent)." : " (open loop: no coordinated omission)."
         html += " Percentiles come from a log-linear histogram with at most 0.4% relative error.</p>"
         return html + "</body></html>\n"
     }
@@ -165,12 +181,15 @@ public enum ReportHTML {
         html += "<th>\(SVGChart.escape(second.target))</th><th>ratio</th></tr>"
         let rows: [(String, Double, Double, Int)] = [
             ("throughput (ops/s)", first.run.throughput, second.run.throughput, 0),
-            ("p50 (ms)", Double(a.p50) / 1e6, Double(b.p50) / 1e6, 3), ("p99 (ms)", Double(a.p99) / 1e6, Double(b.p99) / 1e6, 3),
-            ("p99.9 (ms)", Double(a.p999) / 1e6, Double(b.p999) / 1e6, 3), ("max (ms)", Double(a.max) / 1e6, Double(b.max) / 1e6, 3),
+            ("p50 (ms)", Double(a.p50) / 1e6, Double(b.p50) / 1e6, 3),
+            ("p99 (ms)", Double(a.p99) / 1e6, Double(b.p99) / 1e6, 3),
+            ("p99.9 (ms)", Double(a.p999) / 1e6, Double(b.p999) / 1e6, 3),
+            ("max (ms)", Double(a.max) / 1e6, Double(b.max) / 1e6, 3),
             ("errors", Double(first.run.recorder.errors), Double(second.run.recorder.errors), 0),
         ]
         for (name, left, right, decimals) in rows {
-            html += "<tr><td>\(name)</td><td>\(Format.fixed(left, decimals))</td><td>\(Format.fixed(right, decimals))</td>"
+            html +=
+                "<tr><td>\(name)</td><td>\(Format.fixed(left, decimals))</td><td>\(Format.fixed(right, decimals))</td>"
             html += "<td>\(right == 0 ? "-" : Format.fixed(left / right, 2))</td></tr>"
         }
         return html + "</table>"
@@ -190,8 +209,10 @@ public enum ReportHTML {
         let latency = SVGChart(
             title: "p99 latency, both endpoints", yLabel: "ms (log)", xMax: xMax,
             series: [
-                ChartSeries(name: first.target, color: "#2563eb", points: points(first) { Double($0.latency.p99) / 1e6 }),
-                ChartSeries(name: second.target, color: "#d97706", points: points(second) { Double($0.latency.p99) / 1e6 }),
+                ChartSeries(
+                    name: first.target, color: "#2563eb", points: points(first) { Double($0.latency.p99) / 1e6 }),
+                ChartSeries(
+                    name: second.target, color: "#d97706", points: points(second) { Double($0.latency.p99) / 1e6 }),
             ], isLogarithmic: true)
         return throughput.render() + latency.render()
     }
@@ -200,7 +221,8 @@ public enum ReportHTML {
         let run = report.run
         let recorder = run.recorder
         let summary = recorder.overall.summary
-        var html = "<h2>\(SVGChart.escape(report.target))\(report.server.map { " · " + SVGChart.escape($0) } ?? "")</h2>"
+        var html =
+            "<h2>\(SVGChart.escape(report.target))\(report.server.map { " · " + SVGChart.escape($0) } ?? "")</h2>"
         html += "<div>"
         let kpis: [(String, String)] = [
             ("ops/s", Format.fixed(run.throughput, 0)), ("operations", String(recorder.operations)),
@@ -211,7 +233,8 @@ public enum ReportHTML {
         for (name, value) in kpis { html += "<span class=\"kpi\">\(name)<b>\(value)</b></span>" }
         html += "</div>"
         if let load = report.load {
-            html += "<p class=\"sub\">Load phase: \(load.recorder.operations) records in \(Format.seconds(load.duration)) s"
+            html +=
+                "<p class=\"sub\">Load phase: \(load.recorder.operations) records in \(Format.seconds(load.duration)) s"
             html += " (\(Format.fixed(load.throughput, 0)) ops/s).</p>"
         }
         if let fault = report.fault {
@@ -222,12 +245,17 @@ public enum ReportHTML {
         var windows: [(start: Double, end: Double, color: String, label: String)] = []
         if report.settings.rate != nil {
             for window in report.settings.profile.spikeWindows(duration: report.settings.duration) {
-                windows.append((Double(window.lowerBound) / 1e9, Double(window.upperBound) / 1e9, "rgba(245,158,11,0.18)", "spike"))
+                windows.append(
+                    (Double(window.lowerBound) / 1e9, Double(window.upperBound) / 1e9, "rgba(245,158,11,0.18)", "spike")
+                )
             }
         }
         if let window = recorder.availability.unavailableWindow {
             windows.append(
-                (Double(window.lowerBound) / 1e9, Double(window.upperBound) / 1e9, "rgba(220,38,38,0.18)", "unavailable"))
+                (
+                    Double(window.lowerBound) / 1e9, Double(window.upperBound) / 1e9, "rgba(220,38,38,0.18)",
+                    "unavailable"
+                ))
         }
         var marks: [(x: Double, color: String, label: String)] = []
         if let fault = report.fault { marks.append((Double(fault.startedAt) / 1e9, "#b91c1c", "fault")) }
@@ -278,7 +306,9 @@ public enum ReportHTML {
         html += "</table>"
         let errors = recorder.errorsByKind.sorted { $0.key < $1.key }
         if !errors.isEmpty {
-            html += "<p class=\"bad\">Errors by kind: " + errors.map { "\(SVGChart.escape($0.key)) \($0.value)" }.joined(separator: ", ") + "</p>"
+            html +=
+                "<p class=\"bad\">Errors by kind: "
+                + errors.map { "\(SVGChart.escape($0.key)) \($0.value)" }.joined(separator: ", ") + "</p>"
         }
         return html
     }

@@ -60,7 +60,8 @@ public enum ReportText {
             "commands: " + report.commandTotals.map { "\($0.name)=\($0.count)" }.joined(separator: " ")
                 + (report.load != nil ? " (load and run)" : ""))
         let errors = run.recorder.errorsByKind.sorted { $0.key < $1.key }
-        lines.append("errors: " + (errors.isEmpty ? "none" : errors.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
+        lines.append(
+            "errors: " + (errors.isEmpty ? "none" : errors.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
         if let fault = report.fault { lines.append(faultLine(fault, run.recorder.availability)) }
         return lines.joined(separator: "\n") + "\n"
     }

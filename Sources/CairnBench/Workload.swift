@@ -71,8 +71,10 @@ public struct WorkloadSpec: Sendable, Equatable {
     public let needsLoad: Bool
     public static let scanLengthMax = 100
 
-    init(_ name: String, read: Double = 0, update: Double = 0, insert: Double = 0, scan: Double = 0, rmw: Double = 0,
-         distribution: KeyDistribution, needsLoad: Bool = true) {
+    init(
+        _ name: String, read: Double = 0, update: Double = 0, insert: Double = 0, scan: Double = 0, rmw: Double = 0,
+        distribution: KeyDistribution, needsLoad: Bool = true
+    ) {
         self.name = name
         mix = [read, update, insert, scan, rmw]
         precondition(abs(mix.reduce(0, +) - 1) < 1e-9, "workload \(name) mix does not sum to 1: \(mix)")

@@ -70,14 +70,14 @@ public enum BenchRunner {
                 name: "load", source: .load(next: 0, total: settings.records), schedule: nil, duration: nil, fault: nil)
             endProgressLine(settings, isTerminal)
         }
-        let generator = WorkloadGenerator(
+        driver.generator = WorkloadGenerator(
             spec: settings.workload, records: settings.records, valueSize: settings.valueSize, seed: seed)
         let schedule = settings.rate.map {
             OpenLoopSchedule(baseRate: $0, profile: settings.profile, duration: settings.duration)
         }
         let fault = settings.faultCommand.map { FaultLauncher(command: $0, at: settings.faultAt ?? 0) }
         let run = try driver.runPhase(
-            name: "run", source: .workload(generator), schedule: schedule, duration: settings.duration, fault: fault)
+            name: "run", source: .workload, schedule: schedule, duration: settings.duration, fault: fault)
         endProgressLine(settings, isTerminal)
         driver.closeAll()
         return RunReport(
@@ -117,7 +117,7 @@ public enum BenchRunner {
     /// "cairn 0.3.0" or "redis 7.0.15", from INFO server.
     static func describeServer(_ info: String) -> String? {
         var fields: [String: String] = [:]
-        for line in info.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+        for line in info.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":", maxSplits: 1)
             if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
         }
@@ -140,7 +140,9 @@ public enum BenchRunner {
             guard let first = pending.first else { break }
             let now = BenchSystem.monotonicNanoseconds()
             if case .idle = first.state {
-                throw .unreachable(driver.endpoints[first.endpointIndex].endpoint, "a connection failed while opening \(driver.settings.clients)")
+                throw .unreachable(
+                    driver.endpoints[first.endpointIndex].endpoint,
+                    "a connection failed while opening \(driver.settings.clients)")
             }
             if now >= deadline {
                 throw .unreachable(

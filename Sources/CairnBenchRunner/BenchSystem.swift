@@ -38,7 +38,9 @@ enum BenchSystem {
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(endpoint.host, nil, &hints, &list)
         guard status == 0, let first = list, let found = first.pointee.ai_addr else {
-            return .failure(.unreachable(endpoint, "cannot resolve host '\(endpoint.host)': \(String(cString: gai_strerror(status)))"))
+            return .failure(
+                .unreachable(
+                    endpoint, "cannot resolve host '\(endpoint.host)': \(String(cString: gai_strerror(status)))"))
         }
         defer { freeaddrinfo(list) }
         found.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address.sin_addr = $0.pointee.sin_addr }
@@ -54,7 +56,9 @@ enum BenchSystem {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var target = address
         let result = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if result == 0 || errno == EINPROGRESS { return .started(fd) }
         let code = errno

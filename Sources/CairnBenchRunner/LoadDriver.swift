@@ -8,7 +8,7 @@ enum OperationSource {
     /// The load phase: insert records `next..<total` in order.
     case load(next: Int, total: Int)
     /// The run phase: draw from the workload.
-    case workload(WorkloadGenerator)
+    case workload
 }
 
 /// The load generator's event loop: many non-blocking connections on one epoll descriptor,
@@ -36,6 +36,8 @@ final class LoadDriver {
     var outstanding = 0
     var waitingTotal = 0
     var source = OperationSource.load(next: 0, total: 0)
+    /// The run phase's generator (kept outside `source` so drawing does not copy it).
+    var generator: WorkloadGenerator?
     var schedule: OpenLoopSchedule?
     var dirty: [LoadConnection] = []
     var roundRobin = 0
@@ -85,7 +87,9 @@ final class LoadDriver {
         case .started(let fd):
             connection.descriptor = fd
             connection.state = .connecting(deadline: now + settings.timeout)
-            if Int(fd) >= byDescriptor.count { byDescriptor += Array(repeating: nil, count: Int(fd) + 64 - byDescriptor.count) }
+            if Int(fd) >= byDescriptor.count {
+                byDescriptor += Array(repeating: nil, count: Int(fd) + 64 - byDescriptor.count)
+            }
             byDescriptor[Int(fd)] = connection
             var event = epoll_event(events: EPOLLIN.rawValue | EPOLLOUT.rawValue, data: epoll_data_t(fd: fd))
             let result = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
@@ -190,7 +194,8 @@ final class LoadDriver {
         keyScratch.removeAll(keepingCapacity: true)
         CommandEncoder.appendKey(operation.record, to: &keyScratch)
         let slot = HashSlot.of(keyScratch)
-        guard let endpoint = map.endpoint(ofSlot: slot), let index = endpoints.firstIndex(where: { $0.endpoint == endpoint })
+        guard let endpoint = map.endpoint(ofSlot: slot),
+            let index = endpoints.firstIndex(where: { $0.endpoint == endpoint })
         else { return 0 }
         return index
     }
@@ -201,10 +206,8 @@ final class LoadDriver {
             guard next < total else { return nil }
             source = .load(next: next + 1, total: total)
             return Operation(kind: .insert, record: next, valueBytes: settings.valueSize.maximum)
-        case .workload(var generator):
-            let operation = generator.next()
-            source = .workload(generator)
-            return operation
+        case .workload:
+            return generator?.next()
         }
     }
 
@@ -329,8 +332,12 @@ final class LoadDriver {
                 return
             }
             if connection.input.isEmpty {
-                let used = scratch.withUnsafeBufferPointer { consume(UnsafeBufferPointer(rebasing: $0[0..<count]), connection, now) }
-                if used < count, connection.descriptor >= 0 { connection.input.append(contentsOf: scratch[used..<count]) }
+                let used = scratch.withUnsafeBufferPointer {
+                    consume(UnsafeBufferPointer(rebasing: $0[0..<count]), connection, now)
+                }
+                if used < count, connection.descriptor >= 0 {
+                    connection.input.append(contentsOf: scratch[used..<count])
+                }
             } else {
                 connection.input.append(contentsOf: scratch[0..<count])
                 let used = connection.input.withUnsafeBufferPointer { consume($0, connection, now) }
@@ -363,7 +370,8 @@ final class LoadDriver {
                     handleError(error, entry, connection, now)
                 } else if entry.isReadOfReadModifyWrite {
                     // The read came back: now the write, timed from the same intended start.
-                    encoder.appendSet(entry.operation.record, valueBytes: entry.operation.valueBytes, to: &connection.output)
+                    encoder.appendSet(
+                        entry.operation.record, valueBytes: entry.operation.valueBytes, to: &connection.output)
                     var write = entry
                     write.command = .set
                     write.isReadOfReadModifyWrite = false

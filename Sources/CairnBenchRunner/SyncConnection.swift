@@ -85,7 +85,8 @@ final class SyncConnection {
             case .needMoreBytes:
                 guard input.count < 64 * 1024 * 1024 else { throw .protocolError(endpoint, "reply larger than 64 MiB") }
                 guard wait(for: Int16(POLLIN), until: deadline) else {
-                    throw .unreachable(endpoint, "no reply to \(words.first ?? "") within \(BenchDuration.format(timeout))")
+                    throw .unreachable(
+                        endpoint, "no reply to \(words.first ?? "") within \(BenchDuration.format(timeout))")
                 }
                 let count = read(fd, &buffer, buffer.count)
                 if count == 0 { throw .unreachable(endpoint, "the connection was closed by the server") }

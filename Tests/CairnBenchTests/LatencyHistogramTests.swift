@@ -23,7 +23,8 @@ struct LatencyHistogramTests {
         }
     }
 
-    @Test("percentiles are within 1% of the exact percentiles of generated data", arguments: [1, 2, 3, 4, 5] as [UInt64])
+    @Test(
+        "percentiles are within 1% of the exact percentiles of generated data", arguments: [1, 2, 3, 4, 5] as [UInt64])
     func percentilesWithinOnePercent(seed: UInt64) {
         let values = Self.generated(seed: seed, count: 50_000)
         var histogram = LatencyHistogram()

@@ -48,7 +48,10 @@ struct OpenLoopScheduleTests {
         let profile = RateProfile.spike(
             multiplier: 10, lengthNanoseconds: 1_000_000_000, periodNanoseconds: 4_000_000_000,
             firstNanoseconds: 2_000_000_000)
-        #expect(profile.spikeWindows(duration: 10_000_000_000) == [2_000_000_000..<3_000_000_000, 6_000_000_000..<7_000_000_000])
+        #expect(
+            profile.spikeWindows(duration: 10_000_000_000) == [
+                2_000_000_000..<3_000_000_000, 6_000_000_000..<7_000_000_000,
+            ])
         var schedule = OpenLoopSchedule(baseRate: 100, profile: profile, duration: 4_000_000_000)
         let times = Self.take(&schedule, at: 4_000_000_000)
         let perSecond = (0..<4).map { second in times.filter { $0 / 1_000_000_000 == UInt64(second) }.count }
@@ -82,11 +85,15 @@ struct OpenLoopScheduleTests {
     func profileParsing() throws {
         #expect(try RateProfile.parse("constant").get() == .constant)
         #expect(try RateProfile.parse("ramp:from=10").get() == .ramp(fromRate: 10))
-        #expect(try RateProfile.parse("step:every=10s,by=500").get() == .step(everyNanoseconds: 10_000_000_000, byRate: 500))
+        #expect(
+            try RateProfile.parse("step:every=10s,by=500").get() == .step(everyNanoseconds: 10_000_000_000, byRate: 500)
+        )
         #expect(try RateProfile.parse("spike").get() == RateProfile.spikeDefault)
         #expect(
             try RateProfile.parse("spike:x=5,for=2s,every=10s").get()
-                == .spike(multiplier: 5, lengthNanoseconds: 2_000_000_000, periodNanoseconds: 10_000_000_000, firstNanoseconds: 5_000_000_000))
+                == .spike(
+                    multiplier: 5, lengthNanoseconds: 2_000_000_000, periodNanoseconds: 10_000_000_000,
+                    firstNanoseconds: 5_000_000_000))
         for bad in ["wobble", "spike:x=-1", "step", "ramp:to=3", "spike:for=20s,every=10s", "step:every=soon"] {
             guard case .failure(let error) = RateProfile.parse(bad) else {
                 Issue.record("'\(bad)' parsed")

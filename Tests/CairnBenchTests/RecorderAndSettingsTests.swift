@@ -40,16 +40,19 @@ struct RecorderAndSettingsTests {
 
     @Test("flags parse into settings")
     func flagsParse() throws {
-        guard case .settings(let settings) = try Self.parse(
-            "--target 127.0.0.1:6379,localhost:7000 --workload ycsb-b -c 8 -P 4 --duration 3s --rate 500 --profile spike:x=3 --keys 77 --value-size 10..20 --json a.json --html=b.html --resp 3 --seed 9 --quiet"
-        ).get() else {
+        guard
+            case .settings(let settings) = try Self.parse(
+                "--target 127.0.0.1:6379,localhost:7000 --workload ycsb-b -c 8 -P 4 --duration 3s --rate 500 --profile spike:x=3 --keys 77 --value-size 10..20 --json a.json --html=b.html --resp 3 --seed 9 --quiet"
+            ).get()
+        else {
             Issue.record("no settings")
             return
         }
         #expect(settings.targets == [Endpoint(host: "127.0.0.1", port: 6379), Endpoint(host: "localhost", port: 7000)])
         #expect(settings.workload.name == "ycsb-b" && settings.clients == 8 && settings.pipeline == 4)
         #expect(settings.duration == 3_000_000_000 && settings.rate == 500 && settings.records == 77)
-        #expect(settings.valueSize == ValueSize(10, 20) && settings.jsonPath == "a.json" && settings.htmlPath == "b.html")
+        #expect(
+            settings.valueSize == ValueSize(10, 20) && settings.jsonPath == "a.json" && settings.htmlPath == "b.html")
         #expect(settings.resp == 3 && settings.seed == 9 && settings.isQuiet)
         #expect(try Self.parse("--help").get() == .help)
     }
@@ -85,12 +88,15 @@ struct RecorderAndSettingsTests {
     static func sampleReport() -> RunReport {
         var settings = BenchSettings()
         settings.rate = 100
-        settings.profile = .spike(multiplier: 10, lengthNanoseconds: 1_000_000_000, periodNanoseconds: 3_000_000_000, firstNanoseconds: 1_000_000_000)
+        settings.profile = .spike(
+            multiplier: 10, lengthNanoseconds: 1_000_000_000, periodNanoseconds: 3_000_000_000,
+            firstNanoseconds: 1_000_000_000)
         settings.duration = 3_000_000_000
         var recorder = PhaseRecorder(targetRate: { _ in 100 })
         for index in 0..<300 {
             recorder.countReply(.set)
-            recorder.succeeded(.update, intended: UInt64(index) * 10_000_000, completed: UInt64(index) * 10_000_000 + 300_000)
+            recorder.succeeded(
+                .update, intended: UInt64(index) * 10_000_000, completed: UInt64(index) * 10_000_000 + 300_000)
         }
         recorder.availability.faultStarted(at: 1_500_000_000)
         recorder.failed(.update, errorKind: "connection-refused", completed: 1_600_000_000)

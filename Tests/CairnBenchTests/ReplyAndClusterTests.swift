@@ -17,7 +17,9 @@ struct ReplyAndClusterTests {
             "|1\r\n+ttl\r\n:3\r\n$1\r\nx\r\n", "*2\r\n*0\r\n*1\r\n$0\r\n\r\n",
         ]
         for reply in replies {
-            #expect(Self.scan(reply + "+NEXT\r\n") == .reply(end: reply.utf8.count, error: nil), "\(reply.debugDescription)")
+            #expect(
+                Self.scan(reply + "+NEXT\r\n") == .reply(end: reply.utf8.count, error: nil), "\(reply.debugDescription)"
+            )
             for cut in 1..<reply.utf8.count {
                 let prefix = String(decoding: Array(reply.utf8).prefix(cut), as: UTF8.self)
                 #expect(Self.scan(prefix) == .needMoreBytes, "\(prefix.debugDescription)")
@@ -50,7 +52,9 @@ struct ReplyAndClusterTests {
         #expect(HashSlot.of(Array("bar".utf8)) == 5061)
         #expect(HashSlot.of(Array("{user1000}.following".utf8)) == HashSlot.of(Array("user1000".utf8)))
         #expect(HashSlot.of(Array("foo{}{bar}".utf8)) == HashSlot.of(Array("foo{}{bar}".utf8)))
-        #expect(HashSlot.of(Array("foo{}{bar}".utf8)) != HashSlot.of(Array("bar".utf8)), "an empty tag hashes the whole key")
+        #expect(
+            HashSlot.of(Array("foo{}{bar}".utf8)) != HashSlot.of(Array("bar".utf8)), "an empty tag hashes the whole key"
+        )
         #expect(HashSlot.of(Array("foo{{bar}}zap".utf8)) == HashSlot.of(Array("{bar".utf8)))
     }
 
@@ -84,8 +88,9 @@ struct ReplyAndClusterTests {
     @Test("bad CLUSTER SLOTS replies are refused with a reason")
     func slotMapRejects() {
         let asked = Endpoint(host: "127.0.0.1", port: 7379)
-        #expect(SlotMap.parse(.error("ERR This instance has cluster support disabled"), asked: asked)
-            == .failure(.errorReply("ERR This instance has cluster support disabled")))
+        #expect(
+            SlotMap.parse(.error("ERR This instance has cluster support disabled"), asked: asked)
+                == .failure(.errorReply("ERR This instance has cluster support disabled")))
         for bad: RESPValue in [
             .array([]), .bulk("x"), .array([.array([.integer(5), .integer(2), .array([.bulk("h"), .integer(1)])])]),
             .array([.array([.integer(0), .integer(16384), .array([.bulk("h"), .integer(1)])])]),
@@ -98,10 +103,12 @@ struct ReplyAndClusterTests {
     @Test("MOVED and ASK redirections parse, with the asked host for ':port'")
     func redirections() {
         let asked = Endpoint(host: "127.0.0.1", port: 7000)
-        #expect(Redirection.parse("MOVED 3999 127.0.0.1:6381", asked: asked)
-            == Redirection(isAsk: false, slot: 3999, endpoint: Endpoint(host: "127.0.0.1", port: 6381)))
-        #expect(Redirection.parse("ASK 1 :6390", asked: asked)
-            == Redirection(isAsk: true, slot: 1, endpoint: Endpoint(host: "127.0.0.1", port: 6390)))
+        #expect(
+            Redirection.parse("MOVED 3999 127.0.0.1:6381", asked: asked)
+                == Redirection(isAsk: false, slot: 3999, endpoint: Endpoint(host: "127.0.0.1", port: 6381)))
+        #expect(
+            Redirection.parse("ASK 1 :6390", asked: asked)
+                == Redirection(isAsk: true, slot: 1, endpoint: Endpoint(host: "127.0.0.1", port: 6390)))
         #expect(Redirection.parse("ERR no", asked: asked) == nil)
         #expect(Redirection.parse("MOVED 99999 h:1", asked: asked) == nil)
     }

@@ -36,7 +36,8 @@ struct WorkloadTests {
 
     @Test("the same seed gives the same operations")
     func deterministic() {
-        var first = WorkloadGenerator(spec: WorkloadSpec.named("ycsb-e")!, records: 500, valueSize: ValueSize(1, 9), seed: 7)
+        var first = WorkloadGenerator(
+            spec: WorkloadSpec.named("ycsb-e")!, records: 500, valueSize: ValueSize(1, 9), seed: 7)
         var second = first
         for _ in 0..<1000 { #expect(first.next() == second.next()) }
     }
@@ -60,7 +61,8 @@ struct WorkloadTests {
         let zeta = ZipfianGenerator.zeta(from: 0, to: 1000, theta: 0.99)
         for rank in [0, 1, 4, 9] {
             let expected = Double(draws) / BenchMath.pow(Double(rank + 1), 0.99) / zeta
-            #expect(abs(Double(counts[rank]) - expected) < expected * 0.1, "rank \(rank): \(counts[rank]) vs \(expected)")
+            #expect(
+                abs(Double(counts[rank]) - expected) < expected * 0.1, "rank \(rank): \(counts[rank]) vs \(expected)")
         }
         // The hottest 1% of ranks gets a large share of the draws.
         #expect(counts.prefix(10).reduce(0, +) > draws / 3)
@@ -88,7 +90,8 @@ struct WorkloadTests {
 
     @Test("inserts append new records and scans stay inside the records")
     func insertsAndScans() {
-        var generator = WorkloadGenerator(spec: WorkloadSpec.named("ycsb-e")!, records: 100, valueSize: ValueSize(5, 5), seed: 11)
+        var generator = WorkloadGenerator(
+            spec: WorkloadSpec.named("ycsb-e")!, records: 100, valueSize: ValueSize(5, 5), seed: 11)
         var inserted = 100
         for _ in 0..<5000 {
             let operation = generator.next()
@@ -128,7 +131,10 @@ struct WorkloadTests {
             Issue.record("MGET did not parse")
             return
         }
-        #expect(mget.map { String(decoding: $0, as: UTF8.self) } == ["MGET", "key:000000000009", "key:000000000010", "key:000000000011"])
+        #expect(
+            mget.map { String(decoding: $0, as: UTF8.self) } == [
+                "MGET", "key:000000000009", "key:000000000010", "key:000000000011",
+            ])
         #expect(CommandEncoder.command(["HELLO", "3"]) == Array("*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n".utf8))
     }
 }
