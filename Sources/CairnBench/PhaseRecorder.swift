@@ -7,7 +7,7 @@ public struct SecondSample: Sendable, Equatable {
     /// Error counts by kind, sorted by kind.
     public var errorsByKind: [(kind: String, count: UInt64)]
     public var latency: LatencySummary
-    /// The open-loop target rate at the start of this second (nil in closed loop).
+    /// The open-loop target rate in the middle of this second (nil in closed loop).
     public var targetRate: Double?
 
     public static func == (lhs: SecondSample, rhs: SecondSample) -> Bool {

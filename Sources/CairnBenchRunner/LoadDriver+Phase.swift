@@ -52,7 +52,7 @@ extension LoadDriver {
             let profile = schedule.profile
             let total = schedule.duration
             recorder = PhaseRecorder(targetRate: { second in
-                profile.rate(base: base, at: UInt64(second) * 1_000_000_000, duration: total)
+                profile.rate(base: base, at: UInt64(second) * 1_000_000_000 + 500_000_000, duration: total)
             })
         } else {
             recorder = PhaseRecorder()
