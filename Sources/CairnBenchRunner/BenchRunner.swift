@@ -139,10 +139,11 @@ public enum BenchRunner {
             let pending = driver.endpoints.flatMap(\.connections).filter { !$0.isReady }
             guard let first = pending.first else { break }
             let now = BenchSystem.monotonicNanoseconds()
-            if case .idle = first.state {
+            if let failed = pending.first(where: { if case .idle = $0.state { true } else { false } }) {
+                let total = driver.endpoints[failed.endpointIndex].connections.count
                 throw .unreachable(
-                    driver.endpoints[first.endpointIndex].endpoint,
-                    "a connection failed while opening \(driver.settings.clients)")
+                    driver.endpoints[failed.endpointIndex].endpoint,
+                    "\(failed.lastError ?? "the server closed a connection") (opening \(total) connections)")
             }
             if now >= deadline {
                 throw .unreachable(

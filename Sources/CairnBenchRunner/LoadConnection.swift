@@ -80,6 +80,8 @@ final class LoadConnection {
     var isInReadyList = false
     var isDirty = false
     var backoff: UInt64 = 50_000_000
+    /// Why the last connect attempt failed, for messages.
+    var lastError: String?
 
     init(endpointIndex: Int) {
         self.endpointIndex = endpointIndex

@@ -126,7 +126,7 @@ extension LoadDriver {
             }
             return
         }
-        if events & EPOLLOUT.rawValue != 0 { write(connection, now: 0) }
+        if events & EPOLLOUT.rawValue != 0 { write(connection) }
         if events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { readable(connection) }
     }
 

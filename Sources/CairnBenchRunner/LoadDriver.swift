@@ -122,6 +122,7 @@ final class LoadDriver {
     /// A connect attempt failed: retry later with backoff, and fail the oldest operation waiting for
     /// this endpoint, so an endpoint that is down shows up as errors (one per failed attempt).
     func connectFailed(_ connection: LoadConnection, code: Int32, now: UInt64) {
+        connection.lastError = BenchSystem.errorText(code)
         connection.state = .idle(retryAt: now + connection.backoff)
         connection.backoff = min(connection.backoff * 2, 1_000_000_000)
         let endpoint = endpoints[connection.endpointIndex]
@@ -287,12 +288,12 @@ final class LoadDriver {
         for connection in dirty {
             connection.isDirty = false
             guard connection.descriptor >= 0, connection.isReady else { continue }
-            write(connection, now: 0)
+            write(connection)
         }
         dirty.removeAll(keepingCapacity: true)
     }
 
-    func write(_ connection: LoadConnection, now: UInt64) {
+    func write(_ connection: LoadConnection) {
         while connection.outputOffset < connection.output.count {
             let written = connection.output.withUnsafeBytes { bytes in
                 Glibc.write(
