@@ -73,8 +73,16 @@ public struct PhaseRecorder: Sendable {
     /// Gives the target rate of a second; nil in closed loop.
     private let targetRate: (@Sendable (Int) -> Double)?
 
-    public init(targetRate: (@Sendable (Int) -> Double)? = nil) {
+    /// The last second of a phase with a fixed duration: completions during the final drain count
+    /// in it, so the series does not end with a misleading, nearly empty partial second.
+    private let lastSecond: Int?
+
+    /// - Parameters:
+    ///   - targetRate: the open-loop target rate of a second (nil in closed loop).
+    ///   - duration: the phase's length in nanoseconds, if fixed (the run phase).
+    public init(targetRate: (@Sendable (Int) -> Double)? = nil, duration: UInt64? = nil) {
         self.targetRate = targetRate
+        lastSecond = duration.map { Int((Swift.max($0, 1) - 1) / 1_000_000_000) }
     }
 
     /// Counts one reply to `command` (the report's counts are checked against the server's).
@@ -109,7 +117,8 @@ public struct PhaseRecorder: Sendable {
     /// Closes every second before the one holding `time`.
     @inline(__always)
     public mutating func advance(to time: UInt64) {
-        let second = Int(time / 1_000_000_000)
+        var second = Int(time / 1_000_000_000)
+        if let last = lastSecond, second > last { second = last }
         if second > currentSecond { closeSeconds(before: second) }
     }
 
@@ -127,10 +136,14 @@ public struct PhaseRecorder: Sendable {
         }
     }
 
-    /// Ends the phase at `end`: closes the last (possibly partial) second if anything happened in it.
+    /// Ends the phase at `end`. With a fixed duration, closes every second up to the last one (an
+    /// empty second inside the run is a fact worth plotting); otherwise closes the last partial
+    /// second if anything happened in it.
     public mutating func finish(at end: UInt64) {
         advance(to: end)
-        if currentOperations > 0 || !currentErrors.isEmpty || end % 1_000_000_000 != 0 {
+        if let last = lastSecond {
+            closeSeconds(before: last + 1)
+        } else if currentOperations > 0 || !currentErrors.isEmpty {
             closeSeconds(before: currentSecond + 1)
         }
     }

@@ -50,8 +50,11 @@ struct SVGChart {
             return Self.top + plotHeight - min(max(fraction, 0), 1) * plotHeight
         }
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(Self.width)) \(Int(Self.height))\""
-        svg += " class=\"chart\" role=\"img\" aria-label=\"\(Self.escape(title))\">"
-        svg += "<text x=\"\(Int(Self.left))\" y=\"18\" class=\"title\">\(Self.escape(title))</text>"
+        svg +=
+            " class=\"chart\" role=\"img\" aria-label=\"\(Self.escape(title))\" font-family=\"Helvetica,Arial,sans-serif\""
+        svg += " font-size=\"11\" fill=\"#445\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
+        svg +=
+            "<text x=\"\(Int(Self.left))\" y=\"18\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">\(Self.escape(title))</text>"
         for window in shadedWindows {
             let x0 = xPosition(window.start)
             let x1 = xPosition(window.end)
@@ -62,28 +65,28 @@ struct SVGChart {
         for tick in ticks {
             let y = isLogarithmic ? yPosition(Self.power10(tick)) : yPosition(tick)
             svg +=
-                "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + plotWidth))\" y1=\"\(f(y))\" y2=\"\(f(y))\" class=\"grid\"/>"
+                "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + plotWidth))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"#e6e8ef\"/>"
             let label = isLogarithmic ? Self.label(Self.power10(tick)) : Self.label(tick)
-            svg += "<text x=\"\(f(Self.left - 6))\" y=\"\(f(y + 4))\" class=\"ytick\">\(label)</text>"
+            svg += "<text x=\"\(f(Self.left - 6))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(label)</text>"
         }
         let xStep = Self.niceStep(xMax / 10)
         for tick in stride(from: 0, through: xMax, by: max(xStep, 1)) {
             let x = xPosition(tick)
             svg +=
-                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top + plotHeight))\" y2=\"\(f(Self.top + plotHeight + 4))\" class=\"axis\"/>"
+                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top + plotHeight))\" y2=\"\(f(Self.top + plotHeight + 4))\" stroke=\"#889\"/>"
             svg +=
-                "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" class=\"xtick\">\(Self.label(tick))s</text>"
+                "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" text-anchor=\"middle\">\(Self.label(tick))s</text>"
         }
         svg +=
-            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" class=\"frame\"/>"
+            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#bbc\"/>"
         svg +=
-            "<text x=\"14\" y=\"\(f(Self.top + plotHeight / 2))\" class=\"ylabel\" transform=\"rotate(-90 14 \(f(Self.top + plotHeight / 2)))\">\(Self.escape(yLabel))</text>"
+            "<text x=\"14\" y=\"\(f(Self.top + plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(Self.top + plotHeight / 2)))\">\(Self.escape(yLabel))</text>"
         for mark in marks {
             let x = xPosition(mark.x)
             svg +=
                 "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(mark.color)\" stroke-width=\"2\"/>"
             svg +=
-                "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\" class=\"mark\">\(Self.escape(mark.label))</text>"
+                "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\">\(Self.escape(mark.label))</text>"
         }
         for (index, line) in series.enumerated() {
             let points = line.points.filter { $0.y.isFinite && (!isLogarithmic || $0.y > 0) }
@@ -97,14 +100,19 @@ struct SVGChart {
                 "<line x1=\"\(f(Self.width - Self.right + 12))\" x2=\"\(f(Self.width - Self.right + 34))\" y1=\"\(f(legendY - 4))\" y2=\"\(f(legendY - 4))\" stroke=\"\(line.color)\" stroke-width=\"3\""
             svg += line.isDashed ? " stroke-dasharray=\"6 4\"/>" : "/>"
             svg +=
-                "<text x=\"\(f(Self.width - Self.right + 40))\" y=\"\(f(legendY))\" class=\"legend\">\(Self.escape(line.name))</text>"
+                "<text x=\"\(f(Self.width - Self.right + 40))\" y=\"\(f(legendY))\" font-size=\"12\">\(Self.escape(line.name))</text>"
         }
         return svg + "</svg>"
     }
 
     func f(_ value: Double) -> String { Format.fixed(value, 1) }
 
-    static func power10(_ exponent: Double) -> Double { BenchMath.exp(exponent * BenchMath.log(10)) }
+    /// 10 to an integral power, by repeated multiplication so axis labels come out round.
+    static func power10(_ exponent: Double) -> Double {
+        var value = 1.0
+        for _ in 0..<Int(abs(exponent)) { value = exponent < 0 ? value / 10 : value * 10 }
+        return value
+    }
 
     /// 1, 2 or 5 times a power of ten, at least `raw`.
     static func niceStep(_ raw: Double) -> Double {
@@ -151,9 +159,7 @@ public enum ReportHTML {
         .sub{color:#667;margin:0 0 12px}table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;text-align:right}
         th:first-child,td:first-child{text-align:left}tr:nth-child(even){background:#f5f6fa}th{border-bottom:1px solid #ccd}
         .kpi{display:inline-block;margin:6px 18px 6px 0}.kpi b{display:block;font-size:22px}
-        .chart{width:100%;height:auto;margin:6px 0}.chart text{font-size:11px;fill:#445}.chart .title{font-size:13px;font-weight:600;fill:#1d2330}
-        .chart .ytick{text-anchor:end}.chart .xtick{text-anchor:middle}.chart .ylabel{text-anchor:middle}.chart .grid{stroke:#e6e8ef}
-        .chart .axis{stroke:#889}.chart .frame{fill:none;stroke:#bbc}.chart .legend{font-size:12px}.bad{color:#b3261e}
+        .chart{width:100%;height:auto;margin:6px 0}.bad{color:#b3261e}
         """
 
     public static func render(_ reports: [RunReport]) -> String {

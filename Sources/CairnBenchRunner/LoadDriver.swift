@@ -21,6 +21,7 @@ enum OperationSource {
 /// from `CLUSTER SLOTS`), `-ASK` sends the command once to the named node after `ASKING`.
 final class LoadDriver {
     static let redirectsMax: UInt8 = 5
+    static let loadPipeline = 32
     static let maintenanceIntervalNanoseconds: UInt64 = 10_000_000
 
     let settings: BenchSettings
@@ -44,12 +45,15 @@ final class LoadDriver {
     var scratch = [UInt8](repeating: 0, count: 256 * 1024)
     var keyScratch: [UInt8] = []
     var isStopping = false
+    /// Whether epoll_pwait2 works here (false after the first ENOSYS).
+    var hasPreciseWait = true
     /// Called once a second with a progress line (nil: quiet).
     var progress: ((String) -> Void)?
 
     init(settings: BenchSettings, encoder: CommandEncoder) {
         self.settings = settings
         self.encoder = encoder
+        pipelineLimit = settings.pipeline
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epoll >= 0, "epoll_create1 failed: \(BenchSystem.errorText())")
     }
@@ -61,7 +65,9 @@ final class LoadDriver {
         close(epoll)
     }
 
-    var budget: Int { settings.clients * settings.pipeline }
+    /// Requests in flight per connection: `--pipeline`, deeper in the load phase (which is not timed).
+    var pipelineLimit = 1
+    var budget: Int { settings.clients * pipelineLimit }
 
     // MARK: Endpoints and connections
 
@@ -165,7 +171,7 @@ final class LoadDriver {
 
     @inline(__always)
     func markRoom(_ connection: LoadConnection) {
-        guard !connection.isInReadyList, connection.isReady, connection.pipelined < settings.pipeline else { return }
+        guard !connection.isInReadyList, connection.isReady, connection.pipelined < pipelineLimit else { return }
         connection.isInReadyList = true
         endpoints[connection.endpointIndex].readyList.append(connection)
     }
@@ -239,7 +245,7 @@ final class LoadDriver {
     func fill(now: UInt64) {
         for endpoint in endpoints where !endpoint.waiting.isEmpty {
             while !endpoint.waiting.isEmpty, let connection = endpoint.readyList.last {
-                guard connection.isReady, connection.pipelined < settings.pipeline else {
+                guard connection.isReady, connection.pipelined < pipelineLimit else {
                     connection.isInReadyList = false
                     endpoint.readyList.removeLast()
                     continue
@@ -247,7 +253,7 @@ final class LoadDriver {
                 let waiting = endpoint.waiting.popFirst()!
                 waitingTotal -= 1
                 send(waiting, on: connection, now: now)
-                if connection.pipelined >= settings.pipeline {
+                if connection.pipelined >= pipelineLimit {
                     connection.isInReadyList = false
                     endpoint.readyList.removeLast()
                 }

@@ -21,6 +21,20 @@ struct RecorderAndSettingsTests {
         #expect(recorder.byKind[OperationKind.read.rawValue].count == 2)
     }
 
+    @Test("with a fixed duration, late completions count in the last second and empty seconds are kept")
+    func lastSecondClamped() {
+        var recorder = PhaseRecorder(duration: 3_000_000_000)
+        recorder.succeeded(.read, intended: 0, completed: 500_000_000)
+        recorder.succeeded(.read, intended: 2_900_000_000, completed: 3_000_400_000)
+        recorder.finish(at: 3_000_500_000)
+        #expect(recorder.seconds.map(\.second) == [0, 1, 2])
+        #expect(recorder.seconds.map(\.operations) == [1, 0, 1])
+        var load = PhaseRecorder()
+        load.succeeded(.insert, intended: 0, completed: 1_200_000_000)
+        load.finish(at: 1_300_000_000)
+        #expect(load.seconds.map(\.operations) == [0, 1])
+    }
+
     @Test("the unavailability window runs from the first failure after the fault to the next success")
     func availabilityWindow() {
         var recorder = PhaseRecorder()
