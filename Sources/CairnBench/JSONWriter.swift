@@ -112,6 +112,7 @@ public enum ReportJSON {
         json.string("target", report.target)
         json.string("server", report.server)
         json.integer("seed", report.seed)
+        json.bool("interrupted", report.isInterrupted)
         json.beginObject("settings")
         json.string("workload", settings.workload.name)
         json.number("clients", Double(settings.clients))

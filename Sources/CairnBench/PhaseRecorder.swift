@@ -137,11 +137,12 @@ public struct PhaseRecorder: Sendable {
     }
 
     /// Ends the phase at `end`. With a fixed duration, closes every second up to the last one (an
-    /// empty second inside the run is a fact worth plotting); otherwise closes the last partial
-    /// second if anything happened in it.
-    public mutating func finish(at end: UInt64) {
+    /// empty second inside the run is a fact worth plotting); otherwise, or when stopped early,
+    /// closes the last partial second if anything happened in it.
+    /// - Parameter stoppedEarly: the phase was interrupted: keep only the seconds it reached.
+    public mutating func finish(at end: UInt64, stoppedEarly: Bool = false) {
         advance(to: end)
-        if let last = lastSecond {
+        if let last = lastSecond, !stoppedEarly {
             closeSeconds(before: last + 1)
         } else if currentOperations > 0 || !currentErrors.isEmpty {
             closeSeconds(before: currentSecond + 1)

@@ -47,7 +47,8 @@ public enum ReportText {
         lines.append(
             "run   \(run.recorder.operations) ops in \(Format.seconds(run.duration)) s: "
                 + "\(Format.fixed(run.throughput, 0)) ops/s, \(run.recorder.errors) errors"
-                + (run.recorder.unsent > 0 ? ", \(run.recorder.unsent) due but never sent (client saturated)" : ""))
+                + (run.recorder.unsent > 0 ? ", \(run.recorder.unsent) due but never sent (client saturated)" : "")
+                + (report.isInterrupted ? " (interrupted: stopped early)" : ""))
         lines.append(
             Format.padRight("latency (ms)", 18)
                 + ["count", "mean", "p50", "p90", "p99", "p99.9", "max"].map { Format.padLeft($0, 10) }.joined())

@@ -44,6 +44,8 @@ public struct RunReport: Sendable {
     public var load: PhaseReport?
     public var run: PhaseReport
     public var fault: FaultReport?
+    /// The run was stopped early by SIGINT or SIGTERM.
+    public var isInterrupted = false
 
     public init(
         target: String, settings: BenchSettings, seed: UInt64, server: String?, load: PhaseReport?, run: PhaseReport,

@@ -25,13 +25,14 @@ public enum BenchRunner {
                 let report = try runOne(runSettings, seed: seed)
                 reports.append(report)
                 print(ReportText.summary(report))
+                if report.isInterrupted { break }
             } catch {
                 fail(error.description)
                 return 1
             }
         }
         if reports.count == 2 { print(ReportText.comparison(reports[0], reports[1])) }
-        var status: Int32 = 0
+        var status: Int32 = reports.last?.isInterrupted == true ? 130 : 0
         if let path = settings.jsonPath, !writeFile(path, ReportJSON.render(reports)) { status = 1 }
         if let path = settings.htmlPath, !writeFile(path, ReportHTML.render(reports)) { status = 1 }
         return status
@@ -56,6 +57,7 @@ public enum BenchRunner {
                 try driver.addEndpoint(endpoint, connections: max(share, 1))
             }
         }
+        driver.catchInterrupts()
         try connectAll(driver)
         let isTerminal = isatty(2) == 1
         if !settings.isQuiet {
@@ -69,6 +71,7 @@ public enum BenchRunner {
             load = try driver.runPhase(
                 name: "load", source: .load(next: 0, total: settings.records), schedule: nil, duration: nil, fault: nil)
             endProgressLine(settings, isTerminal)
+            if driver.isInterrupted { throw .setup("interrupted during the load phase") }
         }
         driver.generator = WorkloadGenerator(
             spec: settings.workload, records: settings.records, valueSize: settings.valueSize, seed: seed)
@@ -80,8 +83,10 @@ public enum BenchRunner {
             name: "run", source: .workload, schedule: schedule, duration: settings.duration, fault: fault)
         endProgressLine(settings, isTerminal)
         driver.closeAll()
-        return RunReport(
+        var report = RunReport(
             target: target, settings: settings, seed: seed, server: server, load: load, run: run, fault: fault?.report)
+        report.isInterrupted = driver.isInterrupted
+        return report
     }
 
     static func endProgressLine(_ settings: BenchSettings, _ isTerminal: Bool) {

@@ -72,6 +72,7 @@ extension LoadDriver {
             var now = BenchSystem.monotonicNanoseconds()
             let elapsed = now - phaseStart
             if let duration, elapsed >= duration { break }
+            if isInterrupted { break }
             if duration == nil, case .load(let next, let total) = self.source, next >= total, outstanding == 0 { break }
             if let fault, fault.report == nil, elapsed >= fault.at {
                 fault.launch(elapsed: elapsed)
@@ -114,8 +115,8 @@ extension LoadDriver {
             recorder.unsent = open.dueButNotTaken(now: end - phaseStart) + UInt64(waitingTotal)
         }
         dropWaiting()
-        let phaseDuration = max(end - phaseStart, duration ?? 0)
-        recorder.finish(at: end - phaseStart)
+        let phaseDuration = isInterrupted ? end - phaseStart : max(end - phaseStart, duration ?? 0)
+        recorder.finish(at: end - phaseStart, stoppedEarly: isInterrupted)
         fault?.collect()
         return PhaseReport(name: name, duration: phaseDuration, recorder: recorder)
     }
@@ -135,6 +136,11 @@ extension LoadDriver {
     }
 
     func handle(_ fd: Int32, _ events: UInt32) {
+        if fd == signalDescriptor {
+            var info = signalfd_siginfo()
+            while read(fd, &info, MemoryLayout<signalfd_siginfo>.size) > 0 { isInterrupted = true }
+            return
+        }
         guard Int(fd) < byDescriptor.count, let connection = byDescriptor[Int(fd)] else { return }
         if case .connecting = connection.state {
             if events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {

@@ -47,6 +47,9 @@ final class LoadDriver {
     var isStopping = false
     /// Whether epoll_pwait2 works here (false after the first ENOSYS).
     var hasPreciseWait = true
+    /// A signalfd for SIGINT and SIGTERM: the first one ends the phase early, with a report.
+    var signalDescriptor: Int32 = -1
+    var isInterrupted = false
     /// Called once a second with a progress line (nil: quiet).
     var progress: ((String) -> Void)?
 
@@ -63,6 +66,21 @@ final class LoadDriver {
             for connection in endpoint.connections where connection.descriptor >= 0 { close(connection.descriptor) }
         }
         close(epoll)
+        if signalDescriptor >= 0 { close(signalDescriptor) }
+    }
+
+    /// Turns Ctrl-C (SIGINT) and SIGTERM into an early, orderly end: the phase stops, drains and is
+    /// reported. Until this is called (while probing) they end the process as usual.
+    func catchInterrupts() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signalDescriptor = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+        guard signalDescriptor >= 0 else { return }
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: signalDescriptor))
+        _ = epoll_ctl(epoll, EPOLL_CTL_ADD, signalDescriptor, &event)
     }
 
     /// Requests in flight per connection: `--pipeline`, deeper in the load phase (which is not timed).
