@@ -48,8 +48,8 @@ public enum BenchRunner {
         let encoder = CommandEncoder(valueBytesMax: settings.valueSize.maximum, seed: seed)
         let driver = LoadDriver(settings: settings, encoder: encoder)
         if let slotMap {
-            driver.slotMap = slotMap
             for endpoint in slotMap.endpoints { try driver.addEndpoint(endpoint, connections: settings.clients) }
+            driver.slotMap = slotMap
         } else {
             let targets = settings.targets
             for (index, endpoint) in targets.enumerated() {

@@ -29,7 +29,12 @@ final class LoadDriver {
     let epoll: Int32
     var endpoints: [EndpointState] = []
     var byDescriptor: [LoadConnection?] = []
-    var slotMap: SlotMap?
+    /// The cluster's slot map (cluster mode); every change rebuilds `routes`.
+    var slotMap: SlotMap? {
+        didSet { rebuildRoutes() }
+    }
+    /// For each slot, the index in `endpoints` of its owner (cluster mode).
+    var routes: [Int] = []
     var lastSlotRefresh: UInt64 = 0
     var recorder = PhaseRecorder()
     var phaseStart: UInt64 = 0
@@ -211,18 +216,25 @@ final class LoadDriver {
 
     /// The endpoint an operation goes to.
     func route(_ operation: Operation) -> Int {
-        guard let map = slotMap else {
+        guard !routes.isEmpty else {
             if endpoints.count == 1 { return 0 }
             roundRobin &+= 1
             return roundRobin % endpoints.count
         }
         keyScratch.removeAll(keepingCapacity: true)
         CommandEncoder.appendKey(operation.record, to: &keyScratch)
-        let slot = HashSlot.of(keyScratch)
-        guard let endpoint = map.endpoint(ofSlot: slot),
-            let index = endpoints.firstIndex(where: { $0.endpoint == endpoint })
-        else { return 0 }
-        return index
+        return routes[HashSlot.of(keyScratch)]
+    }
+
+    /// Maps every slot to the index of its owner, adding endpoints the map names for the first time.
+    /// A slot no range covers goes to the first endpoint, whose error reply is then counted.
+    func rebuildRoutes() {
+        guard let map = slotMap else { return }
+        var indexes: [Int] = []
+        for endpoint in map.endpoints {
+            indexes.append((try? addEndpoint(endpoint, connections: settings.clients)) ?? 0)
+        }
+        routes = map.owners.map { $0 < 0 ? 0 : indexes[Int($0)] }
     }
 
     func nextOperation() -> Operation? {
@@ -452,7 +464,6 @@ final class LoadDriver {
                 case .success(let map) = SlotMap.parse(reply, asked: state.endpoint)
             else { continue }
             slotMap = map
-            for endpoint in map.endpoints { _ = try? addEndpoint(endpoint, connections: settings.clients) }
             return
         }
     }
