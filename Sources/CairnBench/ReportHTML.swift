@@ -24,85 +24,114 @@ struct SVGChart {
     static let top = 30.0
     static let bottom = 40.0
 
-    func render() -> String {
-        let plotWidth = Self.width - Self.left - Self.right
-        let plotHeight = Self.height - Self.top - Self.bottom
-        let values = series.flatMap { $0.points.map(\.y) }.filter { $0.isFinite && (!isLogarithmic || $0 > 0) }
-        let xMax = max(self.xMax, 1)
-        var yMin = 0.0
-        var yMax = max(values.max() ?? 1, 1e-9) * 1.1
+    static var plotWidth: Double { width - left - right }
+    static var plotHeight: Double { height - top - bottom }
+
+    /// Maps data to drawing coordinates: seconds on x, linear or base-10 logarithmic y.
+    struct Scale {
+        var xMax: Double
+        var yMin: Double
+        var yMax: Double
+        var isLogarithmic: Bool
+        /// y tick values (exponents of ten on a logarithmic scale).
         var ticks: [Double]
+
+        func x(_ value: Double) -> Double { SVGChart.left + min(max(value / xMax, 0), 1) * SVGChart.plotWidth }
+
+        func y(_ value: Double) -> Double {
+            let scaled = isLogarithmic ? BenchMath.log(max(value, 1e-9)) / BenchMath.log(10) : value
+            let fraction = (scaled - yMin) / max(yMax - yMin, 1e-12)
+            return SVGChart.top + SVGChart.plotHeight - min(max(fraction, 0), 1) * SVGChart.plotHeight
+        }
+    }
+
+    /// The scale that fits every plotted value, with round ticks.
+    func scale() -> Scale {
+        let values = series.flatMap { $0.points.map(\.y) }.filter { $0.isFinite && (!isLogarithmic || $0 > 0) }
         if isLogarithmic {
             let low = (BenchMath.log(max(values.min() ?? 0.01, 1e-6)) / BenchMath.log(10)).rounded(.down)
             let high = max((BenchMath.log(max(values.max() ?? 1, 1e-6)) / BenchMath.log(10)).rounded(.up), low + 1)
-            yMin = low
-            yMax = high
-            ticks = stride(from: low, through: high, by: 1).map { $0 }
-        } else {
-            let step = Self.niceStep(yMax / 5)
-            yMax = (yMax / step).rounded(.up) * step
-            ticks = stride(from: 0, through: yMax + step / 2, by: step).map { $0 }
+            return Scale(
+                xMax: max(xMax, 1), yMin: low, yMax: high, isLogarithmic: true,
+                ticks: stride(from: low, through: high, by: 1).map { $0 })
         }
-        func xPosition(_ x: Double) -> Double { Self.left + min(max(x / xMax, 0), 1) * plotWidth }
-        func yPosition(_ y: Double) -> Double {
-            let value = isLogarithmic ? BenchMath.log(max(y, 1e-9)) / BenchMath.log(10) : y
-            let fraction = (value - yMin) / max(yMax - yMin, 1e-12)
-            return Self.top + plotHeight - min(max(fraction, 0), 1) * plotHeight
-        }
+        let step = Self.niceStep(max(values.max() ?? 1, 1e-9) * 1.1 / 5)
+        let top = (max(values.max() ?? 1, 1e-9) * 1.1 / step).rounded(.up) * step
+        return Scale(
+            xMax: max(xMax, 1), yMin: 0, yMax: top, isLogarithmic: false,
+            ticks: stride(from: 0, through: top + step / 2, by: step).map { $0 })
+    }
+
+    func render() -> String {
+        let scale = scale()
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(Self.width)) \(Int(Self.height))\""
-        svg +=
-            " class=\"chart\" role=\"img\" aria-label=\"\(Self.escape(title))\" font-family=\"Helvetica,Arial,sans-serif\""
-        svg += " font-size=\"11\" fill=\"#445\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
-        svg +=
-            "<text x=\"\(Int(Self.left))\" y=\"18\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">\(Self.escape(title))</text>"
+        svg += " class=\"chart\" role=\"img\" aria-label=\"\(Self.escape(title))\""
+        svg += " font-family=\"Helvetica,Arial,sans-serif\" font-size=\"11\" fill=\"#445\">"
+        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
+        svg += "<text x=\"\(Int(Self.left))\" y=\"18\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">"
+        svg += Self.escape(title) + "</text>"
         for window in shadedWindows {
-            let x0 = xPosition(window.start)
-            let x1 = xPosition(window.end)
-            svg +=
-                "<rect x=\"\(f(x0))\" y=\"\(f(Self.top))\" width=\"\(f(max(x1 - x0, 1)))\" height=\"\(f(plotHeight))\""
-            svg += " fill=\"\(window.color)\"><title>\(Self.escape(window.label))</title></rect>"
+            let x0 = scale.x(window.start)
+            let x1 = scale.x(window.end)
+            svg += "<rect x=\"\(f(x0))\" y=\"\(f(Self.top))\" width=\"\(f(max(x1 - x0, 1)))\""
+            svg += " height=\"\(f(Self.plotHeight))\" fill=\"\(window.color)\">"
+            svg += "<title>\(Self.escape(window.label))</title></rect>"
         }
-        for tick in ticks {
-            let y = isLogarithmic ? yPosition(Self.power10(tick)) : yPosition(tick)
-            svg +=
-                "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + plotWidth))\" y1=\"\(f(y))\" y2=\"\(f(y))\" stroke=\"#e6e8ef\"/>"
-            let label = isLogarithmic ? Self.label(Self.power10(tick)) : Self.label(tick)
-            svg += "<text x=\"\(f(Self.left - 6))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(label)</text>"
-        }
-        let xStep = Self.niceStep(xMax / 10)
-        for tick in stride(from: 0, through: xMax, by: max(xStep, 1)) {
-            let x = xPosition(tick)
-            svg +=
-                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top + plotHeight))\" y2=\"\(f(Self.top + plotHeight + 4))\" stroke=\"#889\"/>"
-            svg +=
-                "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" text-anchor=\"middle\">\(Self.label(tick))s</text>"
-        }
-        svg +=
-            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#bbc\"/>"
-        svg +=
-            "<text x=\"14\" y=\"\(f(Self.top + plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(f(Self.top + plotHeight / 2)))\">\(Self.escape(yLabel))</text>"
+        svg += axes(scale)
         for mark in marks {
-            let x = xPosition(mark.x)
-            svg +=
-                "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(mark.color)\" stroke-width=\"2\"/>"
-            svg +=
-                "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\">\(Self.escape(mark.label))</text>"
+            let x = f(scale.x(mark.x))
+            svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(f(Self.top))\" y2=\"\(f(Self.top + Self.plotHeight))\""
+            svg += " stroke=\"\(mark.color)\" stroke-width=\"2\"/>"
+            svg += "<text x=\"\(f(scale.x(mark.x) + 4))\" y=\"\(f(Self.top + 12))\" fill=\"\(mark.color)\">"
+            svg += Self.escape(mark.label) + "</text>"
         }
-        for (index, line) in series.enumerated() {
-            let points = line.points.filter { $0.y.isFinite && (!isLogarithmic || $0.y > 0) }
-            let path = points.map { "\(f(xPosition($0.x))),\(f(yPosition($0.y)))" }.joined(separator: " ")
-            if !path.isEmpty {
-                svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.8\""
-                svg += line.isDashed ? " stroke-dasharray=\"6 4\"/>" : "/>"
-            }
-            let legendY = Self.top + 14 + Double(index) * 18
-            svg +=
-                "<line x1=\"\(f(Self.width - Self.right + 12))\" x2=\"\(f(Self.width - Self.right + 34))\" y1=\"\(f(legendY - 4))\" y2=\"\(f(legendY - 4))\" stroke=\"\(line.color)\" stroke-width=\"3\""
-            svg += line.isDashed ? " stroke-dasharray=\"6 4\"/>" : "/>"
-            svg +=
-                "<text x=\"\(f(Self.width - Self.right + 40))\" y=\"\(f(legendY))\" font-size=\"12\">\(Self.escape(line.name))</text>"
-        }
+        svg += lines(scale)
         return svg + "</svg>"
+    }
+
+    /// Grid lines, tick labels, the frame and the y label.
+    func axes(_ scale: Scale) -> String {
+        var svg = ""
+        for tick in scale.ticks {
+            let value = scale.isLogarithmic ? Self.power10(tick) : tick
+            let y = f(scale.y(value))
+            svg += "<line x1=\"\(f(Self.left))\" x2=\"\(f(Self.left + Self.plotWidth))\" y1=\"\(y)\" y2=\"\(y)\""
+            svg += " stroke=\"#e6e8ef\"/>"
+            svg += "<text x=\"\(f(Self.left - 6))\" y=\"\(f(scale.y(value) + 4))\" text-anchor=\"end\">"
+            svg += Self.label(value) + "</text>"
+        }
+        let bottom = Self.top + Self.plotHeight
+        for tick in stride(from: 0, through: scale.xMax, by: max(Self.niceStep(scale.xMax / 10), 1)) {
+            let x = f(scale.x(tick))
+            svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(f(bottom))\" y2=\"\(f(bottom + 4))\" stroke=\"#889\"/>"
+            svg += "<text x=\"\(x)\" y=\"\(f(bottom + 18))\" text-anchor=\"middle\">\(Self.label(tick))s</text>"
+        }
+        svg += "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(Self.plotWidth))\""
+        svg += " height=\"\(f(Self.plotHeight))\" fill=\"none\" stroke=\"#bbc\"/>"
+        let middle = f(Self.top + Self.plotHeight / 2)
+        svg += "<text x=\"14\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 14 \(middle))\">"
+        return svg + Self.escape(yLabel) + "</text>"
+    }
+
+    /// The series as polylines, and their legend on the right.
+    func lines(_ scale: Scale) -> String {
+        var svg = ""
+        for (index, line) in series.enumerated() {
+            let dash = line.isDashed ? " stroke-dasharray=\"6 4\"" : ""
+            let points = line.points.filter { $0.y.isFinite && (!isLogarithmic || $0.y > 0) }
+            let path = points.map { "\(f(scale.x($0.x))),\(f(scale.y($0.y)))" }.joined(separator: " ")
+            if !path.isEmpty {
+                svg +=
+                    "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.8\"\(dash)/>"
+            }
+            let legendX = Self.width - Self.right
+            let legendY = Self.top + 14 + Double(index) * 18
+            svg += "<line x1=\"\(f(legendX + 12))\" x2=\"\(f(legendX + 34))\" y1=\"\(f(legendY - 4))\""
+            svg += " y2=\"\(f(legendY - 4))\" stroke=\"\(line.color)\" stroke-width=\"3\"\(dash)/>"
+            svg +=
+                "<text x=\"\(f(legendX + 40))\" y=\"\(f(legendY))\" font-size=\"12\">\(Self.escape(line.name))</text>"
+        }
+        return svg
     }
 
     func f(_ value: Double) -> String { Format.fixed(value, 1) }
