@@ -16,10 +16,9 @@ enum CairnCommand {
           dev        Run a local cluster of N nodes in the foreground (see 'cairn dev --help').
           ctl        Operator commands against a running node (see 'cairn ctl --help').
           sim        Run the deterministic simulator (see 'cairn sim --help').
+          bench      Load a Redis-protocol endpoint, Cairn or Redis (see 'cairn bench --help').
           version    Print the version.
           help       Print this help.
-
-        'bench' is not available in this version yet.
 
         """
 
@@ -39,6 +38,8 @@ enum CairnCommand {
             exit(CtlCommand.run(arguments))
         case "sim":
             exit(SimCommand.run(arguments))
+        case "bench":
+            exit(BenchCommand.run(arguments))
         case "version", "--version", "-v":
             if arguments.contains("--help") || arguments.contains("-h") {
                 print("Usage: cairn version\n\nPrints Cairn's version and the Redis version whose protocol it follows.")
@@ -47,12 +48,8 @@ enum CairnCommand {
             print("cairn \(CairnVersion.cairn) (Redis protocol \(CairnVersion.redisCompatible))")
         case "help", "--help", "-h":
             print(usage, terminator: "")
-        case "bench":
-            fail(
-                "'cairn \(command)' is not available in this version yet; run 'cairn dev --help' to start a local cluster"
-            )
         default:
-            fail("unknown command '\(command)'; expected one of: server, dev, ctl, sim, version, help")
+            fail("unknown command '\(command)'; expected one of: server, dev, ctl, bench, sim, version, help")
         }
     }
 

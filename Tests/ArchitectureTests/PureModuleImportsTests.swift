@@ -6,6 +6,7 @@ struct PureModuleImportsTests {
     static let pureModules = [
         "CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRaft", "CairnCheck", "CairnSim",
         "CairnPlacement",
+        "CairnBench",
     ]
     static let forbidden = [
         "Foundation", "FoundationEssentials", "Dispatch", "Glibc", "Musl", "CLinux", "CRocksDB", "Synchronization",

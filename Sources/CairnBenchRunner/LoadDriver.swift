@@ -1,0 +1,470 @@
+import CLinux
+import CairnBench
+import CairnCore
+import Glibc
+
+/// Where the operations of a phase come from.
+enum OperationSource {
+    /// The load phase: insert records `next..<total` in order.
+    case load(next: Int, total: Int)
+    /// The run phase: draw from the workload.
+    case workload
+}
+
+/// The load generator's event loop: many non-blocking connections on one epoll descriptor,
+/// pipelining up to `pipeline` commands per connection, closed loop (keep `clients × pipeline`
+/// operations outstanding) or open loop (send what an `OpenLoopSchedule` says is due).
+///
+/// Every wait has a deadline: connecting, each reply (`timeout`), and draining at the end. A
+/// connection that fails or times out fails its in-flight operations (counted by kind) and
+/// reconnects with backoff; in cluster mode `-MOVED` updates the slot map (and triggers a refresh
+/// from `CLUSTER SLOTS`), `-ASK` sends the command once to the named node after `ASKING`.
+final class LoadDriver {
+    static let redirectsMax: UInt8 = 5
+    static let loadPipeline = 32
+    static let maintenanceIntervalNanoseconds: UInt64 = 10_000_000
+
+    let settings: BenchSettings
+    let encoder: CommandEncoder
+    let epoll: Int32
+    var endpoints: [EndpointState] = []
+    var byDescriptor: [LoadConnection?] = []
+    /// The cluster's slot map (cluster mode); every change rebuilds `routes`.
+    var slotMap: SlotMap? {
+        didSet { rebuildRoutes() }
+    }
+    /// For each slot, the index in `endpoints` of its owner (cluster mode).
+    var routes: [Int] = []
+    var lastSlotRefresh: UInt64 = 0
+    var recorder = PhaseRecorder()
+    var phaseStart: UInt64 = 0
+    /// Operations generated and not finished (waiting or in flight).
+    var outstanding = 0
+    var waitingTotal = 0
+    var source = OperationSource.load(next: 0, total: 0)
+    /// The run phase's generator (kept outside `source` so drawing does not copy it).
+    var generator: WorkloadGenerator?
+    var schedule: OpenLoopSchedule?
+    var dirty: [LoadConnection] = []
+    var roundRobin = 0
+    var scratch = [UInt8](repeating: 0, count: 256 * 1024)
+    var keyScratch: [UInt8] = []
+    var isStopping = false
+    /// Whether epoll_pwait2 works here (false after the first ENOSYS).
+    var hasPreciseWait = true
+    /// A signalfd for SIGINT and SIGTERM: the first one ends the phase early, with a report.
+    var signalDescriptor: Int32 = -1
+    var isInterrupted = false
+    /// Called once a second with a progress line (nil: quiet).
+    var progress: ((String) -> Void)?
+
+    init(settings: BenchSettings, encoder: CommandEncoder) {
+        self.settings = settings
+        self.encoder = encoder
+        pipelineLimit = settings.pipeline
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        precondition(epoll >= 0, "epoll_create1 failed: \(BenchSystem.errorText())")
+    }
+
+    deinit {
+        for endpoint in endpoints {
+            for connection in endpoint.connections where connection.descriptor >= 0 { close(connection.descriptor) }
+        }
+        close(epoll)
+        if signalDescriptor >= 0 { close(signalDescriptor) }
+    }
+
+    /// Turns Ctrl-C (SIGINT) and SIGTERM into an early, orderly end: the phase stops, drains and is
+    /// reported. Until this is called (while probing) they end the process as usual.
+    func catchInterrupts() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signalDescriptor = signalfd(-1, &signals, Int32(SFD_NONBLOCK | SFD_CLOEXEC))
+        guard signalDescriptor >= 0 else { return }
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: signalDescriptor))
+        _ = epoll_ctl(epoll, EPOLL_CTL_ADD, signalDescriptor, &event)
+    }
+
+    /// Requests in flight per connection: `--pipeline`, deeper in the load phase (which is not timed).
+    var pipelineLimit = 1
+    var budget: Int { settings.clients * pipelineLimit }
+
+    // MARK: Endpoints and connections
+
+    /// Adds an endpoint with its connections (opened on the next maintenance pass).
+    @discardableResult
+    func addEndpoint(_ endpoint: Endpoint, connections count: Int) throws(BenchFailure) -> Int {
+        if let index = endpoints.firstIndex(where: { $0.endpoint == endpoint }) { return index }
+        let address: sockaddr_in
+        switch BenchSystem.resolve(endpoint) {
+        case .success(let resolved): address = resolved
+        case .failure(let failure): throw failure
+        }
+        let state = EndpointState(endpoint: endpoint, address: address)
+        for _ in 0..<count { state.connections.append(LoadConnection(endpointIndex: endpoints.count)) }
+        endpoints.append(state)
+        return endpoints.count - 1
+    }
+
+    func open(_ connection: LoadConnection, now: UInt64) {
+        switch BenchSystem.startConnect(endpoints[connection.endpointIndex].address) {
+        case .failed(let code):
+            connectFailed(connection, code: code, now: now)
+        case .started(let fd):
+            connection.descriptor = fd
+            connection.state = .connecting(deadline: now + settings.timeout)
+            if Int(fd) >= byDescriptor.count {
+                byDescriptor += Array(repeating: nil, count: Int(fd) + 64 - byDescriptor.count)
+            }
+            byDescriptor[Int(fd)] = connection
+            var event = epoll_event(events: EPOLLIN.rawValue | EPOLLOUT.rawValue, data: epoll_data_t(fd: fd))
+            let result = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+            precondition(result == 0, "epoll_ctl ADD \(fd) failed: \(BenchSystem.errorText())")
+            connection.isWaitingForWritable = true
+        }
+    }
+
+    func connected(_ connection: LoadConnection, now: UInt64) {
+        let code = BenchSystem.socketError(connection.descriptor)
+        guard code == 0 else {
+            closeDescriptor(connection)
+            connectFailed(connection, code: code, now: now)
+            return
+        }
+        connection.state = .ready
+        connection.backoff = 50_000_000
+        setWritableInterest(connection, false)
+        if settings.resp == 3 {
+            connection.output.append(contentsOf: CommandEncoder.command(["HELLO", "3"]))
+            connection.inFlight.append(
+                InFlight(
+                    operation: Operation(kind: .read, record: 0), intended: 0, sent: now, command: nil, redirects: 0,
+                    isReadOfReadModifyWrite: false))
+            markDirty(connection)
+        }
+        markRoom(connection)
+    }
+
+    /// A connect attempt failed: retry later with backoff, and fail the oldest operation waiting for
+    /// this endpoint, so an endpoint that is down shows up as errors (one per failed attempt).
+    func connectFailed(_ connection: LoadConnection, code: Int32, now: UInt64) {
+        connection.lastError = BenchSystem.errorText(code)
+        connection.state = .idle(retryAt: now + connection.backoff)
+        connection.backoff = min(connection.backoff * 2, 1_000_000_000)
+        let endpoint = endpoints[connection.endpointIndex]
+        if let waiting = endpoint.waiting.popFirst() {
+            waitingTotal -= 1
+            finishFailed(waiting.operation, kind: BenchSystem.errorKind(code), now: now)
+        }
+    }
+
+    func closeDescriptor(_ connection: LoadConnection) {
+        guard connection.descriptor >= 0 else { return }
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, connection.descriptor, nil)
+        byDescriptor[Int(connection.descriptor)] = nil
+        close(connection.descriptor)
+        connection.descriptor = -1
+        connection.isWaitingForWritable = false
+    }
+
+    /// The connection broke or timed out: fail what it had in flight and reconnect after a pause.
+    func connectionLost(_ connection: LoadConnection, kind: String, now: UInt64) {
+        closeDescriptor(connection)
+        connection.output.removeAll(keepingCapacity: true)
+        connection.outputOffset = 0
+        connection.input.removeAll(keepingCapacity: true)
+        for entry in connection.inFlight.removeAll() where entry.command != nil {
+            finishFailed(entry.operation, kind: kind, now: now)
+        }
+        connection.pipelined = 0
+        connection.state = .idle(retryAt: now + connection.backoff)
+        connection.backoff = min(connection.backoff * 2, 1_000_000_000)
+    }
+
+    func setWritableInterest(_ connection: LoadConnection, _ wanted: Bool) {
+        guard connection.isWaitingForWritable != wanted, connection.descriptor >= 0 else { return }
+        let events = EPOLLIN.rawValue | (wanted ? EPOLLOUT.rawValue : 0)
+        var event = epoll_event(events: events, data: epoll_data_t(fd: connection.descriptor))
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, connection.descriptor, &event)
+        connection.isWaitingForWritable = wanted
+    }
+
+    @inline(__always)
+    func markRoom(_ connection: LoadConnection) {
+        guard !connection.isInReadyList, connection.isReady, connection.pipelined < pipelineLimit else { return }
+        connection.isInReadyList = true
+        endpoints[connection.endpointIndex].readyList.append(connection)
+    }
+
+    @inline(__always)
+    func markDirty(_ connection: LoadConnection) {
+        guard !connection.isDirty else { return }
+        connection.isDirty = true
+        dirty.append(connection)
+    }
+
+    // MARK: Operations
+
+    @inline(__always)
+    func finishFailed(_ operation: Operation, kind: String, now: UInt64) {
+        outstanding -= 1
+        recorder.failed(operation.kind, errorKind: kind, completed: now &- phaseStart)
+    }
+
+    /// The endpoint an operation goes to.
+    func route(_ operation: Operation) -> Int {
+        guard !routes.isEmpty else {
+            if endpoints.count == 1 { return 0 }
+            roundRobin &+= 1
+            return roundRobin % endpoints.count
+        }
+        keyScratch.removeAll(keepingCapacity: true)
+        CommandEncoder.appendKey(operation.record, to: &keyScratch)
+        return routes[HashSlot.of(keyScratch)]
+    }
+
+    /// Maps every slot to the index of its owner, adding endpoints the map names for the first time.
+    /// A slot no range covers goes to the first endpoint, whose error reply is then counted.
+    func rebuildRoutes() {
+        guard let map = slotMap else { return }
+        var indexes: [Int] = []
+        for endpoint in map.endpoints {
+            indexes.append((try? addEndpoint(endpoint, connections: settings.clients)) ?? 0)
+        }
+        routes = map.owners.map { $0 < 0 ? 0 : indexes[Int($0)] }
+    }
+
+    func nextOperation() -> Operation? {
+        switch source {
+        case .load(let next, let total):
+            guard next < total else { return nil }
+            source = .load(next: next + 1, total: total)
+            return Operation(kind: .insert, record: next, valueBytes: settings.valueSize.maximum)
+        case .workload:
+            return generator?.next()
+        }
+    }
+
+    func enqueue(_ waiting: WaitingOperation, at endpoint: Int) {
+        endpoints[endpoint].waiting.append(waiting)
+        waitingTotal += 1
+    }
+
+    /// Generates the operations that may start now.
+    func issue(now: UInt64) {
+        let elapsed = now - phaseStart
+        if var open = schedule {
+            while waitingTotal < budget, let intended = open.takeDue(now: elapsed) {
+                guard let operation = nextOperation() else { break }
+                outstanding += 1
+                enqueue(WaitingOperation(operation: operation, intended: intended), at: route(operation))
+            }
+            schedule = open
+        } else {
+            while outstanding < budget, let operation = nextOperation() {
+                outstanding += 1
+                enqueue(WaitingOperation(operation: operation, intended: elapsed), at: route(operation))
+            }
+        }
+    }
+
+    /// Moves waiting operations onto connections with room.
+    func fill(now: UInt64) {
+        for endpoint in endpoints where !endpoint.waiting.isEmpty {
+            while !endpoint.waiting.isEmpty, let connection = endpoint.readyList.last {
+                guard connection.isReady, connection.pipelined < pipelineLimit else {
+                    connection.isInReadyList = false
+                    endpoint.readyList.removeLast()
+                    continue
+                }
+                let waiting = endpoint.waiting.popFirst()!
+                waitingTotal -= 1
+                send(waiting, on: connection, now: now)
+                if connection.pipelined >= pipelineLimit {
+                    connection.isInReadyList = false
+                    endpoint.readyList.removeLast()
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    func send(_ waiting: WaitingOperation, on connection: LoadConnection, now: UInt64) {
+        let operation = waiting.operation
+        if waiting.isAsking {
+            connection.output.append(contentsOf: CommandEncoder.command(["ASKING"]))
+            connection.inFlight.append(
+                InFlight(
+                    operation: operation, intended: waiting.intended, sent: now, command: nil, redirects: 0,
+                    isReadOfReadModifyWrite: false))
+        }
+        var command = SentCommand.set
+        switch operation.kind {
+        case .read, .readModifyWrite:
+            encoder.appendGet(operation.record, to: &connection.output)
+            command = .get
+        case .update, .insert:
+            encoder.appendSet(operation.record, valueBytes: operation.valueBytes, to: &connection.output)
+        case .scan:
+            encoder.appendMultiGet(operation.record, count: operation.scanLength, to: &connection.output)
+            command = .mget
+        }
+        connection.inFlight.append(
+            InFlight(
+                operation: operation, intended: waiting.intended, sent: now, command: command,
+                redirects: waiting.redirects, isReadOfReadModifyWrite: operation.kind == .readModifyWrite))
+        connection.pipelined += 1
+        markDirty(connection)
+    }
+
+    func flush() {
+        for connection in dirty {
+            connection.isDirty = false
+            guard connection.descriptor >= 0, connection.isReady else { continue }
+            write(connection)
+        }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    func write(_ connection: LoadConnection) {
+        while connection.outputOffset < connection.output.count {
+            let written = connection.output.withUnsafeBytes { bytes in
+                Glibc.write(
+                    connection.descriptor, bytes.baseAddress! + connection.outputOffset,
+                    bytes.count - connection.outputOffset)
+            }
+            if written > 0 {
+                connection.outputOffset += written
+                continue
+            }
+            if written < 0 && errno == EINTR { continue }
+            if written < 0 && errno == EAGAIN {
+                setWritableInterest(connection, true)
+                return
+            }
+            connectionLost(connection, kind: BenchSystem.errorKind(errno), now: BenchSystem.monotonicNanoseconds())
+            return
+        }
+        connection.output.removeAll(keepingCapacity: true)
+        connection.outputOffset = 0
+        setWritableInterest(connection, false)
+    }
+
+    // MARK: Replies
+
+    func readable(_ connection: LoadConnection) {
+        while connection.descriptor >= 0 {
+            let count = scratch.withUnsafeMutableBytes { read(connection.descriptor, $0.baseAddress!, $0.count) }
+            let now = BenchSystem.monotonicNanoseconds()
+            if count == 0 {
+                connectionLost(connection, kind: "connection-closed", now: now)
+                return
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno != EAGAIN { connectionLost(connection, kind: BenchSystem.errorKind(errno), now: now) }
+                return
+            }
+            if connection.input.isEmpty {
+                let used = scratch.withUnsafeBufferPointer {
+                    consume(UnsafeBufferPointer(rebasing: $0[0..<count]), connection, now)
+                }
+                if used < count, connection.descriptor >= 0 {
+                    connection.input.append(contentsOf: scratch[used..<count])
+                }
+            } else {
+                connection.input.append(contentsOf: scratch[0..<count])
+                let used = connection.input.withUnsafeBufferPointer { consume($0, connection, now) }
+                if connection.descriptor >= 0 { connection.input.removeFirst(used) }
+            }
+            if count < scratch.count { return }
+        }
+    }
+
+    /// Handles every whole reply in `bytes`; returns how many bytes they used.
+    func consume(_ bytes: UnsafeBufferPointer<UInt8>, _ connection: LoadConnection, _ now: UInt64) -> Int {
+        var offset = 0
+        while offset < bytes.count {
+            switch ReplyScanner.scan(bytes, from: offset) {
+            case .needMoreBytes:
+                return offset
+            case .invalid:
+                connectionLost(connection, kind: "protocol-error", now: now)
+                return bytes.count
+            case .reply(let end, let error):
+                offset = end
+                guard let entry = connection.inFlight.popFirst() else {
+                    connectionLost(connection, kind: "protocol-error", now: now)
+                    return bytes.count
+                }
+                guard let command = entry.command else { continue }
+                connection.pipelined -= 1
+                recorder.countReply(command)
+                if let error {
+                    handleError(error, entry, connection, now)
+                } else if entry.isReadOfReadModifyWrite {
+                    // The read came back: now the write, timed from the same intended start.
+                    encoder.appendSet(
+                        entry.operation.record, valueBytes: entry.operation.valueBytes, to: &connection.output)
+                    var write = entry
+                    write.command = .set
+                    write.isReadOfReadModifyWrite = false
+                    connection.inFlight.append(write)
+                    connection.pipelined += 1
+                    markDirty(connection)
+                } else {
+                    outstanding -= 1
+                    recorder.succeeded(entry.operation.kind, intended: entry.intended, completed: now - phaseStart)
+                }
+                markRoom(connection)
+            }
+        }
+        return offset
+    }
+
+    func handleError(_ text: String, _ entry: InFlight, _ connection: LoadConnection, _ now: UInt64) {
+        let kind = ReplyScanner.errorKind(text)
+        if slotMap != nil, kind == "MOVED" || kind == "ASK",
+            let redirection = Redirection.parse(text, asked: endpoints[connection.endpointIndex].endpoint)
+        {
+            guard entry.redirects < Self.redirectsMax else {
+                finishFailed(entry.operation, kind: "redirect-limit", now: now)
+                return
+            }
+            if !redirection.isAsk {
+                slotMap?.move(slot: redirection.slot, to: redirection.endpoint)
+                refreshSlots(now: now)
+            }
+            guard let target = try? addEndpoint(redirection.endpoint, connections: settings.clients) else {
+                finishFailed(entry.operation, kind: kind, now: now)
+                return
+            }
+            for other in endpoints[target].connections where other.descriptor < 0 {
+                if case .idle = other.state { other.state = .idle(retryAt: 0) }
+            }
+            var waiting = WaitingOperation(operation: entry.operation, intended: entry.intended)
+            waiting.redirects = entry.redirects + 1
+            waiting.isAsking = redirection.isAsk
+            enqueue(waiting, at: target)
+            return
+        }
+        finishFailed(entry.operation, kind: kind, now: now)
+    }
+
+    /// Reloads the slot map from `CLUSTER SLOTS` of any reachable endpoint, at most every 100 ms.
+    func refreshSlots(now: UInt64) {
+        guard slotMap != nil, now - lastSlotRefresh > 100_000_000 else { return }
+        lastSlotRefresh = now
+        for state in endpoints {
+            guard let connection = try? SyncConnection(state.endpoint, timeout: min(settings.timeout, 1_000_000_000)),
+                let reply = try? connection.call(["CLUSTER", "SLOTS"]),
+                case .success(let map) = SlotMap.parse(reply, asked: state.endpoint)
+            else { continue }
+            slotMap = map
+            return
+        }
+    }
+}
