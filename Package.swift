@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
         .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
-        .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP"]),
+        .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP", "CairnPlacement"]),
 
         // C libraries from Debian.
         .systemLibrary(name: "CLinux"),
@@ -33,7 +33,8 @@ let package = Package(
         // The load generator's hot loop mutates loop-confined class state; release builds skip the dynamic
         // exclusivity checks there (measured: they were ~8% of its CPU; see docs/bench.md).
         .target(
-            name: "CairnBenchRunner", dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CLinux"],
+            name: "CairnBenchRunner",
+            dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CairnPlacement", "CLinux"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBench", "CairnBenchRunner"]),
@@ -48,7 +49,7 @@ let package = Package(
         .testTarget(name: "CairnNodeTests", dependencies: ["CairnNode", "CairnStorage", "CairnRESP"]),
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
         .testTarget(name: "CairnPlacementTests", dependencies: ["CairnPlacement", "CairnCore"]),
-        .testTarget(name: "CairnBenchTests", dependencies: ["CairnBench", "CairnCore", "CairnRESP"]),
+        .testTarget(name: "CairnBenchTests", dependencies: ["CairnBench", "CairnCore", "CairnRESP", "CairnPlacement"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]

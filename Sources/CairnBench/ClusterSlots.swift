@@ -1,3 +1,4 @@
+import CairnPlacement
 import CairnRESP
 
 /// A `host:port` endpoint.
@@ -22,35 +23,6 @@ public struct Endpoint: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     public static func < (lhs: Endpoint, rhs: Endpoint) -> Bool {
         (lhs.host, lhs.port) < (rhs.host, rhs.port)
-    }
-}
-
-/// Redis Cluster's key to slot function: CRC16-XMODEM of the key (or of its hash tag) mod 16384.
-public enum HashSlot {
-    public static let count = 16384
-
-    /// CRC16 with polynomial 0x1021 and initial value 0 (XMODEM), as Redis Cluster's `crc16`.
-    public static func crc16(_ bytes: some Sequence<UInt8>) -> UInt16 {
-        var crc: UInt16 = 0
-        for byte in bytes {
-            crc ^= UInt16(byte) << 8
-            for _ in 0..<8 {
-                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
-            }
-        }
-        return crc
-    }
-
-    /// The slot of `key`. If the key holds `{...}` with at least one byte between the first `{` and
-    /// the first `}` after it, only those bytes are hashed (the hash tag), so related keys can share
-    /// a slot.
-    public static func of(_ key: [UInt8]) -> Int {
-        if let open = key.firstIndex(of: UInt8(ascii: "{")),
-            let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
-        {
-            return Int(crc16(key[(open + 1)..<close]) & 0x3FFF)
-        }
-        return Int(crc16(key) & 0x3FFF)
     }
 }
 

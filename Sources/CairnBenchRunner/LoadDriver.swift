@@ -1,6 +1,7 @@
 import CLinux
 import CairnBench
 import CairnCore
+import CairnPlacement
 import Glibc
 
 /// Where the operations of a phase come from.
@@ -223,7 +224,7 @@ final class LoadDriver {
         }
         keyScratch.removeAll(keepingCapacity: true)
         CommandEncoder.appendKey(operation.record, to: &keyScratch)
-        return routes[HashSlot.of(keyScratch)]
+        return routes[Int(HashSlot.of(keyScratch))]
     }
 
     /// Maps every slot to the index of its owner, adding endpoints the map names for the first time.
