@@ -273,6 +273,7 @@ extension NodeCore {
     /// Deletes this node's copy of a partition that was moved away (its group no longer includes it).
     mutating func dropGroup(_ group: GroupID, partition: Int) {
         groups.removeValue(forKey: group)
+        groupOrder = []
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
         if let map {

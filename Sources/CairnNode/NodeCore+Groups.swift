@@ -40,7 +40,6 @@ struct HostedGroup: Sendable {
     /// The leader's clock reading of the newest applied entry: apply time never goes back, so every
     /// replica decides expiry the same way even when leaders' clocks disagree.
     var appliedTime: Int64
-    var appliedChanged = false
     /// Proposals waiting for `.appended`, then entries waiting to apply, by index with their term.
     var proposals: [RequestID: Waiter] = [:]
     var appended: [LogIndex: (term: Term, waiter: Waiter)] = [:]
@@ -95,6 +94,7 @@ extension NodeCore {
             throw .corruptRecord(key: Self.appliedKey(group), reason: "cannot start group \(group): \(error)")
         }
         groups[group] = HostedGroup(raft: raft, partition: partition, appliedTime: appliedTime)
+        groupOrder = []
     }
 
     /// Creates storage for a new member of `group` with `configuration` and opens it.
@@ -211,7 +211,7 @@ extension NodeCore {
                 reply = applyData(bytes, group: group, into: &output)
             }
         }
-        groups[group]!.appliedChanged = true
+        appliedGroups.insert(group)
         if let pending = groups[group]!.appended.removeValue(forKey: entry.index) {
             if pending.term != entry.term {
                 finish(
@@ -301,12 +301,13 @@ extension NodeCore {
     /// Writes each changed group's applied index and apply time into the open batch, with the data
     /// those entries wrote: after a crash, the group re-applies exactly what the store does not hold.
     mutating func recordAppliedIndexes() {
-        for (group, hosted) in groups where hosted.appliedChanged {
+        for group in appliedGroups {
+            guard let position = groups.index(forKey: group) else { continue }
             var writer = ByteWriter(capacity: 16)
-            writer.write(hosted.raft.lastAppliedIndex.rawValue)
-            writer.write(UInt64(bitPattern: hosted.appliedTime))
+            writer.write(groups.values[position].raft.lastAppliedIndex.rawValue)
+            writer.write(UInt64(bitPattern: groups.values[position].appliedTime))
             keyspace.appendRaw([.put(key: Self.appliedKey(group), value: writer.bytes)])
-            groups[group]!.appliedChanged = false
         }
+        appliedGroups.removeAll(keepingCapacity: true)
     }
 }

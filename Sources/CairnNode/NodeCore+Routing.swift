@@ -171,12 +171,14 @@ extension NodeCore {
         let group = Self.group(ofPartition: partition)
         let spec = CommandTable.commands[waiter.command]
         let isWrite = spec.isWrite || spec.name == "flushall" || spec.name == "flushdb"
-        if let hosted = groups[group] {
+        // Looked up by position: copying a `HostedGroup` out of the dictionary costs more than the
+        // rest of a GET (measured with perf).
+        if let position = groups.index(forKey: group) {
             if !isWrite, isStaleRead(waiter) {
                 serveLocally(waiter, into: &output)
                 return
             }
-            if hosted.isLeader {
+            if groups.values[position].isLeader {
                 let request = RequestID(rawValue: nextRequestID())
                 if isWrite {
                     groups[group]!.proposals[request] = waiter
@@ -184,7 +186,7 @@ extension NodeCore {
                     stepGroup(group, .propose(entry.encoded(), request: request), into: &output)
                 } else {
                     var read = waiter
-                    read.minimumIndex = hosted.raft.lastIndex
+                    read.minimumIndex = groups.values[position].raft.lastIndex
                     groups[group]!.reads[request] = read
                     stepGroup(group, .readIndex(request: request), into: &output)
                 }

@@ -124,6 +124,10 @@ public struct NodeCore: Sendable {
     var peerAddressesChanged = true
     /// The partition whose entry is being applied (FLUSHALL removes only its slots).
     var applyingPartition: Int?
+    /// Groups that applied entries this turn: their applied index is saved at the turn's end.
+    var appliedGroups: Set<GroupID> = []
+    /// Hosted groups in ID order, for ticking them in a fixed order without sorting every tick.
+    var groupOrder: [GroupID] = []
 
     /// Opens a node over `store`.
     /// - Throws: `StorageError` if the store cannot be read or holds an unknown format.
@@ -173,7 +177,8 @@ public struct NodeCore: Sendable {
             }
         case .tick:
             ticks += 1
-            for group in groups.keys.sorted() { stepGroup(group, .tick, into: &output) }
+            if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
+            for group in groupOrder where groups[group] != nil { stepGroup(group, .tick, into: &output) }
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
             joinIfNeeded()
