@@ -94,6 +94,7 @@ extension NodeCore {
             return
         }
         let sender = envelope.from
+        if sender.rawValue != 0 { peerLastHeard[sender] = ticks }
         if let map, sender.rawValue != 0, envelope.epoch < map.epoch, shouldSendMap(to: sender) {
             enqueue(.map(map), to: sender)
         }
@@ -305,7 +306,7 @@ extension NodeCore {
                 change = .remove(extra)
             } else if let extra = configuration.voters.first(where: { !target.contains($0) }) {
                 if extra == me {
-                    if let next = target.first(where: { configuration.isVoter($0) }) {
+                    if let next = target.first(where: { configuration.isVoter($0) && isAlive($0) }) {
                         stepGroup(
                             group, .transferLeadership(to: next, request: RequestID(rawValue: nextRequestID())),
                             into: &output)
@@ -315,6 +316,7 @@ extension NodeCore {
                 }
                 change = .remove(extra)
             } else if let preferred = target.first, preferred != me, configuration.isVoter(preferred),
+                isAlive(preferred),
                 let progress = hosted.raft.progress(of: preferred), progress.match >= hosted.raft.commitIndex,
                 ticks >= hosted.lastReconfiguredTick + 200
             {
@@ -331,6 +333,12 @@ extension NodeCore {
                 groups[group]?.lastReconfiguredTick = ticks
             }
         }
+    }
+
+    /// Whether `node` sent this node anything within the last two election timeouts.
+    func isAlive(_ node: NodeID) -> Bool {
+        guard let heard = peerLastHeard[node] else { return false }
+        return ticks <= heard + UInt64(2 * config.electionTicks)
     }
 
     // MARK: Expiry

@@ -154,6 +154,9 @@ extension NodeCore {
                 groups[group]!.appended[index] = (term, waiter)
             case .notLeader(let hint):
                 redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+            case .rejected(.transferInProgress), .rejected(.leadershipLost):
+                // Not appended, so not applied: safe to send again once the new leader is known.
+                redispatch(waiter, partition: groups[group]!.partition, hint: nil, into: &output)
             case .rejected(let reason):
                 finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
             case .transferStarted:
@@ -163,6 +166,8 @@ extension NodeCore {
             switch reply.outcome {
             case .notLeader(let hint):
                 redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+            case .rejected(.transferInProgress), .rejected(.leadershipLost):
+                redispatch(waiter, partition: groups[group]!.partition, hint: nil, into: &output)
             case .rejected(let reason):
                 finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
             case .appended, .transferStarted:

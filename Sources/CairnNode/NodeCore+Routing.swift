@@ -278,6 +278,7 @@ extension NodeCore {
         let nowMilliseconds = now.unixMilliseconds
         for (id, pending) in forwards where pending.waiter.deadline <= nowMilliseconds {
             forwards.removeValue(forKey: id)
+            suspect(pending.target, ofLeading: pending.partition)
             finish(
                 pending.waiter,
                 error:
@@ -329,6 +330,17 @@ extension NodeCore {
             }
             for (waiter, text) in expired { finish(waiter, error: text, into: &output) }
         }
+    }
+
+    /// A forward to `node` got no answer: the next command of the partition goes to another replica,
+    /// which serves it if it leads or names the leader it knows (a node that holds no copy of the
+    /// partition has no other way to learn that its leader died).
+    mutating func suspect(_ node: NodeID, ofLeading partition: Int) {
+        guard let replicas = map?.placement[partition], !replicas.isEmpty else { return }
+        guard leaderHints[partition] == nil || leaderHints[partition] == node else { return }
+        let position = replicas.firstIndex(of: node).map { ($0 + 1) % replicas.count } ?? 0
+        leaderHints[partition] =
+            replicas[position] == identity ? replicas[(position + 1) % replicas.count] : replicas[position]
     }
 
     // MARK: Replies

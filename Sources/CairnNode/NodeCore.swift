@@ -119,6 +119,8 @@ public struct NodeCore: Sendable {
     var leaderHints: [Int: NodeID] = [:]
     var staleForwards: Set<UInt64> = []
     var mapSentAt: [NodeID: UInt64] = [:]
+    /// The tick at which each peer last sent an envelope (liveness for leadership hand-offs).
+    var peerLastHeard: [NodeID: UInt64] = [:]
     var requestCounter: UInt64 = 0
     var hostedGroupsChanged = false
     var peerAddressesChanged = true
