@@ -13,10 +13,21 @@ started with no persistence; it proves that the tests encode real Redis
 behaviour. Tests marked `cairn_only` skip on redis.
 
 `CAIRN_BIN` overrides the cairn binary (default: <repo>/.build/debug/cairn).
+
+Clusters
+--------
+`cluster_factory.start(N, partitions=16)` returns a `Cluster` of N cairn processes: node 1 founds
+the cluster, its /ready is awaited, the others start with `--join` to node 1's peer port, then
+`wait_converged()` polls until every node's /ready is 200 and every node's /v1/cluster shows each
+partition with `min(replicas, N)` replicas, voters equal to replicas, and (unless `settled=False`)
+its preferred leader (the first replica) leading. Each `ClusterNode` keeps its ports across
+restarts (the cluster map records them); stop/kill9/sigstop/sigcont act on its PID; its logs go
+to the test's tmp dir and their tails are attached to a failure report.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -25,6 +36,8 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -525,6 +538,312 @@ class ServerFactory:
             s.cleanup()
 
 
+# --------------------------------------------------------------------------- clusters
+
+
+def http_get(port: int, path: str, timeout: float = NET_TIMEOUT) -> tuple[int, bytes]:
+    """GET http://127.0.0.1:port/path; return (status, body). Non-2xx statuses are returned, not raised."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{path}", timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def metric_total(text: str, name: str) -> float:
+    """Sum of every sample of metric `name` (all label sets) in Prometheus text `text`."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def crc16_xmodem(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str | bytes) -> int:
+    """Redis Cluster's hash slot of `key` ({hash tag} rules included); independent of Cairn."""
+    k = key.encode() if isinstance(key, str) else key
+    start = k.find(b"{")
+    if start >= 0:
+        end = k.find(b"}", start + 1)
+        if end > start + 1:
+            k = k[start + 1:end]
+    return crc16_xmodem(k) % 16384
+
+
+class ClusterNode(ServerProcess):
+    """One node of a cluster. Its ports are chosen once and kept across restarts,
+    because the cluster map records every node's addresses."""
+
+    def __init__(self, data_dir: Path, log_dir: Path, name: str, fsync: str | None, extra_args=(),
+                 join: str | None = None):
+        super().__init__("cairn", data_dir, log_dir, name, fsync=fsync, extra_args=extra_args)
+        self.join = join
+        self.port, self.peer_port, self.http_port = allocate_ports()
+
+    def argv(self) -> list[str]:
+        argv = super().argv()
+        # Only the first start joins: a restarted node finds its cluster in its data directory.
+        if self.join and self.starts == 1:
+            argv += ["--join", self.join]
+        return argv
+
+    def start(self, wait_ready: bool = False, attempts: int = 3):
+        """Start the process (same ports as before). Readiness is the cluster's business:
+        see Cluster.wait_node_ready / Cluster.wait_converged."""
+        assert not self.running(), "already running"
+        for attempt in range(attempts):
+            self.starts += 1
+            log_path = self.log_dir / f"{self.name}.{self.starts}.log"
+            self.log_paths.append(log_path)
+            with open(log_path, "wb") as logf:
+                self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=str(self.log_dir))
+            # A port taken by someone else between allocation and bind: pick new ports, but only
+            # before the node has ever run (afterwards the cluster map knows its addresses).
+            if self.starts == 1 + attempt and attempt + 1 < attempts:
+                try:
+                    self.proc.wait(timeout=0.3)
+                except subprocess.TimeoutExpired:
+                    return self
+                text = log_path.read_text(errors="replace").lower()
+                if "address already in use" in text or "eaddrinuse" in text:
+                    self.port, self.peer_port, self.http_port = allocate_ports()
+                    continue
+            return self
+        return self
+
+    # -- signals by PID
+    def kill9_nowait(self):
+        """SIGKILL without waiting for the exit (the next start() or cleanup reaps it)."""
+        self._close_clients()
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+    def sigstop(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def sigcont(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+    def cleanup(self):
+        self.sigcont()  # a stopped process cannot act on SIGTERM
+        super().cleanup()
+
+    # -- HTTP
+    def http(self, path: str, timeout: float = NET_TIMEOUT) -> tuple[int, bytes]:
+        return http_get(self.http_port, path, timeout=timeout)
+
+    def ready(self) -> bool:
+        return self.ready_status() == 200
+
+    def ready_status(self):
+        """The status of GET /ready, or the exception that prevented an answer."""
+        try:
+            return self.http("/ready", timeout=2.0)[0]
+        except OSError as exc:
+            return exc
+
+    def cluster_map(self, timeout: float = NET_TIMEOUT) -> dict:
+        status, body = self.http("/v1/cluster", timeout=timeout)
+        assert status == 200, f"{self.name} /v1/cluster -> {status}: {body[:200]!r}"
+        return json.loads(body)
+
+    def metrics(self) -> str:
+        status, body = self.http("/metrics")
+        assert status == 200, f"{self.name} /metrics -> {status}"
+        return body.decode()
+
+
+class Cluster:
+    """N cairn processes forming one cluster on loopback.
+
+    start(): node 1 founds the cluster (`--partitions`, `--replicas`), its /ready is awaited, then
+    the other nodes start with `--join <node 1's peer address>`; finally wait_converged(). Nodes are
+    indexed from 0 (`nodes[0]` is cluster node 1). Every wait is a poll with a deadline.
+    """
+
+    def __init__(self, tmp_path: Path, size: int, partitions: int | None = 16, replicas: int | None = None,
+                 fsync: str | None = None, name: str = "c"):
+        skip_unless_target("cairn")
+        self.tmp_path = Path(tmp_path)
+        self.size = size
+        self.partitions = partitions
+        self.replicas = replicas
+        log_dir = self.tmp_path / "logs"
+        self.nodes: list[ClusterNode] = []
+        for i in range(size):
+            extra = []
+            if i == 0:
+                if partitions is not None:
+                    extra += ["--partitions", str(partitions)]
+                if replicas is not None:
+                    extra += ["--replicas", str(replicas)]
+            node = ClusterNode(self.tmp_path / f"{name}-data{i + 1}", log_dir, f"{name}-node{i + 1}",
+                               fsync=fsync, extra_args=extra)
+            self.nodes.append(node)
+        for node in self.nodes[1:]:
+            node.join = f"{HOST}:{self.nodes[0].peer_port}"
+
+    # -- lifecycle
+    def start(self, timeout: float = 60.0, settled: bool = True):
+        first = self.nodes[0]
+        first.start()
+        self.wait_node_ready(first, timeout=READY_TIMEOUT)
+        for node in self.nodes[1:]:
+            node.start()
+        self.wait_converged(timeout=timeout, settled=settled)
+        return self
+
+    def running_nodes(self) -> list[ClusterNode]:
+        return [n for n in self.nodes if n.running()]
+
+    def _check_alive(self, nodes):
+        for n in nodes:
+            if n.proc is not None and n.proc.poll() is not None:
+                raise ServerExited(f"{n.name} exited with code {n.proc.returncode}\n--- log ---\n{tail(n.logs())}")
+
+    def wait_node_ready(self, node: ClusterNode, timeout: float = READY_TIMEOUT):
+        def ok():
+            self._check_alive([node])
+            return node.ready()
+        wait_until(ok, timeout=timeout, interval=0.05, message=f"{node.name} /ready is not 200")
+
+    def expected_replicas(self) -> int:
+        want = self.replicas if self.replicas is not None else 3
+        return min(want, len(self.nodes))
+
+    def converged_problem(self, nodes=None, settled: bool = True) -> str | None:
+        """None if every given node (default: all running) is ready and its /v1/cluster shows every
+        partition fully replicated (voters == replicas, the expected count) with a leader and, if
+        `settled`, that leader is the partition's preferred leader (the first replica: the placement
+        hands leadership to it, so until then leadership transfers are still to come); else a
+        description of the first problem found."""
+        nodes = nodes if nodes is not None else self.running_nodes()
+        self._check_alive(nodes)
+        want = self.expected_replicas()
+        for n in nodes:
+            status = n.ready_status()
+            if status != 200:
+                return f"{n.name}: /ready -> {status!r}"
+            m = n.cluster_map()
+            if not m.get("joined"):
+                return f"{n.name}: not joined"
+            if len(m.get("nodes", [])) != len(self.nodes):
+                return f"{n.name}: knows {len(m.get('nodes', []))} nodes, expected {len(self.nodes)}"
+            parts = m.get("partitions", [])
+            if self.partitions is not None and len(parts) != self.partitions:
+                return f"{n.name}: {len(parts)} partitions, expected {self.partitions}"
+            for p in parts:
+                if p.get("leader") in (None, 0):
+                    return f"{n.name}: partition {p['partition']} has no leader"
+                if len(p["replicas"]) != want:
+                    return f"{n.name}: partition {p['partition']} replicas {p['replicas']} (want {want})"
+                if "voters" in p and sorted(p["voters"]) != sorted(p["replicas"]):
+                    return f"{n.name}: partition {p['partition']} voters {p['voters']} != replicas {p['replicas']}"
+                if m["node"] in p["replicas"] and "voters" not in p:
+                    return f"{n.name}: partition {p['partition']} lists it as replica but it hosts no voters"
+                if settled and p["leader"] != p["replicas"][0]:
+                    return (f"{n.name}: partition {p['partition']} led by {p['leader']}, "
+                            f"preferred leader is {p['replicas'][0]}")
+        return None
+
+    def wait_converged(self, timeout: float = 60.0, nodes=None, settled: bool = True):
+        """Wait for converged_problem() to be None (see there)."""
+        last = [None]
+
+        def ok():
+            last[0] = self.converged_problem(nodes, settled)
+            return last[0] is None
+        try:
+            wait_until(ok, timeout=timeout, interval=0.1, message="cluster not converged")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last problem: {last[0]}") from None
+
+    def stop_all(self, sig=signal.SIGTERM) -> list[int]:
+        for n in self.nodes:
+            if n.running():
+                n.sigcont()
+                n._close_clients()
+                os.kill(n.pid, sig)
+        codes = []
+        for n in self.nodes:
+            if n.proc is not None:
+                try:
+                    n.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    n.proc.kill()
+                    n.proc.wait(timeout=10)
+                    raise AssertionError(f"{n.name} did not exit within 30s after {sig!r}")
+                codes.append(n.proc.returncode)
+        return codes
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.sigcont()
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n._close_clients()
+                n.proc.terminate()
+        for n in self.nodes:
+            n.cleanup()
+
+    # -- views
+    def node_by_id(self, node_id: int, via: ClusterNode | None = None) -> ClusterNode:
+        via = via or self.running_nodes()[0]
+        for entry in via.cluster_map()["nodes"]:
+            if entry["id"] == node_id:
+                port = int(entry["client"].rsplit(":", 1)[1])
+                for n in self.nodes:
+                    if n.port == port:
+                        return n
+        raise KeyError(f"no node with id {node_id}")
+
+    def node_id(self, node: ClusterNode) -> int:
+        return node.cluster_map()["node"]
+
+    def leaders(self, via: ClusterNode | None = None) -> dict[int, int]:
+        """partition -> leader node id, as `via` (default: first running node) sees it."""
+        via = via or self.running_nodes()[0]
+        return {p["partition"]: p["leader"] for p in via.cluster_map()["partitions"]}
+
+    def partition_slots(self, via: ClusterNode | None = None) -> dict[int, tuple[int, int]]:
+        via = via or self.running_nodes()[0]
+        return {p["partition"]: tuple(p["slots"]) for p in via.cluster_map()["partitions"]}
+
+
+class ClusterFactory:
+    """Creates clusters for one test and tears all their processes down afterwards."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.clusters: list[Cluster] = []
+
+    def create(self, size: int, **kw) -> Cluster:
+        name = kw.pop("name", f"c{len(self.clusters)}")
+        c = Cluster(self.tmp_path, size, name=name, **kw)
+        self.clusters.append(c)
+        return c
+
+    def start(self, size: int, **kw) -> Cluster:
+        return self.create(size, **kw).start()
+
+    def cleanup(self):
+        for c in self.clusters:
+            c.cleanup()
+
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -568,6 +887,16 @@ def cairn_server(tmp_path_factory):
 @pytest.fixture
 def server_factory(tmp_path):
     f = ServerFactory(tmp_path)
+    try:
+        yield f
+    finally:
+        f.cleanup()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    """Start clusters with `cluster_factory.start(3, partitions=16)`; all processes stop afterwards."""
+    f = ClusterFactory(tmp_path)
     try:
         yield f
     finally:
@@ -623,6 +952,9 @@ def _servers_of(item):
             found.append(value)
         elif isinstance(value, ServerFactory):
             found.extend(value.servers)
+        elif isinstance(value, ClusterFactory):
+            for c in value.clusters:
+                found.extend(c.nodes)
     seen, out = set(), []
     for s in found:
         if id(s) not in seen:
