@@ -165,7 +165,8 @@ extension NodeCore {
         let partitions = (0..<map.partitionCount).map { partition in
             let slots = map.slots(of: partition)
             let hosted = groups[Self.group(ofPartition: partition)]
-            let known = hosted?.raft.leader ?? leaderHints[partition]
+            // A copy's own view (null while it knows no leader); elsewhere the best guess routing uses.
+            let known = hosted.map { $0.raft.leader } ?? leader(ofPartition: partition)
             let leader = known.map { "\($0.rawValue)" } ?? "null"
             let replicas = map.placement[partition].map { "\($0.rawValue)" }.joined(separator: ",")
             let voters = hosted.map { $0.raft.configuration.voters.map { "\($0.rawValue)" }.joined(separator: ",") }

@@ -615,11 +615,6 @@ def test_bad_input_on_peer_port_closes_connection(cluster_factory):
     c.wait_converged(timeout=30)
 
 
-@pytest.mark.xfail(reason="Cairn bug: during a voluntary Raft leadership transfer (the placement handing a partition "
-                          "to its preferred leader) the old leader's RaftRejection.transferInProgress (writes) and "
-                          ".leadershipLost (pending ReadIndex reads) go to the client as TRYAGAIN "
-                          "(NodeCore+Groups.swift handle(_:group:into:)) instead of being redispatched to the new "
-                          "leader like .notLeader is; neither request was applied", strict=True)
 def test_planned_leadership_handoff_does_not_refuse_commands(cluster_factory):
     """Right after a cluster forms, node 1 leads every partition and the placement then hands each
     partition to its preferred leader (a voluntary Raft leadership transfer, no fault anywhere).
@@ -671,11 +666,6 @@ def test_planned_leadership_handoff_does_not_refuse_commands(cluster_factory):
         f"{errors.most_common(3)}"
 
 
-@pytest.mark.xfail(reason="Cairn bug: a node that does not host a partition routes its commands to leaderHints or "
-                          "the map's preferred leader (NodeCore+Routing.swift dispatch); when that leader is killed "
-                          "nothing updates or clears the hint (a forward just times out after 5 s with TRYAGAIN "
-                          "'no reply from node N'), so every later command for the partition goes to the dead node "
-                          "again and fails, although the partition elected a new leader in ~0.1 s", strict=True)
 def test_five_nodes_kill9_leader_every_survivor_serves_its_partitions(cluster_factory):
     c = cluster_factory.start(5, partitions=16)
     slots = c.partition_slots()
@@ -721,11 +711,6 @@ def test_five_nodes_kill9_leader_every_survivor_serves_its_partitions(cluster_fa
     assert not failed, f"{len(failed)} of {len(results)} (surviving node, partition) pairs never took a write"
 
 
-@pytest.mark.xfail(reason="Cairn bug: when a node joins while another is down, the placement moves some partitions "
-                          "off their current leader; that leader must hand over before removing itself and picks "
-                          "target.first(where: isVoter) (NodeCore+Cluster.swift reconcile), which can be the dead "
-                          "node: the transfer never completes, is retried forever, the group stays at 4 voters and "
-                          "writes meanwhile get TRYAGAIN 'leadership is being transferred to node 3'", strict=True)
 def test_join_while_a_node_is_down_converges_and_serves(cluster_factory):
     c = cluster_factory.start(3, partitions=16)
     slots = c.partition_slots()
