@@ -8,8 +8,9 @@ enum ServerCommand {
         Usage: cairn server [flags]
 
         Runs one Cairn node in the foreground. It serves the Redis protocol (RESP2 and RESP3) to clients,
-        keeps its data in RocksDB under --data-dir, and serves /metrics, /health, /ready and /v1/cluster
-        over HTTP. SIGTERM or SIGINT stops it cleanly: in-flight commands finish, writes are fsync'd.
+        keeps its data in RocksDB under --data-dir, and serves /metrics, /health, /ready, /v1/cluster and
+        /v1/status (the table 'cairn ctl status' prints) over HTTP. SIGTERM or SIGINT stops it cleanly:
+        in-flight commands finish, writes are fsync'd.
 
         Clusters: a node started on an empty data directory without --join founds a new cluster (it
         becomes node 1 and holds every partition). A node started on an empty data directory with
