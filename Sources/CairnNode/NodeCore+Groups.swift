@@ -219,10 +219,9 @@ extension NodeCore {
         appliedGroups.insert(group)
         if let pending = groups[group]!.appended.removeValue(forKey: entry.index) {
             if pending.term != entry.term {
-                finish(
-                    pending.waiter,
-                    error: "TRYAGAIN leadership changed before the command committed; it was not applied", into: &output
-                )
+                // Another leader's entry took this index: ours was never applied and never will be (a
+                // command is proposed once), so it is sent again.
+                redispatch(pending.waiter, partition: groups[group]!.partition, hint: nil, into: &output)
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
