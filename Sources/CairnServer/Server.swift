@@ -268,7 +268,6 @@ public final class Server {
     func endTurn() {
         let now = System.monotonicNanoseconds()
         var ticks = 0
-        if now >= nextTickAt { worker.nudge() }
         // At most a few ticks per turn: a loop that was starved of CPU must not see a burst of ticks
         // in which every election timer fires before any heartbeat could be read. Logical time then
         // runs slower than wall time, which Raft tolerates (reads use ReadIndex, not leases).

@@ -50,34 +50,17 @@ final class StorageWorker: Sendable {
         thread.start()
     }
 
-    /// Queues a batch (called on the loop thread).
-    ///
-    /// Under `--fsync always` a reply waits for this batch, so the thread is woken at once. Otherwise
-    /// nobody waits: the thread is woken only when `lazyBatchesMax` batches are queued, or by `nudge`
-    /// (each tick), which saves a thread wake-up per loop turn and groups more writes per RocksDB write.
+    /// Queues a batch (called on the loop thread) and wakes the thread if it sleeps: whatever the
+    /// fsync policy, a Raft entry's commit (and so a reply) waits for its batch to be written.
     func enqueue(_ batch: StorageBatch) {
-        let urgent = policy == .always
         let mustWake = queue.withLock { state in
             state.batches.append(batch)
-            guard state.idle, urgent || state.batches.count >= Self.lazyBatchesMax else { return false }
+            guard state.idle else { return false }
             state.idle = false
             return true
         }
         if mustWake { wake() }
     }
-
-    /// Wakes the thread if it sleeps with batches queued (called on the loop thread every tick).
-    func nudge() {
-        let mustWake = queue.withLock { state in
-            guard state.idle, !state.batches.isEmpty else { return false }
-            state.idle = false
-            return true
-        }
-        if mustWake { wake() }
-    }
-
-    /// Batches queued before a lazy (not `always`) enqueue wakes the thread without waiting for a tick.
-    static let lazyBatchesMax = 64
 
     private func wake() {
         var one: UInt64 = 1
