@@ -116,7 +116,7 @@ extension NodeCore {
     // MARK: Stepping
 
     mutating func stepGroup(_ group: GroupID, _ input: RaftInput, into output: inout NodeOutput) {
-        guard groups[group] != nil else { return }
+        guard groups.index(forKey: group) != nil else { return }
         let result = groups[group]!.raft.step(input)
         handle(result, group: group, into: &output)
     }
@@ -153,10 +153,10 @@ extension NodeCore {
             case .appended(let index, let term):
                 groups[group]!.appended[index] = (term, waiter)
             case .notLeader(let hint):
-                redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+                redispatch(waiter, partition: partition(ofGroup: group), hint: hint, into: &output)
             case .rejected(.transferInProgress), .rejected(.leadershipLost):
                 // Not appended, so not applied: safe to send again once the new leader is known.
-                redispatch(waiter, partition: groups[group]!.partition, hint: nil, into: &output)
+                redispatch(waiter, partition: partition(ofGroup: group), hint: nil, into: &output)
             case .rejected(let reason):
                 finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
             case .transferStarted:
@@ -165,9 +165,9 @@ extension NodeCore {
         } else if let waiter = groups[group]!.reads.removeValue(forKey: reply.request) {
             switch reply.outcome {
             case .notLeader(let hint):
-                redispatch(waiter, partition: groups[group]!.partition, hint: hint, into: &output)
+                redispatch(waiter, partition: partition(ofGroup: group), hint: hint, into: &output)
             case .rejected(.transferInProgress), .rejected(.leadershipLost):
-                redispatch(waiter, partition: groups[group]!.partition, hint: nil, into: &output)
+                redispatch(waiter, partition: partition(ofGroup: group), hint: nil, into: &output)
             case .rejected(let reason):
                 finish(waiter, error: "TRYAGAIN \(reason)", into: &output)
             case .appended, .transferStarted:
@@ -221,7 +221,7 @@ extension NodeCore {
             if pending.term != entry.term {
                 // Another leader's entry took this index: ours was never applied and never will be (a
                 // command is proposed once), so it is sent again.
-                redispatch(pending.waiter, partition: groups[group]!.partition, hint: nil, into: &output)
+                redispatch(pending.waiter, partition: partition(ofGroup: group), hint: nil, into: &output)
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
@@ -242,14 +242,14 @@ extension NodeCore {
             return .error("ERR undecodable entry: \(error)")
         }
         keyspace.deletesExpired = true
-        applyingPartition = groups[group]!.partition
+        applyingPartition = partition(ofGroup: group)
         defer {
             keyspace.deletesExpired = false
             applyingPartition = nil
         }
         switch command {
         case .command(let time, let arguments):
-            let now = max(time, groups[group]!.appliedTime)
+            let now = max(time, groups.values[groups.index(forKey: group)!].appliedTime)
             groups[group]!.appliedTime = now
             let name = Self.lowercased(arguments[0])
             guard let spec = CommandTable.topLevel[name] else { return .error("ERR unknown replicated command") }
@@ -260,7 +260,7 @@ extension NodeCore {
                 return .error(error.description)
             }
         case .expire(let time, let key, let expiresAt):
-            let now = max(time, groups[group]!.appliedTime)
+            let now = max(time, groups.values[groups.index(forKey: group)!].appliedTime)
             groups[group]!.appliedTime = now
             groups[group]!.expiring.remove(ByteKey(key))
             do {
@@ -274,17 +274,27 @@ extension NodeCore {
 
     /// Serves the reads whose index the state machine has reached.
     mutating func serveReadyReads(_ group: GroupID, into output: inout NodeOutput) {
-        guard !groups[group]!.readyReads.isEmpty else { return }
-        let applied = groups[group]!.raft.lastAppliedIndex
+        // By position, not `groups[group]`: reading a `HostedGroup` out of the dictionary copies it.
+        guard let position = groups.index(forKey: group), !groups.values[position].readyReads.isEmpty else { return }
+        let applied = groups.values[position].raft.lastAppliedIndex
+        let reads = groups.values[position].readyReads
+        groups.values[position].readyReads.removeAll(keepingCapacity: true)
         var waiting: [(index: LogIndex, waiter: Waiter)] = []
-        for read in groups[group]!.readyReads {
+        for read in reads {
             if read.index <= applied {
                 serveLocally(read.waiter, into: &output)
             } else {
                 waiting.append(read)
             }
         }
-        groups[group]!.readyReads = waiting
+        if !waiting.isEmpty, let position = groups.index(forKey: group) {
+            groups.values[position].readyReads.append(contentsOf: waiting)
+        }
+    }
+
+    /// The partition a hosted group replicates (nil for the meta group or a group not hosted).
+    func partition(ofGroup group: GroupID) -> Int? {
+        groups.index(forKey: group).flatMap { groups.values[$0].partition }
     }
 
     /// Runs a read command against this node's state, as of now.
