@@ -79,7 +79,12 @@ extension NodeCore {
 
     /// Starts using `newMap` if it is newer than the one this node has.
     mutating func adopt(_ newMap: ClusterMap) {
-        if let map, map.clusterID != newMap.clusterID || map.epoch >= newMap.epoch { return }
+        if let map,
+            map.clusterID != newMap.clusterID || map.epoch >= newMap.epoch
+                || map.partitionCount != newMap.partitionCount
+        {
+            return
+        }
         map = newMap
         keyspace.appendRaw([.put(key: Self.mapKey, value: newMap.encoded())])
         hostedGroupsChanged = true
@@ -129,7 +134,8 @@ extension NodeCore {
                     NodeLog(.info, "joined the cluster", [("node", "\(id)"), ("epoch", "\(newMap.epoch)")]))
                 adoptIdentity(id, map: newMap)
             case .map(let newMap):
-                adopt(newMap)
+                // Before it is admitted a node takes a map only from its `joined` answer.
+                if identity != nil { adopt(newMap) }
             case .mapRequest:
                 if let map, sender.rawValue != 0 { enqueue(.map(map), to: sender) }
             case .membersQuery(let group):
@@ -144,7 +150,7 @@ extension NodeCore {
                 else { continue }
                 output.logs.append(
                     NodeLog(.info, "dropping a replica moved away", [("group", "\(group)"), ("members", "\(members)")]))
-                dropGroup(group, partition: partition)
+                dropGroup(group, partition: partition, into: &output)
             }
         }
     }
@@ -179,7 +185,7 @@ extension NodeCore {
         groups[Self.metaGroup]?.raft.leader ?? map?.metaVoters.first
     }
 
-    /// While the node has no identity, it asks a seed to admit it every second.
+    /// While the node has no identity, it asks the next seed to admit it every 20 ticks (200 ms).
     mutating func joinIfNeeded() {
         guard identity == nil, !config.join.isEmpty, ticks % 20 == 1 else { return }
         let seed = config.join[Int((ticks / 20) % UInt64(config.join.count))]
@@ -252,7 +258,7 @@ extension NodeCore {
 
     /// Creates members for the partitions the map places here, and drops those it moved away and whose
     /// group removed this node.
-    mutating func syncHostedGroups() {
+    mutating func syncHostedGroups(into output: inout NodeOutput) {
         guard hostedGroupsChanged, let map, let me = identity else { return }
         hostedGroupsChanged = false
         if groups[Self.metaGroup] == nil, map.metaVoters.contains(me) {
@@ -264,17 +270,27 @@ extension NodeCore {
             if groups[group] == nil, placed {
                 createGroup(group, partition: partition, configuration: .empty)
             } else if let hosted = groups[group], !placed, !hosted.raft.configuration.isMember(me),
-                hosted.raft.lastAppliedIndex > 0
+                hosted.raft.isConfigurationCommitted, hosted.raft.lastAppliedIndex > 0
             {
-                dropGroup(group, partition: partition)
+                dropGroup(group, partition: partition, into: &output)
             }
         }
     }
 
     /// Deletes this node's copy of a partition that was moved away (its group no longer includes it).
-    mutating func dropGroup(_ group: GroupID, partition: Int) {
-        groups.removeValue(forKey: group)
+    mutating func dropGroup(_ group: GroupID, partition: Int, into output: inout NodeOutput) {
+        guard let hosted = groups.removeValue(forKey: group) else { return }
         groupOrder = []
+        // Commands waiting in the group were not applied here: a read or a proposal not yet appended
+        // goes to the partition's leader elsewhere; an appended one has an unknown outcome.
+        for waiter in hosted.proposals.values { parked.append((partition, waiter)) }
+        for waiter in hosted.reads.values { parked.append((partition, waiter)) }
+        for read in hosted.readyReads { parked.append((partition, read.waiter)) }
+        for pending in hosted.appended.values {
+            finish(
+                pending.waiter, error: "TRYAGAIN this replica was moved away; the write may or may not be applied",
+                into: &output)
+        }
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
         if let map {
@@ -362,7 +378,11 @@ extension NodeCore {
                 keyspace.dropStaleExpiryEntry(entry.key, expiresAt: entry.expiresAt)
                 continue
             }
-            guard hosted.isLeader else { continue }
+            guard hosted.isLeader else {
+                // Proposals made while leading may have been dropped: the next leadership proposes again.
+                if !hosted.expiring.isEmpty { groups[group]!.expiring.removeAll() }
+                continue
+            }
             let hashed = ByteKey(entry.key)
             guard !hosted.expiring.contains(hashed) else { continue }
             groups[group]!.expiring.insert(hashed)

@@ -82,7 +82,11 @@ extension NodeCore {
         let storage = KVRaftLog(store: keyspace.store, group: group)
         var applied = LogIndex(rawValue: 0)
         var appliedTime: Int64 = 0
-        if let bytes = try keyspace.store.get(Self.appliedKey(group)), bytes.count == 16 {
+        if let bytes = try keyspace.store.get(Self.appliedKey(group)) {
+            // Guessing 0 would apply every entry a second time (INCR, APPEND): refuse to start instead.
+            guard bytes.count == 16 else {
+                throw .corruptRecord(key: Self.appliedKey(group), reason: "\(bytes.count) bytes, expected 16")
+            }
             var reader = ByteReader(bytes)
             applied = LogIndex(rawValue: (try? reader.readUInt64("applied")) ?? 0)
             appliedTime = Int64(bitPattern: (try? reader.readUInt64("applied time")) ?? 0)
@@ -99,7 +103,12 @@ extension NodeCore {
 
     /// Creates storage for a new member of `group` with `configuration` and opens it.
     mutating func createGroup(_ group: GroupID, partition: Int?, configuration: ConfigurationState) {
-        let mutations = KVRaftLog.bootstrap(configuration, group: group)
+        // Any earlier copy of the group (dropped, its deletion maybe not durable yet) is wiped first, so
+        // the new member starts from nothing: no old log, hard state or applied index.
+        let range = KVRaftLog.range(of: group)
+        let mutations: [StorageMutation] =
+            [.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))]
+            + KVRaftLog.bootstrap(configuration, group: group)
         // The core reads its bootstrap from the store, so it must be there now: pending writes are not.
         // It also goes in the open batch, after any pending deletion of an earlier copy of the group,
         // so that the store ends up with the bootstrap whatever order the two writes land in.
@@ -137,7 +146,16 @@ extension NodeCore {
             output.logs.append(
                 NodeLog(.error, "snapshot restore is not supported yet; the group waits", [("group", "\(group)")]))
         }
+        applyingDepth += 1
         for entry in result.committed { apply(entry, group: group, into: &output) }
+        applyingDepth -= 1
+        // Commands re-sent while entries were being applied go out only now: dispatching one may step
+        // this group again, and nothing may be read before every committed entry is applied.
+        if applyingDepth == 0, !deferredRedispatches.isEmpty {
+            let waiting = deferredRedispatches
+            deferredRedispatches = []
+            for (waiter, partition) in waiting { redispatch(waiter, partition: partition, hint: nil, into: &output) }
+        }
         for read in result.reads {
             if let waiter = groups[group]!.reads.removeValue(forKey: read.request) {
                 groups[group]!.readyReads.append((max(read.index, waiter.minimumIndex), waiter))
@@ -188,14 +206,15 @@ extension NodeCore {
     /// The shell made batches through `sequence` durable: tell the groups whose entries they carried,
     /// and release the messages that waited for them.
     mutating func raftPersisted(through sequence: BatchSequence, into output: inout NodeOutput) {
+        // Older messages first: they were produced before whatever the groups send now.
+        for batch in heldMessages.keys.filter({ $0 <= sequence }).sorted() {
+            for message in heldMessages.removeValue(forKey: batch)! { enqueue(.raft(message.message), to: message.to) }
+        }
         let done = raftPersists.keys.filter { $0 <= sequence }.sorted()
         for batch in done {
             for (group, last) in raftPersists.removeValue(forKey: batch)! {
                 stepGroup(group, .persisted(through: last.index, term: last.term), into: &output)
             }
-        }
-        for batch in heldMessages.keys.filter({ $0 <= sequence }).sorted() {
-            for message in heldMessages.removeValue(forKey: batch)! { enqueue(.raft(message.message), to: message.to) }
         }
     }
 
@@ -221,7 +240,7 @@ extension NodeCore {
             if pending.term != entry.term {
                 // Another leader's entry took this index: ours was never applied and never will be (a
                 // command is proposed once), so it is sent again.
-                redispatch(pending.waiter, partition: partition(ofGroup: group), hint: nil, into: &output)
+                deferredRedispatches.append((pending.waiter, partition(ofGroup: group)))
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
@@ -256,6 +275,10 @@ extension NodeCore {
             var closeAfter = false
             do {
                 return try execute(spec, arguments, client: nil, nowMilliseconds: now, closeAfter: &closeAfter)
+            } catch .storage(let failure) {
+                // Skipping a committed entry would leave this replica different from the others for good.
+                output.fatal = "could not read storage while applying an entry of group \(group): \(failure)"
+                return .error(CommandError.storage(failure).description)
             } catch {
                 return .error(error.description)
             }

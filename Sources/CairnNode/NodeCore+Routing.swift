@@ -237,9 +237,13 @@ extension NodeCore {
     /// A coordinator asks this node to run a command of `request.partition`.
     mutating func receiveForward(_ request: ForwardRequest, from peer: NodeID, into output: inout NodeOutput) {
         let name = Self.lowercased(request.arguments[0])
-        guard let spec = CommandTable.topLevel[name], request.partition < (map?.partitionCount ?? 0) else {
+        // Only data commands travel between nodes; anything else from a peer is bad input, refused.
+        guard let spec = CommandTable.topLevel[name], Self.isRouted(spec),
+            spec.accepts(argumentCount: request.arguments.count),
+            request.partition < (map?.partitionCount ?? 0)
+        else {
             enqueue(
-                .forwardReply(id: request.id, .reply(Array("-ERR unknown forwarded command\r\n".utf8), isError: true)),
+                .forwardReply(id: request.id, .reply(Array("-ERR not a forwardable command\r\n".utf8), isError: true)),
                 to: peer)
             return
         }
@@ -248,8 +252,11 @@ extension NodeCore {
             origin: .peer(peer, id: request.id), arguments: request.arguments, command: spec.index,
             protocolVersion: RESPVersion(rawValue: Int(request.protocolVersion)) ?? .resp2,
             startedAt: now.monotonicNanoseconds, deadline: request.deadline)
-        guard let hosted = groups[group], hosted.isLeader || (request.isStaleReadAllowed && !spec.isWrite) else {
-            enqueue(.forwardReply(id: request.id, .notLeader(hint: groups[group]?.raft.leader)), to: peer)
+        guard let position = groups.index(forKey: group),
+            groups.values[position].isLeader || (request.isStaleReadAllowed && !spec.isWrite)
+        else {
+            let hint = groups.index(forKey: group).flatMap { groups.values[$0].raft.leader }
+            enqueue(.forwardReply(id: request.id, .notLeader(hint: hint)), to: peer)
             return
         }
         if request.isStaleReadAllowed { staleForwards.insert(request.id) }
@@ -267,7 +274,7 @@ extension NodeCore {
                 leaderHints[pending.partition] = hint
                 dispatch(pending.waiter, partition: pending.partition, hint: hint, into: &output)
             } else {
-                leaderHints.removeValue(forKey: pending.partition)
+                suspect(pending.target, ofLeading: pending.partition)
                 parked.append((pending.partition, pending.waiter))
             }
         }

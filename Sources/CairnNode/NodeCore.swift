@@ -126,6 +126,10 @@ public struct NodeCore: Sendable {
     var peerAddressesChanged = true
     /// The partition whose entry is being applied (FLUSHALL removes only its slots).
     var applyingPartition: Int?
+    /// Nesting of `handle` calls that are applying committed entries, and the commands to re-send
+    /// once the outermost one is done.
+    var applyingDepth = 0
+    var deferredRedispatches: [(Waiter, Int?)] = []
     /// Groups that applied entries this turn: their applied index is saved at the turn's end.
     var appliedGroups: Set<GroupID> = []
     /// Hosted groups in ID order, for ticking them in a fixed order without sorting every tick.
@@ -188,7 +192,7 @@ public struct NodeCore: Sendable {
             reconcile(into: &output)
             queryMovedAwayGroups()
         case .turnEnded:
-            syncHostedGroups()
+            syncHostedGroups(into: &output)
             recordAppliedIndexes()
             if let batch = keyspace.closeBatch() { output.writes.append(batch) }
             flushOutbox(into: &output)

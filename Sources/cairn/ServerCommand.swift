@@ -15,7 +15,9 @@ enum ServerCommand {
         Clusters: a node started on an empty data directory without --join founds a new cluster (it
         becomes node 1 and holds every partition). A node started on an empty data directory with
         --join asks those peers to admit it; the cluster gives it the next node ID, and moves replicas
-        to it. A node restarted on its data directory rejoins its cluster and ignores --join.
+        to it. A node restarted on its data directory rejoins its cluster and ignores --join. The
+        addresses a node listens on are the ones the cluster advertises to peers and to clients
+        (CLUSTER SLOTS), so give each node addresses the others can reach (not 0.0.0.0).
 
         Flags:
           --port P              Client (RESP) port; the peer port is P+10000 and HTTP is P+20000. Default 7379.
