@@ -10,9 +10,6 @@ public enum FsyncPolicy: String, Sendable, CaseIterable {
     /// Batches are written and the OS decides when they reach the disk.
     case none
 
-    /// Whether replies wait for the batch they depend on to be durable.
-    public var repliesWaitForDurability: Bool { self == .always }
-
     /// The equivalent Redis `appendfsync` value, for CONFIG GET and INFO.
     public var redisName: String {
         switch self {

@@ -184,7 +184,7 @@ public struct NodeCore: Sendable {
         case .tick:
             ticks += 1
             if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
-            for group in groupOrder where groups[group] != nil { stepGroup(group, .tick, into: &output) }
+            for group in groupOrder { stepGroup(group, .tick, into: &output) }
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
             joinIfNeeded()

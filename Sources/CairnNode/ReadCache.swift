@@ -124,16 +124,6 @@ public struct ReadCache: Sendable {
         precondition(usedBytes >= 0, "cache byte count went negative removing a key")
     }
 
-    /// Drops everything (FLUSHALL); counters are kept.
-    public mutating func removeAll() {
-        index.removeAll()
-        entries.removeAll()
-        freeSlots.removeAll()
-        head = Self.none
-        tail = Self.none
-        usedBytes = 0
-    }
-
     private mutating func unlink(_ slot: Int) {
         let previous = entries[slot].previous
         let next = entries[slot].next

@@ -208,8 +208,11 @@ extension Server {
                 connection.decoder.append(scratch[0..<count])
                 total += count
             } else if count == 0 {
-                shellMetrics.add(Self.peerRejected, [("reason", "closed")])
-                unregister(connection.descriptor)
+                // The peer closed: hand over the frames it sent before that, then close.
+                if deliverFrames(connection) {
+                    shellMetrics.add(Self.peerRejected, [("reason", "closed")])
+                    unregister(connection.descriptor)
+                }
                 return
             } else if errno == EINTR {
                 continue
@@ -217,25 +220,31 @@ extension Server {
                 break
             }
         }
+        _ = deliverFrames(connection)
+    }
+
+    /// Decodes every whole frame buffered on `connection` and steps the core with each envelope.
+    /// Returns false if a bad frame closed the connection.
+    func deliverFrames(_ connection: PeerConnection) -> Bool {
         while true {
             let frame: PeerFrame?
             do {
                 frame = try connection.decoder.next()
             } catch {
                 rejectPeer(connection, reason: "bad_frame", detail: error.description)
-                return
+                return false
             }
-            guard let frame else { return }
+            guard let frame else { return true }
             guard frame.kind == PeerEnvelope.frameKind else {
                 rejectPeer(connection, reason: "bad_frame", detail: "unknown frame kind \(frame.kind)")
-                return
+                return false
             }
             let envelope: PeerEnvelope
             do {
                 envelope = try PeerEnvelope.decode(frame.payload)
             } catch {
                 rejectPeer(connection, reason: "bad_envelope", detail: error.description)
-                return
+                return false
             }
             shellMetrics.add(Self.peerFramesReceived, [])
             step(.peer(envelope))
