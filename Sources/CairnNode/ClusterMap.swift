@@ -24,8 +24,17 @@ public struct NodeRecord: Sendable, Equatable {
         case active = 1
         /// Removed for good: holds nothing and is never placed again.
         case removed = 2
+        /// Not heard from for longer than the dead-node timeout: placed nowhere, so its replicas are
+        /// rebuilt on live nodes; active again (and placed again) once it is heard from.
+        case dead = 3
 
-        public var name: String { self == .active ? "active" : "removed" }
+        public var name: String {
+            switch self {
+            case .active: "active"
+            case .removed: "removed"
+            case .dead: "dead"
+            }
+        }
     }
 
     public var id: NodeID
@@ -97,7 +106,12 @@ public struct ClusterMap: Sendable, Equatable {
         return map
     }
 
+    /// The nodes placement uses.
     public var activeNodes: [NodeID] { nodes.filter { $0.state == .active }.map(\.id) }
+
+    /// The nodes peers keep talking to: active and dead ones (a dead node that comes back must hear
+    /// that it was marked dead, and be heard).
+    public var memberNodes: [NodeRecord] { nodes.filter { $0.state != .removed } }
 
     public func node(_ id: NodeID) -> NodeRecord? { nodes.first { $0.id == id } }
 
@@ -133,13 +147,23 @@ public struct ClusterMap: Sendable, Equatable {
             epoch += 1
             return .done
         case .removeNode(let id):
-            guard let position = nodes.firstIndex(where: { $0.id == id }) else { return .unknownNode(id) }
-            guard nodes[position].state != .removed else { return .done }
-            nodes[position].state = .removed
-            epoch += 1
-            place()
-            return .done
+            return setState(of: id, to: .removed, from: [.active, .dead])
+        case .markDead(let id):
+            return setState(of: id, to: .dead, from: [.active])
+        case .markAlive(let id):
+            return setState(of: id, to: .active, from: [.dead])
         }
+    }
+
+    /// Moves node `id` to `state` if it is in one of `from` (a repeated command changes nothing), and
+    /// places again.
+    private mutating func setState(of id: NodeID, to state: NodeRecord.State, from: [NodeRecord.State]) -> MetaReply {
+        guard let position = nodes.firstIndex(where: { $0.id == id }) else { return .unknownNode(id) }
+        guard from.contains(nodes[position].state) else { return .done }
+        nodes[position].state = state
+        epoch += 1
+        place()
+        return .done
     }
 }
 
@@ -151,6 +175,10 @@ public enum MetaCommand: Sendable, Equatable {
     case addNode(NodeAddresses)
     case updateAddresses(NodeID, NodeAddresses)
     case removeNode(NodeID)
+    /// The meta leader has not heard from the node for the dead-node timeout.
+    case markDead(NodeID)
+    /// The meta leader hears from a node marked dead again.
+    case markAlive(NodeID)
 }
 
 /// What applying a `MetaCommand` answered.
@@ -281,6 +309,12 @@ extension MetaCommand {
         case .removeNode(let id):
             writer.write(UInt8(3))
             writer.write(id.rawValue)
+        case .markDead(let id):
+            writer.write(UInt8(5))
+            writer.write(id.rawValue)
+        case .markAlive(let id):
+            writer.write(UInt8(6))
+            writer.write(id.rawValue)
         }
         return writer.bytes
     }
@@ -294,6 +328,8 @@ extension MetaCommand {
         case 2: command = .updateAddresses(NodeID(rawValue: try reader.readUInt64("node id")), try .decode(&reader))
         case 3: command = .removeNode(NodeID(rawValue: try reader.readUInt64("node id")))
         case 4: command = .found(try ClusterMap.decode(&reader))
+        case 5: command = .markDead(NodeID(rawValue: try reader.readUInt64("node id")))
+        case 6: command = .markAlive(NodeID(rawValue: try reader.readUInt64("node id")))
         default: throw .invalid(field: "meta command kind", value: UInt64(kind))
         }
         try reader.expectEnd("meta command")

@@ -155,34 +155,38 @@ public struct Keyspace: Sendable {
 
     /// Deletes every key in the hash slots `slots` (FLUSHALL of one partition, or a partition moved
     /// away), one key at a time so that counters, the expiry index and readers all stay right.
-    mutating func removeSlots(_ slots: ClosedRange<Int>) {
+    mutating func removeSlots(_ slots: ClosedRange<Int>) throws(StorageError) {
+        for (key, record) in try records(inSlots: slots) {
+            cache.remove(key)
+            delete(key, previous: record)
+        }
+    }
+
+    /// Every record in the hash slots `slots`, expired or not, as of now: the store merged with the
+    /// writes not yet durable, in storage order (slot, then key). A partition's whole state, for a
+    /// snapshot or for removing it.
+    func records(inSlots slots: ClosedRange<Int>) throws(StorageError) -> [(key: [UInt8], record: ValueRecord)] {
         var start = StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start
         let end = StorageLayout.dataRange(partition: UInt16(slots.upperBound)).end
-        var doomed: [([UInt8], ValueRecord)] = []
+        var found: [(dataKey: [UInt8], key: [UInt8], record: ValueRecord)] = []
         while true {
-            let chunk: [(key: [UInt8], value: [UInt8])]
-            do {
-                chunk = try store.scan(from: start, to: end, limit: 4096)
-            } catch {
-                break
-            }
+            let chunk = try store.scan(from: start, to: end, limit: 4096)
             for (dataKey, value) in chunk {
                 let key = StorageLayout.userKey(fromDataKey: dataKey)
-                guard pending[ByteKey(key)] == nil, let record = try? ValueRecord.decode(value, key: key) else {
-                    continue
-                }
-                doomed.append((key, record))
+                guard pending.isEmpty || pending[ByteKey(key)] == nil else { continue }
+                found.append((dataKey, key, try ValueRecord.decode(value, key: key)))
             }
             guard chunk.count == 4096, let last = chunk.last else { break }
             start = last.key + [0]
         }
+        var merged = false
         for (key, write) in pending where slots.contains(Int(HashSlot.of(key.bytes))) {
-            if let record = write.record { doomed.append((key.bytes, record)) }
+            guard let record = write.record else { continue }
+            found.append((Self.dataKey(key.bytes), key.bytes, record))
+            merged = true
         }
-        for (key, record) in doomed {
-            cache.remove(key)
-            delete(key, previous: record)
-        }
+        if merged { found.sort { $0.dataKey.lexicographicallyPrecedes($1.dataKey) } }
+        return found.map { ($0.key, $0.record) }
     }
 
     /// Deletes an expiry index entry whose key this node does not hold (derived data, local only).

@@ -144,13 +144,12 @@ extension NodeCore {
                 else { continue }
                 enqueue(.members(group, hosted.raft.configuration.members), to: sender)
             case .members(let group, let members):
-                guard let me = identity, let hosted = groups[group], let partition = hosted.partition,
-                    !members.contains(me),
-                    map?.placement[partition].contains(me) == false
+                guard let me = identity, let map, let hosted = groups[group], !members.contains(me),
+                    !Self.target(of: hosted, in: map).contains(me)
                 else { continue }
                 output.logs.append(
                     NodeLog(.info, "dropping a replica moved away", [("group", "\(group)"), ("members", "\(members)")]))
-                dropGroup(group, partition: partition, into: &output)
+                dropGroup(group, into: &output)
             }
         }
     }
@@ -174,11 +173,16 @@ extension NodeCore {
             if let leader = meta.raft.leader, leader != identity { enqueue(.join(addresses), to: leader) }
             return
         }
+        proposeMeta(.addNode(addresses), origin: .joiner(addresses), into: &output)
+    }
+
+    /// Proposes a change to the cluster map on this node, the meta leader; `origin` hears the outcome.
+    mutating func proposeMeta(_ command: MetaCommand, origin: Origin, into output: inout NodeOutput) {
         let request = RequestID(rawValue: nextRequestID())
         groups[Self.metaGroup]!.proposals[request] = Waiter(
-            origin: .joiner(addresses), arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
+            origin: origin, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
             startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
-        stepGroup(Self.metaGroup, .propose(MetaCommand.addNode(addresses).encoded(), request: request), into: &output)
+        stepGroup(Self.metaGroup, .propose(command.encoded(), request: request), into: &output)
     }
 
     func metaLeaderGuess() -> NodeID? {
@@ -220,7 +224,7 @@ extension NodeCore {
         if state.epoch > (map?.epoch ?? 0) {
             adopt(state)
             if groups[Self.metaGroup]?.isLeader == true {
-                for node in state.activeNodes where node != identity { enqueue(.map(state), to: node) }
+                for node in state.memberNodes where node.id != identity { enqueue(.map(state), to: node.id) }
             }
             output.logs.append(
                 NodeLog(.info, "cluster map changed", [("epoch", "\(state.epoch)"), ("change", "\(command)")]))
@@ -234,11 +238,45 @@ extension NodeCore {
         guard metaState == nil, let map, let meta = groups[Self.metaGroup], meta.isLeader, meta.proposals.isEmpty,
             meta.appended.isEmpty, ticks % 10 == 0
         else { return }
-        let request = RequestID(rawValue: nextRequestID())
-        groups[Self.metaGroup]!.proposals[request] = Waiter(
-            origin: .none, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
-            startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
-        stepGroup(Self.metaGroup, .propose(MetaCommand.found(map).encoded(), request: request), into: &output)
+        proposeMeta(.found(map), origin: .none, into: &output)
+    }
+
+    // MARK: Dead nodes
+
+    /// On the meta leader: marks a node dead once nothing was heard from it for `config.deadNodeTicks`
+    /// (placement then rebuilds its replicas on live nodes), and alive again once it is heard from. One
+    /// change at a time. The clock starts when this node became meta leader: a new leader has not had
+    /// the chance to hear from anyone yet.
+    mutating func watchLiveness(into output: inout NodeOutput) {
+        guard config.deadNodeTicks > 0, let state = metaState, let me = identity,
+            let position = groups.index(forKey: Self.metaGroup), groups.values[position].isLeader
+        else {
+            metaLeaderSince = nil
+            return
+        }
+        let since = metaLeaderSince ?? ticks
+        metaLeaderSince = since
+        let meta = groups.values[position]
+        guard ticks % 10 == 7, meta.proposals.isEmpty, meta.appended.isEmpty else { return }
+        let timeout = UInt64(config.deadNodeTicks)
+        let silent = state.nodes.filter {
+            $0.state == .active && $0.id != me && ticks > max(peerLastHeard[$0.id] ?? 0, since) + timeout
+        }
+        if let back = state.nodes.first(where: { $0.state == .dead && isAlive($0.id) }) {
+            output.logs.append(
+                NodeLog(.info, "a dead node is back; placing replicas on it again", [("node", "\(back.id)")]))
+            proposeMeta(.markAlive(back.id), origin: .none, into: &output)
+        } else if let dead = silent.first, silent.count * 2 < state.activeNodes.count {
+            // Not when half the active nodes are silent: more likely this node is cut off than they dead.
+            output.logs.append(
+                NodeLog(
+                    .warn, "node marked dead; rebuilding its replicas on live nodes",
+                    [
+                        ("node", "\(dead.id)"),
+                        ("silent_seconds", "\((ticks - max(peerLastHeard[dead.id] ?? 0, since)) / 100)"),
+                    ]))
+            proposeMeta(.markDead(dead.id), origin: .none, into: &output)
+        }
     }
 
     // MARK: Hosting groups
@@ -248,12 +286,16 @@ extension NodeCore {
     /// otherwise: the leader stops writing to removed members).
     mutating func queryMovedAwayGroups() {
         guard let map, let me = identity, ticks % 50 == 25 else { return }
-        for (group, hosted) in groups {
-            guard let partition = hosted.partition, !map.placement[partition].contains(me), !hosted.isLeader else {
-                continue
-            }
-            for node in map.placement[partition] where node != me { enqueue(.membersQuery(group), to: node) }
+        for (group, hosted) in groups where !hosted.isLeader {
+            let target = Self.target(of: hosted, in: map)
+            guard !target.contains(me) else { continue }
+            for node in target where node != me { enqueue(.membersQuery(group), to: node) }
         }
+    }
+
+    /// The replicas the map wants for a hosted group: its partition's placement, or the meta voters.
+    static func target(of hosted: HostedGroup, in map: ClusterMap) -> [NodeID] {
+        hosted.partition.map { map.placement[$0] } ?? map.metaVoters
     }
 
     /// Creates members for the partitions the map places here, and drops those it moved away and whose
@@ -261,31 +303,25 @@ extension NodeCore {
     mutating func syncHostedGroups(into output: inout NodeOutput) {
         guard hostedGroupsChanged, let map, let me = identity else { return }
         hostedGroupsChanged = false
-        if groups[Self.metaGroup] == nil, map.metaVoters.contains(me) {
-            createGroup(Self.metaGroup, partition: nil, configuration: .empty)
-        }
-        for partition in 0..<map.partitionCount {
-            let group = Self.group(ofPartition: partition)
-            let placed = map.placement[partition].contains(me)
+        let wanted =
+            [(Self.metaGroup, nil as Int?, map.metaVoters.contains(me))]
+            + (0..<map.partitionCount).map { (Self.group(ofPartition: $0), $0, map.placement[$0].contains(me)) }
+        for (group, partition, placed) in wanted {
             if groups[group] == nil, placed {
                 createGroup(group, partition: partition, configuration: .empty)
             } else if let hosted = groups[group], !placed, !hosted.raft.configuration.isMember(me),
                 hosted.raft.isConfigurationCommitted, hosted.raft.lastAppliedIndex > 0
             {
-                dropGroup(group, partition: partition, into: &output)
+                dropGroup(group, into: &output)
             }
         }
     }
 
-    /// Deletes this node's copy of a partition that was moved away (its group no longer includes it).
-    mutating func dropGroup(_ group: GroupID, partition: Int, into output: inout NodeOutput) {
+    /// Deletes this node's copy of a group that was moved away (the group no longer includes it): a
+    /// partition's data, or the meta group's state machine.
+    mutating func dropGroup(_ group: GroupID, into output: inout NodeOutput) {
         guard let hosted = groups.removeValue(forKey: group) else { return }
         groupOrder = []
-        // Commands waiting in the group were not applied here: a read or a proposal not yet appended
-        // goes to the partition's leader elsewhere; an appended one has an unknown outcome.
-        for waiter in hosted.proposals.values { parked.append((partition, waiter)) }
-        for waiter in hosted.reads.values { parked.append((partition, waiter)) }
-        for read in hosted.readyReads { parked.append((partition, read.waiter)) }
         for pending in hosted.appended.values {
             finish(
                 pending.waiter, error: "TRYAGAIN this replica was moved away; the write may or may not be applied",
@@ -293,9 +329,24 @@ extension NodeCore {
         }
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
+        guard let partition = hosted.partition else {
+            // A later meta replica here starts from the founding entry again, not from this old state.
+            metaState = nil
+            keyspace.appendRaw([.delete(key: Self.metaStateKey)])
+            return
+        }
+        // Commands waiting in the group were not applied here: a read or a proposal not yet appended
+        // goes to the partition's leader elsewhere; an appended one has an unknown outcome.
+        for waiter in hosted.proposals.values { parked.append((partition, waiter)) }
+        for waiter in hosted.reads.values { parked.append((partition, waiter)) }
+        for read in hosted.readyReads { parked.append((partition, read.waiter)) }
         if let map {
             let slots = map.slots(of: partition)
-            keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+            do {
+                try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+            } catch {
+                output.fatal = "could not read partition \(partition) to delete this node's copy: \(error)"
+            }
         }
     }
 
@@ -307,7 +358,7 @@ extension NodeCore {
     mutating func reconcile(into output: inout NodeOutput) {
         guard let map, let me = identity, ticks % 10 == 5 else { return }
         for (group, hosted) in groups where hosted.isLeader && ticks >= hosted.lastReconfiguredTick + 20 {
-            let target = hosted.partition.map { map.placement[$0] } ?? map.metaVoters
+            let target = Self.target(of: hosted, in: map)
             guard !target.isEmpty else { continue }
             let configuration = hosted.raft.configuration
             guard !configuration.isJoint else { continue }

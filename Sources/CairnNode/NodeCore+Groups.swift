@@ -142,10 +142,7 @@ extension NodeCore {
             raftWriteGate = sequence
         }
         for message in result.messages { sendRaft(message) }
-        if result.snapshotToRestore != nil {
-            output.logs.append(
-                NodeLog(.error, "snapshot restore is not supported yet; the group waits", [("group", "\(group)")]))
-        }
+        if let snapshot = result.snapshotToRestore { restore(snapshot, group: group, into: &output) }
         applyingDepth += 1
         for entry in result.committed { apply(entry, group: group, into: &output) }
         applyingDepth -= 1

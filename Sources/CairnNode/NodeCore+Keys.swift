@@ -229,7 +229,11 @@ extension NodeCore {
             preconditionFailure("FLUSHALL runs only as a replicated command of one partition")
         }
         let slots = map.slots(of: partition)
-        keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+        do {
+            try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+        } catch {
+            throw .storage(error)
+        }
         return .ok
     }
 }

@@ -121,6 +121,8 @@ public struct NodeCore: Sendable {
     var mapSentAt: [NodeID: UInt64] = [:]
     /// The tick at which each peer last sent an envelope (liveness for leadership hand-offs).
     var peerLastHeard: [NodeID: UInt64] = [:]
+    /// The tick this node last became the meta leader (the dead-node clock starts there).
+    var metaLeaderSince: UInt64?
     var requestCounter: UInt64 = 0
     var hostedGroupsChanged = false
     var peerAddressesChanged = true
@@ -190,7 +192,9 @@ public struct NodeCore: Sendable {
             joinIfNeeded()
             proposeFounding(into: &output)
             reconcile(into: &output)
+            watchLiveness(into: &output)
             queryMovedAwayGroups()
+            if ticks % 100 == 50 { compactLogs(into: &output) }
         case .turnEnded:
             syncHostedGroups(into: &output)
             recordAppliedIndexes()
@@ -199,7 +203,7 @@ public struct NodeCore: Sendable {
             if peerAddressesChanged, let map {
                 peerAddressesChanged = false
                 var addresses: [NodeID: String] = [:]
-                for node in map.nodes where node.state == .active && node.id != identity {
+                for node in map.memberNodes where node.id != identity {
                     addresses[node.id] = node.addresses.peer
                 }
                 output.peerAddresses = addresses
@@ -362,7 +366,9 @@ public struct NodeCore: Sendable {
         var campaigns: UInt64 = 0
         var termMax: UInt64 = 0
         var pending = 0
+        var logEntries: UInt64 = 0
         for hosted in groups.values {
+            logEntries += hosted.raft.lastIndex.rawValue - hosted.raft.snapshotMetadata.index.rawValue
             roles[hosted.raft.role.description, default: 0] += 1
             campaigns += hosted.raft.counters.campaigns
             termMax = max(termMax, hosted.raft.term.rawValue)
@@ -374,6 +380,9 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftPendingProposals, [], Double(pending))
         metrics.set(NodeMetrics.forwarded, [], Double(stats.forwarded))
         metrics.set(NodeMetrics.peerRefused, [], Double(stats.peerMessagesRefused))
+        metrics.set(NodeMetrics.raftSnapshots, [("kind", "created")], Double(stats.snapshotsCreated))
+        metrics.set(NodeMetrics.raftSnapshots, [("kind", "restored")], Double(stats.snapshotsRestored))
+        metrics.set(NodeMetrics.raftLogEntries, [], Double(logEntries))
         return metrics.render()
     }
 
@@ -413,6 +422,8 @@ struct NodeStats: Sendable {
     var keyspaceMisses: UInt64 = 0
     var forwarded: UInt64 = 0
     var peerMessagesRefused: UInt64 = 0
+    var snapshotsCreated: UInt64 = 0
+    var snapshotsRestored: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

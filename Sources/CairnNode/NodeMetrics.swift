@@ -75,11 +75,19 @@ public enum NodeMetrics {
         "cairn_peer_messages_refused_total",
         help: "Peer messages ignored: wrong cluster, unknown group, or values out of range.", kind: .counter)
 
+    public static let raftSnapshots = MetricFamily(
+        "cairn_raft_snapshots_total",
+        help: "Snapshots of this node's groups: created (log compaction) and restored (sent by a leader).",
+        kind: .counter)
+    public static let raftLogEntries = MetricFamily(
+        "cairn_raft_log_entries", help: "Log entries held after the snapshots, summed over this node's groups.",
+        kind: .gauge)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
-        peerRefused,
+        peerRefused, raftSnapshots, raftLogEntries,
     ]
 }

@@ -123,6 +123,8 @@ public final class Server {
         nodeConfig.join = config.join.map(\.description)
         nodeConfig.partitionCount = config.partitions
         nodeConfig.replicas = config.replicas
+        nodeConfig.snapshotEntries = config.snapshotEntries
+        nodeConfig.deadNodeTicks = config.deadNodeTimeoutMilliseconds / nodeConfig.tickMilliseconds
         jitter = SplitMix64(seed: seed ^ 0x5EED)
         tickNanoseconds = UInt64(nodeConfig.tickMilliseconds) * 1_000_000
         do {

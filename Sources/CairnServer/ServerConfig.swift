@@ -41,6 +41,10 @@ public struct ServerConfig: Sendable {
     /// Partitions and replicas of a cluster this node founds.
     public var partitions = 128
     public var replicas = 3
+    /// Applied entries after which a group compacts its log (`--snapshot-entries`).
+    public var snapshotEntries = 10_000
+    /// Silence after which the meta leader marks a node dead (`--dead-node-timeout`); 0 never does.
+    public var deadNodeTimeoutMilliseconds = 60_000
 
     public init() {}
 }

@@ -36,6 +36,13 @@ enum ServerCommand {
           --partitions N        Partitions of a new cluster, 1 to 16384. Default 128. Fixed once founded.
           --replicas N          Replicas per partition of a new cluster, 1 to 7. Default 3 (fewer while
                                 the cluster has fewer nodes).
+          --snapshot-entries N  Snapshot a group and delete its log once N applied entries follow its last
+                                snapshot; a follower that fell further behind is sent the snapshot.
+                                0 to 100000000; 0 never compacts. Default 10000.
+          --dead-node-timeout T After T without hearing from a node, the meta leader marks it dead and
+                                rebuilds its replicas on live nodes; a dead node that comes back is placed
+                                again. T in ms, s or m (e.g. 500ms, 60s, 5m; a bare number is seconds),
+                                at least 1s; 0 never marks a node dead. Default 60s.
           -h, --help            Print this help.
 
         """
@@ -68,6 +75,17 @@ enum ServerCommand {
         case failure(String)
     }
 
+    /// A duration in milliseconds from `500ms`, `60s`, `5m` or a bare number of seconds; nil if it is
+    /// not one or above a day.
+    static func parseDuration(_ text: String) -> Int? {
+        let units: [(suffix: String, milliseconds: Int)] = [("ms", 1), ("s", 1000), ("m", 60_000)]
+        let unit = units.first { text.hasSuffix($0.suffix) } ?? ("", 1000)
+        guard let number = Double(text.dropLast(unit.suffix.count)), number.isFinite, number >= 0 else { return nil }
+        let milliseconds = number * Double(unit.milliseconds)
+        guard milliseconds <= 86_400_000 else { return nil }
+        return Int(milliseconds.rounded())
+    }
+
     static func parse(_ arguments: [String]) -> Parsed {
         var config = ServerConfig()
         var port = 7379
@@ -86,7 +104,7 @@ enum ServerCommand {
             if flag == "-h" || flag == "--help" { return .help }
             let known = [
                 "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
-                "--partitions", "--replicas",
+                "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -150,6 +168,18 @@ enum ServerCommand {
                     return .failure("--replicas must be a number from 1 to 7, got '\(text)'")
                 }
                 config.replicas = count
+            case "--snapshot-entries":
+                guard let count = Int(text), (0...100_000_000).contains(count) else {
+                    return .failure("--snapshot-entries must be a number from 0 to 100000000, got '\(text)'")
+                }
+                config.snapshotEntries = count
+            case "--dead-node-timeout":
+                guard let milliseconds = parseDuration(text), milliseconds == 0 || milliseconds >= 1000 else {
+                    return .failure(
+                        "--dead-node-timeout must be 0 or a duration of at least 1s like 500ms, 60s or 5m, got '\(text)'"
+                    )
+                }
+                config.deadNodeTimeoutMilliseconds = milliseconds
             case "--seed":
                 guard let seed = UInt64(text) else {
                     return .failure("--seed must be an unsigned 64-bit integer, got '\(text)'")

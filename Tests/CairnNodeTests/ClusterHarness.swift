@@ -24,7 +24,11 @@ struct ClusterHarness {
     var nextClient: UInt64 = 1
 
     /// Starts `count` nodes: the first founds the cluster, the others join through it.
-    init(count: Int, partitions: Int = 8) throws {
+    /// Settings every member gets on top of the harness's own (snapshot and dead-node thresholds).
+    let tune: @Sendable (inout NodeConfig) -> Void
+
+    init(count: Int, partitions: Int = 8, tune: @escaping @Sendable (inout NodeConfig) -> Void = { _ in }) throws {
+        self.tune = tune
         for index in 0..<count { try addMember(joiningThrough: index == 0 ? nil : 0, partitions: partitions) }
     }
 
@@ -34,6 +38,7 @@ struct ClusterHarness {
         var config = NodeConfig()
         config.seed = UInt64(index + 1) * 7919
         config.partitionCount = partitions
+        tune(&config)
         config.addresses = NodeAddresses(client: "n\(index):1", peer: "n\(index):2", http: "n\(index):3")
         config.join = seed.map { ["n\($0):2"] } ?? []
         let store = MemoryKVStore()
@@ -137,6 +142,10 @@ struct ClusterHarness {
 
     /// Sends a command to node `index` and runs turns until its reply arrives (nil if it did not).
     mutating func send(_ index: Int, _ client: ClientID, _ words: String..., turns: Int = 1000) -> String? {
+        send(index, client, words: words, turns: turns)
+    }
+
+    mutating func send(_ index: Int, _ client: ClientID, words: [String], turns: Int = 1000) -> String? {
         let before = replies[index]?[client]?.count ?? 0
         step(index, .command(client, arguments: words.map { Array($0.utf8) }, wireBytes: 10))
         let arrived = run(upTo: turns) { ($0.replies[index]?[client]?.count ?? 0) > before }
@@ -152,5 +161,23 @@ struct ClusterHarness {
     mutating func restart(_ index: Int) throws {
         members[index].core = try NodeCore(config: members[index].config, store: members[index].store, now: now)
         members[index].isUp = true
+    }
+
+    /// Prints every member's view of every group, to diagnose a cluster that did not settle.
+    func printGroups() {
+        for (index, member) in members.enumerated() {
+            guard let map = member.core.map else { continue }
+            print(
+                "member \(index) up \(member.isUp) node \(member.core.identity.map { "\($0)" } ?? "-") epoch \(map.epoch)"
+            )
+            for partition in 0..<map.partitionCount {
+                let hosted = member.core.groups[NodeCore.group(ofPartition: partition)]
+                print(
+                    "  p\(partition) target \(map.placement[partition])",
+                    "config \(hosted.map { "\($0.raft.configuration)" } ?? "-") role \(hosted.map { "\($0.raft.role)" } ?? "-")",
+                    "leader \(hosted?.raft.leader.map { "\($0)" } ?? "-") applied \(hosted.map { "\($0.raft.lastAppliedIndex)" } ?? "-")"
+                )
+            }
+        }
     }
 }

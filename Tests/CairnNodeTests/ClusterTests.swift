@@ -87,24 +87,49 @@ struct ClusterTests {
         #expect(cluster.members[3].core.identity == NodeID(rawValue: 4))
         try cluster.restart(0)
         let settled = cluster.run(upTo: 5000) { $0.isFullyReplicated }
-        if !settled {
-            for (index, member) in cluster.members.enumerated() {
-                guard let map = member.core.map else { continue }
-                for partition in 0..<map.partitionCount {
-                    let hosted = member.core.groups[NodeCore.group(ofPartition: partition)]
-                    print(
-                        "member \(index) epoch \(map.epoch) p\(partition) target \(map.placement[partition])",
-                        "config \(hosted.map { "\($0.raft.configuration)" } ?? "-") role \(hosted.map { "\($0.raft.role)" } ?? "-")",
-                        "leader \(hosted?.raft.leader.map { "\($0)" } ?? "-")")
-                }
-            }
-        }
+        if !settled { cluster.printGroups() }
         #expect(settled, "replicas did not settle on four nodes")
         let hosted = cluster.members[3].core.groups.values.filter { $0.partition != nil }.count
         #expect(hosted >= 4, "the new node holds \(hosted) of 8 partitions × 3 replicas / 4 nodes = 6")
         let client = cluster.connect(3)
         #expect(cluster.send(3, client, "SET", "x", "1") == "+OK\r\n")
         #expect(cluster.send(3, client, "GET", "x") == "$1\r\n1\r\n")
+    }
+
+    @Test("a node silent past the dead-node timeout is marked dead and its replicas rebuilt; back, it is placed again")
+    func deadNodeReplaced() throws {
+        var cluster = try ClusterHarness(count: 4, partitions: 4) { $0.deadNodeTicks = 300 }
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let client = cluster.connect(0)
+        for key in 0..<20 { #expect(cluster.send(0, client, "SET", "k\(key)", "v\(key)") == "+OK\r\n") }
+        let victim = 1
+        let dead = try #require(cluster.members[victim].core.identity)
+        #expect(cluster.members[0].core.map!.placement.contains { $0.contains(dead) })
+        cluster.crash(victim)
+        let markedDead = cluster.run(upTo: 2000) { $0.members[0].core.map?.node(dead)?.state == .dead }
+        #expect(markedDead, "node \(dead) was not marked dead")
+        let map = try #require(cluster.members[0].core.map)
+        #expect(!map.placement.contains { $0.contains(dead) }, "a dead node still holds replicas in the placement")
+        #expect(map.placement.allSatisfy { $0.count == 3 }, "replica count not restored on the three live nodes")
+        #expect(!map.metaVoters.contains(dead))
+        // Every group on the live nodes now has three live voters: the dead node's copies were rebuilt.
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated }, "replicas were not rebuilt")
+        let reader = cluster.connect(3)
+        for key in 0..<20 {
+            #expect(cluster.send(3, reader, "GET", "k\(key)") == "$\(2 + (key >= 10 ? 1 : 0))\r\nv\(key)\r\n")
+        }
+
+        try cluster.restart(victim)
+        let back = cluster.run(upTo: 2000) { $0.members[0].core.map?.node(dead)?.state == .active }
+        #expect(back, "the returning node was not marked alive")
+        let resettled = cluster.run(upTo: 8000) { $0.isFullyReplicated }
+        if !resettled { cluster.printGroups() }
+        #expect(resettled, "replicas did not settle with the node back")
+        #expect(cluster.members[0].core.map!.placement.contains { $0.contains(dead) }, "the node got no replicas back")
+        let returning = cluster.connect(victim)
+        for key in 0..<20 {
+            #expect(cluster.send(victim, returning, "GET", "k\(key)") == "$\(2 + (key >= 10 ? 1 : 0))\r\nv\(key)\r\n")
+        }
     }
 
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")

@@ -1,0 +1,201 @@
+import CairnCore
+import CairnRaft
+import CairnStorage
+
+/// The state machine of one group as one byte string: what a Raft snapshot carries (Raft §7).
+///
+/// A partition's snapshot is every record in its slots (expired ones too: replicas delete a key only
+/// when an expiry entry applies, so a snapshot must not either) with the group's apply time; the meta
+/// group's is the cluster map. Encoding:
+/// ```
+/// partition: [version=1][kind=1][applied time i64][count u64] count × ([key len u32][key][record len u32][record])
+/// meta:      [version=1][kind=2][map present u8][map (rest)]
+/// ```
+/// The records are `ValueRecord` encodings, so a snapshot restores exactly what the leader stored.
+enum GroupSnapshot: Sendable, Equatable {
+    case partition(appliedTime: Int64, records: [(key: [UInt8], record: ValueRecord)])
+    case meta(ClusterMap?)
+
+    static let version: UInt8 = 1
+
+    static func == (lhs: GroupSnapshot, rhs: GroupSnapshot) -> Bool {
+        switch (lhs, rhs) {
+        case (.partition(let leftTime, let left), .partition(let rightTime, let right)):
+            leftTime == rightTime && left.count == right.count
+                && zip(left, right).allSatisfy { $0.key == $1.key && $0.record == $1.record }
+        case (.meta(let left), .meta(let right)):
+            left == right
+        default:
+            false
+        }
+    }
+
+    func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64)
+        writer.write(Self.version)
+        switch self {
+        case .partition(let appliedTime, let records):
+            writer.write(UInt8(1))
+            writer.write(UInt64(bitPattern: appliedTime))
+            writer.write(UInt64(records.count))
+            for (key, record) in records {
+                writer.writeLengthPrefixed(key)
+                writer.writeLengthPrefixed(record.encoded())
+            }
+        case .meta(let map):
+            writer.write(UInt8(2))
+            writer.write(UInt8(map == nil ? 0 : 1))
+            if let map { writer.writeRest(map.encoded()) }
+        }
+        return writer.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(DecodeError) -> GroupSnapshot {
+        var reader = ByteReader(bytes)
+        let version = try reader.readUInt8("snapshot version")
+        guard version == Self.version else {
+            throw .invalid(field: "snapshot version (expected \(Self.version))", value: UInt64(version))
+        }
+        let kind = try reader.readUInt8("snapshot kind")
+        switch kind {
+        case 1:
+            let appliedTime = Int64(bitPattern: try reader.readUInt64("snapshot applied time"))
+            let count = try reader.readUInt64("snapshot record count")
+            // Each record takes at least 8 bytes of lengths: a count the bytes cannot hold is corrupt.
+            guard count <= UInt64(bytes.count / 8) else {
+                throw .tooLarge(field: "snapshot record count", value: count, limit: bytes.count / 8)
+            }
+            var records: [(key: [UInt8], record: ValueRecord)] = []
+            records.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let key = try reader.readLengthPrefixed("snapshot key")
+                let encoded = try reader.readLengthPrefixed("snapshot record")
+                do {
+                    records.append((key, try ValueRecord.decode(encoded, key: key)))
+                } catch {
+                    throw .invalid(
+                        field: "snapshot record of \(encoded.count) bytes (\(error))", value: UInt64(records.count))
+                }
+            }
+            try reader.expectEnd("partition snapshot")
+            return .partition(appliedTime: appliedTime, records: records)
+        case 2:
+            let present = try reader.readUInt8("snapshot map flag")
+            guard present <= 1 else {
+                throw .invalid(field: "snapshot map flag (expected 0 or 1)", value: UInt64(present))
+            }
+            return .meta(present == 1 ? try ClusterMap.decode(reader.readRest()) : nil)
+        default:
+            throw .invalid(field: "snapshot kind (expected 1, partition, or 2, meta)", value: UInt64(kind))
+        }
+    }
+}
+
+extension NodeCore {
+    // MARK: Log compaction (Raft §7)
+
+    /// Snapshots every group whose log holds more than `config.snapshotEntries` applied entries past
+    /// its snapshot, so logs stop growing: the group saves the snapshot and deletes the entries it
+    /// covers in this turn's batch. A follower that needs a deleted entry is sent the snapshot.
+    mutating func compactLogs(into output: inout NodeOutput) {
+        guard config.snapshotEntries > 0 else { return }
+        if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
+        var taken = 0
+        for group in groupOrder where taken < Self.snapshotsPerPass {
+            guard let position = groups.index(forKey: group) else { continue }
+            let raft = groups.values[position].raft
+            let applied = raft.lastAppliedIndex
+            guard applied.rawValue >= raft.snapshotMetadata.index.rawValue + UInt64(config.snapshotEntries) else {
+                continue
+            }
+            let data: [UInt8]
+            do {
+                data = try snapshotData(of: group).encoded()
+            } catch {
+                output.fatal = "could not read group \(group) to snapshot it: \(error)"
+                return
+            }
+            guard data.count <= Limits.raftSnapshotBytesMax else {
+                output.logs.append(
+                    NodeLog(
+                        .warn, "group too large to snapshot; its log keeps growing",
+                        [
+                            ("group", "\(group)"), ("bytes", "\(data.count)"),
+                            ("limit", "\(Limits.raftSnapshotBytesMax)"),
+                        ]))
+                continue
+            }
+            taken += 1
+            stats.snapshotsCreated += 1
+            stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
+        }
+    }
+
+    /// How many groups one pass may snapshot: each costs a read of the whole partition in the loop.
+    static let snapshotsPerPass = 4
+
+    /// The state machine of `group` as of the last entry it applied.
+    func snapshotData(of group: GroupID) throws(StorageError) -> GroupSnapshot {
+        guard let hosted = groups[group], let partition = hosted.partition else { return .meta(metaState) }
+        guard let map else { preconditionFailure("group \(group) of partition \(partition) hosted without a map") }
+        let slots = map.slots(of: partition)
+        let records = try keyspace.records(inSlots: Int(slots.lowerBound)...Int(slots.upperBound))
+        return .partition(appliedTime: hosted.appliedTime, records: records)
+    }
+
+    /// Replaces the state machine of `group` with `snapshot` (a snapshot the leader sent, or one saved
+    /// before a crash that the applied data does not cover yet). Everything lands in this turn's batch
+    /// with the snapshot itself and the group's applied index, so a crash keeps all of it or none.
+    mutating func restore(_ snapshot: Snapshot, group: GroupID, into output: inout NodeOutput) {
+        let state: GroupSnapshot
+        do {
+            state = try GroupSnapshot.decode(snapshot.data)
+        } catch {
+            output.fatal = "group \(group) received an undecodable snapshot at \(snapshot.metadata.index): \(error)"
+            return
+        }
+        stats.snapshotsRestored += 1
+        appliedGroups.insert(group)
+        hostedGroupsChanged = true
+        // Entries this node proposed that the snapshot covers: whether they were the ones committed is
+        // unknown (the log that said so is gone), so their clients hear exactly that.
+        if let position = groups.index(forKey: group) {
+            let covered = groups.values[position].appended.keys.filter { $0 <= snapshot.metadata.index }
+            for index in covered {
+                let waiter = groups.values[position].appended.removeValue(forKey: index)!.waiter
+                finish(
+                    waiter, error: "TRYAGAIN the outcome of this write is unknown: a snapshot replaced the log",
+                    into: &output)
+            }
+        }
+        switch state {
+        case .meta(let restored):
+            guard let restored else { return }
+            metaState = restored
+            keyspace.appendRaw([.put(key: Self.metaStateKey, value: restored.encoded())])
+            if restored.epoch > (map?.epoch ?? 0) { adopt(restored) }
+        case .partition(let appliedTime, let records):
+            guard let partition = partition(ofGroup: group), let map else {
+                output.fatal = "partition snapshot for group \(group), which is not a hosted partition"
+                return
+            }
+            let slots = map.slots(of: partition)
+            do {
+                try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+            } catch {
+                output.fatal = "could not read partition \(partition) to restore a snapshot: \(error)"
+                return
+            }
+            for (key, record) in records { keyspace.put(key, record, previous: nil) }
+            groups[group]!.appliedTime = appliedTime
+            groups[group]!.expiring.removeAll()
+            output.logs.append(
+                NodeLog(
+                    .info, "restored a partition from a snapshot",
+                    [
+                        ("partition", "\(partition)"), ("index", "\(snapshot.metadata.index)"),
+                        ("keys", "\(records.count)"), ("bytes", "\(snapshot.data.count)"),
+                    ]))
+        }
+    }
+}

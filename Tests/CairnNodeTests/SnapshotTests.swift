@@ -1,0 +1,109 @@
+import CairnCore
+import CairnRaft
+import CairnStorage
+import Testing
+
+@testable import CairnNode
+
+@Suite("snapshots: log compaction, and catching up from a snapshot")
+struct SnapshotTests {
+    @Test("a group snapshot survives encoding; damaged bytes never decode into a crash")
+    func codec() throws {
+        let partition = GroupSnapshot.partition(
+            appliedTime: 1_700_000_000_123,
+            records: [
+                (Array("a".utf8), ValueRecord(value: Array("1".utf8))),
+                (Array("b".utf8), ValueRecord(value: [], expiresAt: 1_700_000_999_000)),
+            ])
+        #expect(try GroupSnapshot.decode(partition.encoded()) == partition)
+        let map = ClusterMap.founding(
+            clusterID: 7, founder: NodeID(rawValue: 1),
+            addresses: NodeAddresses(client: "a:1", peer: "a:2", http: "a:3"), partitionCount: 4, replicas: 3)
+        #expect(try GroupSnapshot.decode(GroupSnapshot.meta(map).encoded()) == .meta(map))
+        #expect(try GroupSnapshot.decode(GroupSnapshot.meta(nil).encoded()) == .meta(nil))
+        let bytes = partition.encoded()
+        for cut in 0..<bytes.count {
+            #expect(throws: DecodeError.self) { try GroupSnapshot.decode(Array(bytes[..<cut])) }
+        }
+        var prng = SplitMix64(seed: 11)
+        for _ in 0..<2000 {
+            var garbage = bytes
+            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
+            _ = try? GroupSnapshot.decode(garbage)
+        }
+    }
+
+    @Test("logs are compacted; a node that missed the deleted entries, and a new node, catch up from snapshots")
+    func catchUpFromSnapshot() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 2) { $0.snapshotEntries = 20 }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        cluster.crash(2)
+        let client = cluster.connect(0)
+        for key in 0..<120 {
+            let ttl = key % 10 == 0 ? ["EX", "3600"] : []
+            let reply = cluster.send(0, client, words: ["SET", "k\(key)", "v\(key)"] + ttl)
+            #expect(reply == "+OK\r\n", "SET k\(key): \(reply ?? "no reply")")
+        }
+        #expect(cluster.send(0, client, "DEL", "k7") == ":1\r\n")
+        // Compaction runs once a second (100 turns).
+        let compacted = cluster.run(upTo: 300) { cluster in
+            (0..<2).allSatisfy {
+                cluster.members[0].core.groups[NodeCore.group(ofPartition: $0)]!.raft.snapshotMetadata.index.rawValue
+                    > 20
+            }
+        }
+        #expect(compacted, "the live nodes did not compact their logs")
+        #expect(cluster.members[0].core.stats.snapshotsCreated >= 2)
+
+        try cluster.restart(2)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated && $0.hasApplied(everything: 2) })
+        #expect(cluster.members[2].core.stats.snapshotsRestored >= 1, "node 2 caught up without a snapshot")
+        try expectAllKeys(&cluster, on: 2)
+        // What the snapshot restored is durable: it is still there after another restart.
+        cluster.crash(2)
+        try cluster.restart(2)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated && $0.hasApplied(everything: 2) })
+        try expectAllKeys(&cluster, on: 2)
+
+        // A new node receives its replicas as snapshots too (the entries that built them are gone).
+        try cluster.addMember(joiningThrough: 0, partitions: 2)
+        #expect(cluster.run(upTo: 6000) { $0.members[3].core.identity != nil && $0.isFullyReplicated })
+        #expect(cluster.members[3].core.stats.snapshotsRestored >= 1)
+        #expect(cluster.run(upTo: 3000) { $0.hasApplied(everything: 3) })
+        try expectAllKeys(&cluster, on: 3)
+    }
+
+    /// Reads every key written by `catchUpFromSnapshot` from node `index`'s own replicas (READONLY),
+    /// checking values and TTLs.
+    func expectAllKeys(_ cluster: inout ClusterHarness, on index: Int) throws {
+        let map = try #require(cluster.members[index].core.map)
+        let me = try #require(cluster.members[index].core.identity)
+        let reader = cluster.connect(index)
+        #expect(cluster.send(index, reader, "READONLY") == "+OK\r\n")
+        var checked = 0
+        for key in 0..<120 where map.placement[map.partition(ofKey: Array("k\(key)".utf8))].contains(me) {
+            let value = "v\(key)"
+            let expected = key == 7 ? "$-1\r\n" : "$\(value.utf8.count)\r\n\(value)\r\n"
+            #expect(cluster.send(index, reader, "GET", "k\(key)") == expected, "k\(key) on member \(index)")
+            if key % 10 == 0 {
+                let ttl = cluster.send(index, reader, "TTL", "k\(key)") ?? ""
+                #expect(ttl.hasPrefix(":3"), "k\(key) lost its TTL on member \(index): \(ttl)")
+            }
+            checked += 1
+        }
+        #expect(checked > 0, "member \(index) holds none of the keys")
+    }
+}
+
+extension ClusterHarness {
+    /// Whether member `index` applied every entry its groups' leaders committed.
+    func hasApplied(everything index: Int) -> Bool {
+        for (group, hosted) in members[index].core.groups {
+            guard let leader = hosted.raft.leader, let leaderIndex = self.index(of: leader),
+                let leading = members[leaderIndex].core.groups[group]
+            else { return false }
+            if hosted.raft.lastAppliedIndex < leading.raft.commitIndex { return false }
+        }
+        return true
+    }
+}
