@@ -162,24 +162,43 @@ extension NodeCore {
             "{\"id\":\(node.id.rawValue),\"state\":\"\(node.state.name)\",\"client\":\"\(Self.jsonEscape(node.addresses.client))\","
                 + "\"peer\":\"\(Self.jsonEscape(node.addresses.peer))\",\"http\":\"\(Self.jsonEscape(node.addresses.http))\"}"
         }
-        let partitions = (0..<map.partitionCount).map { partition in
-            let slots = map.slots(of: partition)
-            let hosted = groups[Self.group(ofPartition: partition)]
-            // A copy's own view (null while it knows no leader); elsewhere the best guess routing uses.
-            let known = hosted.map { $0.raft.leader } ?? leader(ofPartition: partition)
-            let leader = known.map { "\($0.rawValue)" } ?? "null"
-            let replicas = map.placement[partition].map { "\($0.rawValue)" }.joined(separator: ",")
-            let voters = hosted.map { $0.raft.configuration.voters.map { "\($0.rawValue)" }.joined(separator: ",") }
-            return "{\"partition\":\(partition),\"slots\":[\(slots.lowerBound),\(slots.upperBound)],"
-                + "\"replicas\":[\(replicas)],\"leader\":\(leader)"
-                + (voters.map { ",\"voters\":[\($0)]" } ?? "")
-                + (hosted.map { ",\"term\":\($0.raft.term.rawValue),\"commit\":\($0.raft.commitIndex.rawValue)" } ?? "")
-                + "}"
-        }
+        let partitions = (0..<map.partitionCount).map { partitionJSON($0, map: map, detailed: false) }
         return
             "{\"joined\":true,\"node\":\(me.rawValue),\"cluster\":\"\(Self.hex(map.clusterID))\",\"epoch\":\(map.epoch),"
             + "\"ready\":\(isReady),\"meta_voters\":[\(map.metaVoters.map { "\($0.rawValue)" }.joined(separator: ","))],"
             + "\"nodes\":[\(nodes.joined(separator: ","))],\"partitions\":[\(partitions.joined(separator: ","))]}\n"
+    }
+
+    /// Every partition as this node sees it, as JSON (`GET /v1/partitions`): what `/v1/cluster` shows,
+    /// plus this node's copy of each group (role, learners, applied index, snapshot, log length).
+    public func partitionsJSON() -> String {
+        guard let map, let me = identity else { return "{\"joined\":false,\"partitions\":[]}\n" }
+        let partitions = (0..<map.partitionCount).map { partitionJSON($0, map: map, detailed: true) }
+        return "{\"joined\":true,\"node\":\(me.rawValue),\"epoch\":\(map.epoch),\"partitions\":["
+            + partitions.joined(separator: ",") + "]}\n"
+    }
+
+    /// One partition as a JSON object: slots, target replicas and leader, and this node's copy if any.
+    func partitionJSON(_ partition: Int, map: ClusterMap, detailed: Bool) -> String {
+        let slots = map.slots(of: partition)
+        let hosted = groups[Self.group(ofPartition: partition)]
+        // A copy's own view (null while it knows no leader); elsewhere the best guess routing uses.
+        let known = hosted.map { $0.raft.leader } ?? leader(ofPartition: partition)
+        let leader = known.map { "\($0.rawValue)" } ?? "null"
+        func list(_ nodes: [NodeID]) -> String { "[" + nodes.map { "\($0.rawValue)" }.joined(separator: ",") + "]" }
+        var json =
+            "{\"partition\":\(partition),\"slots\":[\(slots.lowerBound),\(slots.upperBound)],"
+            + "\"replicas\":\(list(map.placement[partition])),\"leader\":\(leader)"
+        if let raft = hosted?.raft {
+            json += ",\"voters\":\(list(raft.configuration.voters)),\"term\":\(raft.term.rawValue)"
+            json += ",\"commit\":\(raft.commitIndex.rawValue)"
+            if detailed {
+                json += ",\"role\":\"\(raft.role)\",\"learners\":\(list(raft.configuration.learners.sorted()))"
+                json += ",\"applied\":\(raft.lastAppliedIndex.rawValue),\"last_index\":\(raft.lastIndex.rawValue)"
+                json += ",\"snapshot_index\":\(raft.snapshotMetadata.index.rawValue)"
+            }
+        }
+        return json + "}"
     }
 
     static func jsonEscape(_ text: String) -> String {

@@ -105,9 +105,14 @@ extension Server {
             reply(
                 connection, status: "200 OK", body: core.clusterJSON(), contentType: "application/json", path: path,
                 includeBody: includeBody)
+        case "/v1/partitions":
+            reply(
+                connection, status: "200 OK", body: core.partitionsJSON(), contentType: "application/json",
+                path: path, includeBody: includeBody)
         default:
             reply(
-                connection, status: "404 Not Found", body: "no such path; try /metrics, /health or /ready\n",
+                connection, status: "404 Not Found",
+                body: "no such path; try /metrics, /health, /ready, /v1/status, /v1/cluster or /v1/partitions\n",
                 path: "other", includeBody: includeBody)
         }
     }

@@ -675,7 +675,7 @@ class Cluster:
     """
 
     def __init__(self, tmp_path: Path, size: int, partitions: int | None = 16, replicas: int | None = None,
-                 fsync: str | None = None, name: str = "c"):
+                 fsync: str | None = None, name: str = "c", node_args=()):
         skip_unless_target("cairn")
         self.tmp_path = Path(tmp_path)
         self.size = size
@@ -684,7 +684,7 @@ class Cluster:
         log_dir = self.tmp_path / "logs"
         self.nodes: list[ClusterNode] = []
         for i in range(size):
-            extra = []
+            extra = list(node_args)
             if i == 0:
                 if partitions is not None:
                     extra += ["--partitions", str(partitions)]

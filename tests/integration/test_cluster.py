@@ -9,6 +9,7 @@ keep a debug binary fast; the redis-py RedisCluster test uses the default of 128
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import signal
@@ -741,3 +742,49 @@ def test_join_while_a_node_is_down_converges_and_serves(cluster_factory):
         print(f"\nnot converged (partition, leader, voters, replicas): "
               f"{[(p['partition'], p['leader'], p['voters'], p['replicas']) for p in stuck]}")
         print(f"10 SETs per such partition through node 2: {dict(refusals)}")
+
+
+def test_logs_compacted_dead_node_replaced_and_placed_again(cluster_factory):
+    """Logs are compacted into snapshots; a node killed for longer than --dead-node-timeout is marked
+    dead and its replicas rebuilt on the live nodes (from snapshots: the entries are gone); restarted,
+    it is marked active, placed again, and serves every key."""
+    c = cluster_factory.start(4, partitions=8, node_args=["--snapshot-entries", "40", "--dead-node-timeout", "2s"])
+    first = c.nodes[0]
+    cl = first.client()
+    items = [(f"snap:{i}", f"v{i}") for i in range(400)]
+    for k, v in items:
+        assert cl.set(k, v) is True
+
+    def compacted():
+        parts = json.loads(first.http("/v1/partitions")[1])["partitions"]
+        return all(p.get("snapshot_index", 0) > 0 for p in parts if "snapshot_index" in p)
+    wait_until(compacted, timeout=30, message="logs were not compacted on node 1")
+    assert metric_total(first.metrics(), 'cairn_raft_snapshots_total{kind="created"}') > 0
+
+    victim = c.nodes[3]
+    victim_id = 4
+    victim.kill9()
+    live = c.nodes[:3]
+
+    def state_of(node_id):
+        return {n["id"]: n["state"] for n in first.cluster_map()["nodes"]}[node_id]
+    wait_until(lambda: state_of(victim_id) == "dead", timeout=30, message="node 4 was not marked dead")
+    m = first.cluster_map()
+    assert all(victim_id not in p["replicas"] and len(p["replicas"]) == 3 for p in m["partitions"]), m["partitions"]
+    c.wait_converged(timeout=60, nodes=live, settled=False)
+    assert_all_readable(c.nodes[1], items, "after the dead node's replicas were rebuilt")
+    # Writes while it is away: the leaders compact past everything the dead node has.
+    more = [(f"snap2:{i}", f"w{i}") for i in range(400)]
+    cl2 = c.nodes[1].client()
+    for k, v in more:
+        assert cl2.set(k, v) is True
+    items += more
+
+    victim.start()
+    wait_until(lambda: state_of(victim_id) == "active", timeout=30, message="node 4 was not marked active again")
+    c.wait_converged(timeout=60, settled=False)
+    assert any(victim_id in p["replicas"] for p in first.cluster_map()["partitions"]), "node 4 got no replicas back"
+    assert_all_readable(victim, items, "through the returning node")
+    restored = metric_total(victim.metrics(), 'cairn_raft_snapshots_total{kind="restored"}')
+    print(f"\nnode 4 restored {restored} snapshots")
+    assert restored > 0, "node 4's replicas should have caught up from snapshots"
