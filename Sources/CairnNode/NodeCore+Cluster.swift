@@ -143,6 +143,9 @@ extension NodeCore {
                     hosted.raft.isConfigurationCommitted
                 else { continue }
                 enqueue(.members(group, hosted.raft.configuration.members), to: sender)
+            case .quiesce(let group, let term):
+                guard sender.rawValue != 0 else { continue }
+                receiveQuiesce(group, term: term, from: sender)
             case .members(let group, let members):
                 guard let me = identity, let map, let hosted = groups[group], !members.contains(me),
                     !Self.target(of: hosted, in: map).contains(me)

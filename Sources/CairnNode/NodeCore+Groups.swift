@@ -50,6 +50,11 @@ struct HostedGroup: Sendable {
     var expiring: Set<ByteKey> = []
     /// Tick of the last membership step the reconciler took, so it waits for one to settle.
     var lastReconfiguredTick: UInt64 = 0
+    /// Not ticked: the group is idle (`NodeCore+Quiescence`).
+    var isQuiet = false
+    /// The commit index at the last tick, and the tick it last changed (or the group woke).
+    var lastCommit = LogIndex(rawValue: 0)
+    var activeTick: UInt64 = 0
 
     var isLeader: Bool { raft.role == .leader }
 }
@@ -125,7 +130,8 @@ extension NodeCore {
     // MARK: Stepping
 
     mutating func stepGroup(_ group: GroupID, _ input: RaftInput, into output: inout NodeOutput) {
-        guard groups.index(forKey: group) != nil else { return }
+        guard let position = groups.index(forKey: group) else { return }
+        if groups.values[position].isQuiet, Self.wakes(input, groups.values[position].raft) { wake(group) }
         let result = groups[group]!.raft.step(input)
         handle(result, group: group, into: &output)
     }

@@ -405,6 +405,12 @@ extension NodeCore {
         let clusterID = map?.clusterID ?? 0
         let epoch = map?.epoch ?? 0
         for (target, messages) in outbox {
+            if case .node(let node) = target { lastSentTick[node] = ticks }
+            if messages.isEmpty {
+                // A node-level heartbeat: the envelope alone says the sender is alive.
+                let envelope = PeerEnvelope(clusterID: clusterID, from: from, epoch: epoch, messages: [])
+                output.peerSends.append(PeerSend(to: target, payload: envelope.encoded()))
+            }
             var start = 0
             while start < messages.count {
                 var size = 0
@@ -451,6 +457,7 @@ extension PeerMessage {
         case .join: return 256
         case .joined(_, let map), .map(let map): return 256 + map.placement.count * 32 + map.nodes.count * 128
         case .mapRequest, .membersQuery: return 16
+        case .quiesce: return 24
         case .members(_, let nodes): return 16 + nodes.count * 8
         }
     }

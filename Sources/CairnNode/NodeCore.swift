@@ -121,6 +121,8 @@ public struct NodeCore: Sendable {
     var mapSentAt: [NodeID: UInt64] = [:]
     /// The tick at which each peer last sent an envelope (liveness for leadership hand-offs).
     var peerLastHeard: [NodeID: UInt64] = [:]
+    /// The tick at which this node last sent each peer an envelope (node-level heartbeats).
+    var lastSentTick: [NodeID: UInt64] = [:]
     /// The tick this node last became the meta leader (the dead-node clock starts there).
     var metaLeaderSince: UInt64?
     var requestCounter: UInt64 = 0
@@ -185,8 +187,7 @@ public struct NodeCore: Sendable {
             }
         case .tick:
             ticks += 1
-            if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
-            for group in groupOrder { stepGroup(group, .tick, into: &output) }
+            tickGroups(into: &output)
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
             joinIfNeeded()
@@ -199,6 +200,7 @@ public struct NodeCore: Sendable {
             syncHostedGroups(into: &output)
             recordAppliedIndexes()
             if let batch = keyspace.closeBatch() { output.writes.append(batch) }
+            addNodeHeartbeats()
             flushOutbox(into: &output)
             if peerAddressesChanged, let map {
                 peerAddressesChanged = false
@@ -424,6 +426,7 @@ struct NodeStats: Sendable {
     var peerMessagesRefused: UInt64 = 0
     var snapshotsCreated: UInt64 = 0
     var snapshotsRestored: UInt64 = 0
+    var quietWakeups: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

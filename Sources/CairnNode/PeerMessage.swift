@@ -42,6 +42,8 @@ public enum PeerMessage: Sendable, Equatable {
     case membersQuery(GroupID)
     /// A leader's committed configuration of a group: every voter and learner.
     case members(GroupID, [NodeID])
+    /// The leader stopped ticking an idle group: members in `term` that hold every entry may stop too.
+    case quiesce(GroupID, term: Term)
 }
 
 /// What goes in one peer frame: who sent it, its cluster and map epoch, and its messages.
@@ -139,6 +141,10 @@ extension PeerMessage {
             writer.write(UInt8(9))
             writer.write(group.rawValue)
             ClusterMap.encode(nodes, into: &writer)
+        case .quiesce(let group, let term):
+            writer.write(UInt8(10))
+            writer.write(group.rawValue)
+            writer.write(term.rawValue)
         }
     }
 
@@ -189,6 +195,9 @@ extension PeerMessage {
         case 9:
             let group = GroupID(rawValue: try reader.readUInt64("group"))
             return .members(group, try ClusterMap.decodeNodes(&reader, "member"))
+        case 10:
+            let group = GroupID(rawValue: try reader.readUInt64("group"))
+            return .quiesce(group, term: Term(rawValue: try reader.readUInt64("term")))
         default:
             throw .invalid(field: "peer message kind", value: UInt64(kind))
         }

@@ -132,6 +132,68 @@ struct ClusterTests {
         }
     }
 
+    @Test("idle groups go quiet on every member; a write wakes one; a dead leader's quiet groups still fail over")
+    func quietGroups() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let allQuiet = cluster.run(upTo: 500) { cluster in
+            cluster.members.allSatisfy { $0.core.groups.values.allSatisfy(\.isQuiet) }
+        }
+        #expect(allQuiet, "idle groups did not all go quiet")
+        if !allQuiet {
+            for (index, member) in cluster.members.enumerated() {
+                for (group, hosted) in member.core.groups where !hosted.isQuiet {
+                    let position = member.core.groups.index(forKey: group)!
+                    print(
+                        "member \(index) group \(group) role \(hosted.raft.role) leader \(hosted.raft.leader.map { "\($0)" } ?? "-")",
+                        "term \(hosted.raft.term) commit \(hosted.raft.commitIndex) last \(hosted.raft.lastIndex)",
+                        "idleLeader \(member.core.isIdleLeader(at: position)) active \(hosted.activeTick) ticks \(member.core.ticks)",
+                        "config \(hosted.raft.configuration)")
+                }
+            }
+        }
+        // Quiet groups send nothing: after the answers to the last heartbeats, over 100 idle turns,
+        // only node-level heartbeats travel.
+        _ = cluster.run(upTo: 5) { _ in false }
+        var raftMessages = 0
+        for _ in 0..<100 {
+            for (_, bytes) in cluster.inFlight {
+                let envelope = try PeerEnvelope.decode(bytes)
+                raftMessages += envelope.messages.count
+            }
+            cluster.turn()
+        }
+        #expect(raftMessages == 0, "\(raftMessages) messages sent while every group was quiet")
+
+        let map = try #require(cluster.members[0].core.map)
+        let partition = map.partition(ofKey: Array("quiet".utf8))
+        let group = NodeCore.group(ofPartition: partition)
+        let client = cluster.connect(0)
+        #expect(cluster.send(0, client, "SET", "quiet", "1") == "+OK\r\n")
+        #expect(cluster.members.allSatisfy { $0.core.groups[group].map { !$0.isQuiet } ?? true })
+        let requiet = cluster.run(upTo: 500) { $0.members.allSatisfy { $0.core.groups[group]?.isQuiet ?? true } }
+        #expect(requiet, "the group did not go quiet again after the write")
+
+        let leader = try #require(cluster.members[0].core.groups[group]?.raft.leader)
+        let victim = try #require(cluster.index(of: leader))
+        let led = (0..<map.partitionCount).filter {
+            cluster.members[victim].core.groups[NodeCore.group(ofPartition: $0)]?.isLeader == true
+        }
+        cluster.crash(victim)
+        let survivor = (victim + 1) % 3
+        let failedOver = cluster.run(upTo: 1000) { cluster in
+            led.allSatisfy { partition in
+                let raft = cluster.members[survivor].core.groups[NodeCore.group(ofPartition: partition)]?.raft
+                return raft?.leader != nil && raft?.leader != leader
+            }
+        }
+        #expect(failedOver, "the quiet groups led by the dead node did not elect new leaders")
+        #expect(cluster.members[survivor].core.stats.quietWakeups > 0)
+        let writer = cluster.connect(survivor)
+        #expect(cluster.send(survivor, writer, "SET", "quiet", "2") == "+OK\r\n")
+        #expect(cluster.send(survivor, writer, "GET", "quiet") == "$1\r\n2\r\n")
+    }
+
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
     func codecs() throws {
         var map = ClusterMap.founding(
@@ -149,6 +211,7 @@ struct ClusterTests {
                         arguments: [Array("GET".utf8), Array("k".utf8)])),
                 .forwardReply(id: 7, .reply(Array("$1\r\nv\r\n".utf8), isError: false)),
                 .forwardReply(id: 8, .notLeader(hint: NodeID(rawValue: 3))),
+                .quiesce(GroupID(rawValue: 9), term: Term(rawValue: 4)),
             ])
         let bytes = envelope.encoded()
         #expect(try PeerEnvelope.decode(bytes) == envelope)

@@ -1,0 +1,122 @@
+import CairnCore
+import CairnRaft
+
+/// Quiet groups and node-level heartbeats.
+///
+/// A node hosts a member of every partition placed on it (128 by default), and a Raft leader sends a
+/// heartbeat every 2 ticks; most groups are idle most of the time. So, as CockroachDB does, a leader
+/// whose group has been idle for an election timeout (commit index unchanged, every member caught up,
+/// nothing pending) stops ticking it and tells the members (`quiesce`); they stop ticking too. An idle
+/// group then costs nothing: no heartbeats, no timers.
+///
+/// Failure detection moves to the node: each node sends every peer an envelope at least every
+/// `heartbeatTicks` (an empty one when it has nothing else to say: one heartbeat per pair of nodes,
+/// whatever the number of groups). A quiet follower whose leader's node has been silent for an
+/// election timeout wakes up and is given the ticks it missed, so it campaigns as it would have. Any
+/// input other than a tick (a message, a proposal, a read, a membership change) wakes a quiet group.
+///
+/// Safety does not depend on any of this: a quiet leader that was cut off still believes it leads,
+/// but it cannot commit or confirm a read without a quorum, and the first request wakes it.
+extension NodeCore {
+    /// Ticks every group that is not quiet, quiets the idle ones it leads, and wakes followers whose
+    /// leader's node went silent.
+    mutating func tickGroups(into output: inout NodeOutput) {
+        if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
+        let idleTicks = UInt64(config.electionTicks)
+        for group in groupOrder {
+            guard let position = groups.index(forKey: group) else { continue }
+            if groups.values[position].isQuiet {
+                guard let leader = groups.values[position].raft.leader, leader != identity,
+                    ticks > (peerLastHeard[leader] ?? 0) + idleTicks
+                else { continue }
+                // The leader's node went silent: catch up on the ticks this member missed while quiet,
+                // so that it campaigns when an active member would have.
+                wake(group)
+                stats.quietWakeups += 1
+                for _ in 0..<config.electionTicks { stepGroup(group, .tick, into: &output) }
+                continue
+            }
+            stepGroup(group, .tick, into: &output)
+            guard let after = groups.index(forKey: group) else { continue }
+            let commit = groups.values[after].raft.commitIndex
+            if commit != groups.values[after].lastCommit {
+                groups.values[after].lastCommit = commit
+                groups.values[after].activeTick = ticks
+            } else if ticks >= groups.values[after].activeTick + idleTicks, isIdleLeader(at: after) {
+                quiesce(group, at: after)
+            }
+        }
+    }
+
+    /// Whether this node leads the group at `position` and the group has nothing to do: every member
+    /// holds and has applied every entry, no request waits, no membership change or transfer is on.
+    func isIdleLeader(at position: Dictionary<GroupID, HostedGroup>.Index) -> Bool {
+        let hosted = groups.values[position]
+        let raft = hosted.raft
+        guard raft.role == .leader, raft.transferTarget == nil, raft.isConfigurationCommitted,
+            !raft.configuration.isJoint, raft.commitIndex == raft.lastIndex,
+            raft.lastAppliedIndex == raft.commitIndex, hosted.proposals.isEmpty, hosted.appended.isEmpty,
+            hosted.reads.isEmpty, hosted.readyReads.isEmpty, hosted.expiring.isEmpty,
+            // Messages held for durability would arrive after the quiesce message.
+            raftWriteGate <= keyspace.durableThrough
+        else { return false }
+        for member in raft.configuration.members where member != identity {
+            guard let progress = raft.progress(of: member), progress.match == raft.lastIndex, isAlive(member) else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Stops ticking a group this node leads and tells its members to stop too.
+    mutating func quiesce(_ group: GroupID, at position: Dictionary<GroupID, HostedGroup>.Index) {
+        groups.values[position].isQuiet = true
+        let raft = groups.values[position].raft
+        for member in raft.configuration.members where member != identity {
+            enqueue(.quiesce(group, term: raft.term), to: member)
+        }
+    }
+
+    /// A member hears that its leader quieted the group: it stops ticking it if it agrees on the leader
+    /// and the term and holds every entry it knows to be committed.
+    mutating func receiveQuiesce(_ group: GroupID, term: Term, from sender: NodeID) {
+        guard let position = groups.index(forKey: group) else { return }
+        let raft = groups.values[position].raft
+        guard raft.role == .follower, raft.term == term, raft.leader == sender, raft.commitIndex == raft.lastIndex
+        else { return }
+        groups.values[position].isQuiet = true
+    }
+
+    /// Whether `input` wakes a quiet group: anything but a tick, or a follower's answer to a
+    /// heartbeat sent before the group went quiet (it reports what the leader already knows).
+    static func wakes(_ input: RaftInput, _ raft: RaftCore) -> Bool {
+        switch input {
+        case .tick:
+            return false
+        case .received(let message, _):
+            guard case .appendEntriesResponse(let response) = message.kind else { return true }
+            return !(response.success && message.term == raft.term && response.matchIndex == raft.lastIndex)
+        default:
+            return true
+        }
+    }
+
+    /// Makes a quiet group tick again.
+    mutating func wake(_ group: GroupID) {
+        guard let position = groups.index(forKey: group), groups.values[position].isQuiet else { return }
+        groups.values[position].isQuiet = false
+        groups.values[position].activeTick = ticks
+    }
+
+    /// Adds an empty envelope for every peer this node has sent nothing to for `heartbeatTicks`: the
+    /// node-level heartbeat that quiet groups rely on.
+    mutating func addNodeHeartbeats() {
+        guard let map, let me = identity else { return }
+        for node in map.memberNodes where node.id != me {
+            let target = PeerTarget.node(node.id)
+            if outbox[target] == nil, ticks >= (lastSentTick[node.id] ?? 0) + UInt64(config.heartbeatTicks) {
+                outbox[target] = []
+            }
+        }
+    }
+}
