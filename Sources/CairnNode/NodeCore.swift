@@ -369,7 +369,9 @@ public struct NodeCore: Sendable {
         var termMax: UInt64 = 0
         var pending = 0
         var logEntries: UInt64 = 0
+        var quiet = 0
         for hosted in groups.values {
+            if hosted.isQuiet { quiet += 1 }
             logEntries += hosted.raft.lastIndex.rawValue - hosted.raft.snapshotMetadata.index.rawValue
             roles[hosted.raft.role.description, default: 0] += 1
             campaigns += hosted.raft.counters.campaigns
@@ -385,6 +387,8 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftSnapshots, [("kind", "created")], Double(stats.snapshotsCreated))
         metrics.set(NodeMetrics.raftSnapshots, [("kind", "restored")], Double(stats.snapshotsRestored))
         metrics.set(NodeMetrics.raftLogEntries, [], Double(logEntries))
+        metrics.set(NodeMetrics.raftQuietGroups, [], Double(quiet))
+        metrics.set(NodeMetrics.raftQuietWakeups, [], Double(stats.quietWakeups))
         return metrics.render()
     }
 

@@ -83,11 +83,18 @@ public enum NodeMetrics {
         "cairn_raft_log_entries", help: "Log entries held after the snapshots, summed over this node's groups.",
         kind: .gauge)
 
+    public static let raftQuietGroups = MetricFamily(
+        "cairn_raft_groups_quiet", help: "Groups of this node that are idle and not ticked (quiesced).", kind: .gauge)
+    public static let raftQuietWakeups = MetricFamily(
+        "cairn_raft_quiet_wakeups_total",
+        help: "Quiet groups woken because their leader's node went silent (a failure detected by node heartbeats).",
+        kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
-        peerRefused, raftSnapshots, raftLogEntries,
+        peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
     ]
 }
