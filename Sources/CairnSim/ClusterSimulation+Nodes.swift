@@ -13,7 +13,10 @@ final class ClusterNode {
 
     let position: Int
     let config: NodeConfig
-    let store = MemoryKVStore()
+    /// What the node reads: what is durable (plus, with the bug `ackBeforeFsync`, what is not yet).
+    var store = MemoryKVStore()
+    /// With the bug `ackBeforeFsync` only: what is durable, which a crash falls back to.
+    let durableStore = MemoryKVStore()
     var core: NodeCore?
     /// Bumped by every crash, so that completions and envelopes meant for an earlier life are dropped.
     var incarnation = 0
@@ -82,7 +85,8 @@ extension ClusterSimulation {
             report(.recovery, "node \(position + 1) stopped: \(fatal)")
         }
         if bug == .ackBeforeFsync, let last = output.writes.last {
-            // The bug: the node hears its batches are durable before they are.
+            // The bug: the batches are written (visible to reads) and reported durable before their fsync.
+            apply(output.writes, to: node.store)
             step(position, .persisted(through: last.sequence, durationNanoseconds: 0, batches: 1, mutations: 0))
         }
     }
@@ -113,17 +117,24 @@ extension ClusterSimulation {
             node.inFlight.removeFirst()
         }
         guard let last = done.last else { return }
-        do {
-            try node.store.apply(done, sync: true)
-        } catch {
-            preconditionFailure("the in-memory store cannot fail, but did: \(error)")
+        if bug == .ackBeforeFsync {
+            apply(done, to: node.durableStore)
+            return
         }
-        if bug == .ackBeforeFsync { return }
+        apply(done, to: node.store)
         let mutations = done.reduce(0) { $0 + $1.mutations.count }
         step(
             position,
             .persisted(
                 through: last.sequence, durationNanoseconds: 1_000_000, batches: done.count, mutations: mutations))
+    }
+
+    func apply(_ batches: [StorageBatch], to store: MemoryKVStore) {
+        do {
+            try store.apply(batches, sync: true)
+        } catch {
+            preconditionFailure("the in-memory store cannot fail, but did: \(error)")
+        }
     }
 
     // MARK: Network
@@ -235,6 +246,12 @@ extension ClusterSimulation {
         if !node.inFlight.isEmpty { faults.add(.lostWrites) }
         trace.record(nowMs, "CRASH n\(position + 1) (\(node.inFlight.count) batches not yet durable are lost)")
         node.core = nil
+        if bug == .ackBeforeFsync {
+            // Writes that were visible but not fsync'd are gone: the node restarts on what is durable.
+            node.store = MemoryKVStore()
+            let all = (try? node.durableStore.scan(from: [], to: [UInt8](repeating: 0xFF, count: 16), limit: Int.max)) ?? []
+            apply([StorageBatch(sequence: BatchSequence(1), mutations: all.map { .put(key: $0.key, value: $0.value) })], to: node.store)
+        }
         node.inFlight = []
         node.diskClearMs = 0
         node.peerAddresses = [:]
