@@ -249,8 +249,11 @@ extension ClusterSimulation {
         if bug == .ackBeforeFsync {
             // Writes that were visible but not fsync'd are gone: the node restarts on what is durable.
             node.store = MemoryKVStore()
-            let all = (try? node.durableStore.scan(from: [], to: [UInt8](repeating: 0xFF, count: 16), limit: Int.max)) ?? []
-            apply([StorageBatch(sequence: BatchSequence(1), mutations: all.map { .put(key: $0.key, value: $0.value) })], to: node.store)
+            let all =
+                (try? node.durableStore.scan(from: [], to: [UInt8](repeating: 0xFF, count: 16), limit: Int.max)) ?? []
+            apply(
+                [StorageBatch(sequence: BatchSequence(1), mutations: all.map { .put(key: $0.key, value: $0.value) })],
+                to: node.store)
         }
         node.inFlight = []
         node.diskClearMs = 0
