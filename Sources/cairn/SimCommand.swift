@@ -11,7 +11,7 @@ enum SimCommand {
                cairn sim cluster --seed S [--nodes 3|5] [--trace] [--inject-bug NAME] [--ticks N]
                cairn sim cluster --seeds A..B [--nodes 3|5] [--inject-bug NAME] [--ticks N]
 
-        Simulates one Raft group with clients, a faulty network and crashing disks, in one thread on a
+        'cairn sim raft' simulates one Raft group with clients, a faulty network and crashing disks, in one thread on a
         simulated clock (1 tick = 10 ms). Everything, including the fault settings, derives from the seed,
         so a seed replays exactly. Each run checks Election Safety, Log Matching, Leader Completeness,
         State Machine Safety and Read Freshness after every step; then heals the cluster and requires a
@@ -30,7 +30,7 @@ enum SimCommand {
           --seed S              Run one seed and print its report (exit 1 if a check failed).
           --seeds A..B          Run seeds A through B; print a line per failing seed and a final
                                 'sim: seeds=N failed=F faults=K' line (exit 1 if any failed).
-          --nodes N             Group size, 3 or 5. Default 3.
+          --nodes N             Nodes in the group or cluster, 3 or 5. Default 3.
           --trace               With --seed: print the whole trace (options under SEED=, faults, role
                                 changes, messages, applies, client operations).
           --inject-bug NAME     Turn on a deliberate bug, to show the checks catch it. One of:
