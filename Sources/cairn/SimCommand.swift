@@ -11,9 +11,9 @@ enum SimCommand {
                cairn sim cluster --seed S [--nodes 3|5] [--trace] [--inject-bug NAME] [--ticks N]
                cairn sim cluster --seeds A..B [--nodes 3|5] [--inject-bug NAME] [--ticks N]
 
-        'cairn sim raft' simulates one Raft group with clients, a faulty network and crashing disks, in one thread on a
-        simulated clock (1 tick = 10 ms). Everything, including the fault settings, derives from the seed,
-        so a seed replays exactly. Each run checks Election Safety, Log Matching, Leader Completeness,
+        'cairn sim raft' simulates one Raft group with clients, a faulty network and crashing disks, in
+        one thread on a simulated clock (1 tick = 10 ms). Everything, including the fault settings,
+        derives from the seed, so a seed replays exactly. Each run checks Election Safety, Log Matching, Leader Completeness,
         State Machine Safety and Read Freshness after every step; then heals the cluster and requires a
         leader and every acknowledged write applied everywhere; then checks the client history for
         linearizability.
