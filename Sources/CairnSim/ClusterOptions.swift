@@ -49,6 +49,11 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
     /// (`NodeConfig.requestTimeoutMilliseconds`).
     public var nodeRequestTimeoutMs: Int64
 
+    // Nodes.
+    /// A group snapshots and compacts its log after this many applied entries
+    /// (`NodeConfig.snapshotEntries`); small, so that lagging and restarted replicas install snapshots.
+    public var snapshotEntries: Int
+
     /// Draws every option from `seed`.
     /// - Precondition: `nodeCount` is 3 or 5.
     public init(seed: UInt64, nodeCount: Int) {
@@ -79,6 +84,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
         thinkMsMax = UInt64(prng.within(0...40))
         clientTimeoutMs = UInt64(prng.within(100...300)) * SwarmOptions.tickMs
         nodeRequestTimeoutMs = Int64(prng.within(50...200)) * Int64(SwarmOptions.tickMs)
+        snapshotEntries = prng.within(10...300)
     }
 
     public var description: String {
@@ -88,7 +94,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
             (crashIntervalMsMean.map { "every~\($0)ms down-up-to \(downtimeMsMax)ms" } ?? "none")
             + " power-failures=\(powerFailurePermille)‰"
         return [
-            "nodes=\(nodeCount) partitions=\(partitionCount)",
+            "nodes=\(nodeCount) partitions=\(partitionCount) snapshot-every=\(snapshotEntries)",
             "network: delay=\(messageDelayMsMin)..\(messageDelayMsMax)ms drop=\(dropPermille)‰"
                 + " partitions=\(partitions) asymmetric=\(asymmetricPermille)‰",
             "disk: latency=0..\(diskLatencyMsMax)ms crashes=\(crashes)",

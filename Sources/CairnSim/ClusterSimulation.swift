@@ -153,6 +153,7 @@ public final class ClusterSimulation {
             config.join = position == 0 ? [] : [Self.addresses(of: 0).peer]
             config.requestTimeoutMilliseconds = options.nodeRequestTimeoutMs
             config.cacheBytes = 1024 * 1024
+            config.snapshotEntries = options.snapshotEntries
             if bug == .followerServesLinearizableRead { config._injectedBug = .followerServesLinearizableRead }
             nodes.append(ClusterNode(position: position, config: config))
         }
