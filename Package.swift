@@ -17,7 +17,9 @@ let package = Package(
         .target(
             name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
-        .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
+        .target(
+            name: "CairnSim",
+            dependencies: ["CairnCore", "CairnRaft", "CairnCheck", "CairnNode", "CairnStorage", "CairnRESP"]),
         .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
         .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP", "CairnPlacement"]),
 

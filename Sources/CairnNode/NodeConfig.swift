@@ -62,8 +62,19 @@ public struct NodeConfig: Sendable {
     /// Ticks without hearing from a node after which the meta leader marks it dead and rebuilds its
     /// replicas elsewhere (`--dead-node-timeout`, default 60 s); 0 never marks a node dead.
     public var deadNodeTicks = 6000
+    /// A deliberately wrong behaviour, for simulation only (see `_NodeInjectedBug`). Nil in production.
+    public var _injectedBug: _NodeInjectedBug?
 
     public init() {}
+}
+
+/// A deliberately wrong behaviour of a whole node that proves the cluster simulator's checks can fail
+/// (`cairn sim cluster --inject-bug NAME`), as `_RaftInjectedBug` does for one Raft group. Each one breaks
+/// a promise Cairn makes to clients, so it is never set outside tests and simulation.
+public enum _NodeInjectedBug: String, Sendable, Equatable, CaseIterable {
+    /// A replica that is not the leader answers a default (linearizable) read from its own copy, without
+    /// forwarding it to the leader: a lagging or partitioned follower returns stale values.
+    case followerServesLinearizableRead = "follower-serves-linearizable-read"
 }
 
 /// Version strings Cairn reports.

@@ -174,7 +174,10 @@ extension NodeCore {
         // Looked up by position: copying a `HostedGroup` out of the dictionary costs more than the
         // rest of a GET (measured with perf).
         if let position = groups.index(forKey: group) {
-            if !isWrite, isStaleRead(waiter) {
+            if !isWrite,
+                isStaleRead(waiter)
+                    || (config._injectedBug == .followerServesLinearizableRead && !groups.values[position].isLeader)
+            {
                 serveLocally(waiter, into: &output)
                 return
             }

@@ -1,30 +1,41 @@
 import CairnSim
 import Glibc
 
-/// `cairn sim raft`: runs the deterministic Raft simulator for one seed (with a readable trace) or for
-/// a range of seeds (one line per failure and a summary).
+/// `cairn sim raft` and `cairn sim cluster`: run the deterministic Raft or whole-cluster simulator for one
+/// seed (with a readable trace) or for a range of seeds (one line per failure and a summary).
 enum SimCommand {
     static let help = """
         Usage: cairn sim raft --seed S [--nodes 3|5] [--trace] [--inject-bug NAME] [--ticks N]
                cairn sim raft --seeds A..B [--nodes 3|5] [--inject-bug NAME] [--ticks N]
                cairn sim raft --bench [--nodes 3|5] [--ticks N]
+               cairn sim cluster --seed S [--nodes 3|5] [--trace] [--inject-bug NAME] [--ticks N]
+               cairn sim cluster --seeds A..B [--nodes 3|5] [--inject-bug NAME] [--ticks N]
 
-        Simulates one Raft group with clients, a faulty network and crashing disks, in one thread on a
-        simulated clock (1 tick = 10 ms). Everything, including the fault settings, derives from the seed,
-        so a seed replays exactly. Each run checks Election Safety, Log Matching, Leader Completeness,
+        'cairn sim raft' simulates one Raft group with clients, a faulty network and crashing disks, in
+        one thread on a simulated clock (1 tick = 10 ms). Everything, including the fault settings,
+        derives from the seed, so a seed replays exactly. Each run checks Election Safety, Log Matching, Leader Completeness,
         State Machine Safety and Read Freshness after every step; then heals the cluster and requires a
         leader and every acknowledged write applied everywhere; then checks the client history for
         linearizability.
+
+        'cairn sim cluster' simulates a whole cluster the same way: 3 or 5 complete nodes (the server's
+        own node core, 8 partitions), their disks and the network between them, and clients sending GET,
+        SET, SET IFEQ / NX and DEL through any node. Envelopes are lost or delayed (in order per link),
+        partitions come and go, nodes crash (losing what was not fsync'd) and restart from their store.
+        Then faults stop: every node must become ready and every key must be read; then the history is
+        checked for linearizability. It sets SWIFT_DETERMINISTIC_HASHING=1 for itself (the node core
+        iterates dictionaries), so a seed replays exactly.
 
         Flags:
           --seed S              Run one seed and print its report (exit 1 if a check failed).
           --seeds A..B          Run seeds A through B; print a line per failing seed and a final
                                 'sim: seeds=N failed=F faults=K' line (exit 1 if any failed).
-          --nodes N             Group size, 3 or 5. Default 3.
+          --nodes N             Nodes in the group or cluster, 3 or 5. Default 3.
           --trace               With --seed: print the whole trace (options under SEED=, faults, role
                                 changes, messages, applies, client operations).
           --inject-bug NAME     Turn on a deliberate bug, to show the checks catch it. One of:
-                                \(InjectedBug.injectable.map(\.rawValue).joined(separator: ", ")).
+                                raft: \(InjectedBug.injectable.map(\.rawValue).joined(separator: ", "));
+                                cluster: \(ClusterBug.injectable.map(\.rawValue).joined(separator: ", ")).
           --ticks N             Length of the fault (safety) phase in ticks. Default \(Simulation.safetyTicksDefault).
           --bench               Measure the core's own cost: a fault-free group with zero network and disk
                                 latency and 64 clients writing; prints committed proposals per CPU second.
@@ -41,6 +52,8 @@ enum SimCommand {
         var nodeCount = 3
         var isTraced = false
         var bug = InjectedBug.none
+        var clusterBug = ClusterBug.none
+        var isCluster = false
         var safetyTicks = Simulation.safetyTicksDefault
         var isBench = false
     }
@@ -56,23 +69,29 @@ enum SimCommand {
             print(help, terminator: "")
             return arguments.isEmpty ? 2 : 0
         }
-        guard kind == "raft" else {
-            CairnCommand.fail("sim: unknown simulation '\(kind)'; expected 'raft' (see 'cairn sim --help')")
+        guard kind == "raft" || kind == "cluster" else {
+            CairnCommand.fail(
+                "sim: unknown simulation '\(kind)'; expected 'raft' or 'cluster' (see 'cairn sim --help')")
         }
-        switch parse(Array(arguments.dropFirst())) {
+        switch parse(Array(arguments.dropFirst()), isCluster: kind == "cluster") {
         case .help:
             print(help, terminator: "")
             return 0
         case .failure(let message):
-            CairnCommand.fail("sim raft: \(message) (see 'cairn sim --help')")
+            CairnCommand.fail("sim \(kind): \(message) (see 'cairn sim --help')")
         case .settings(let settings):
+            if settings.isCluster {
+                ensureDeterministicHashing()
+                return settings.isRange ? runClusterMany(settings) : runClusterOne(settings)
+            }
             if settings.isBench { return runBench(settings) }
             return settings.isRange ? runMany(settings) : runOne(settings)
         }
     }
 
-    static func parse(_ arguments: [String]) -> Parsed {
+    static func parse(_ arguments: [String], isCluster: Bool = false) -> Parsed {
         var settings = Settings()
+        settings.isCluster = isCluster
         var hasSeed = false
         var index = 0
         while index < arguments.count {
@@ -116,6 +135,12 @@ enum SimCommand {
                     return .failure("--nodes must be 3 or 5, got '\(text)'")
                 }
                 settings.nodeCount = count
+            case "--inject-bug" where isCluster:
+                guard let bug = ClusterBug(rawValue: text), bug != .none else {
+                    let names = ClusterBug.injectable.map(\.rawValue).joined(separator: ", ")
+                    return .failure("--inject-bug must be one of \(names); got '\(text)'")
+                }
+                settings.clusterBug = bug
             case "--inject-bug":
                 guard let bug = InjectedBug(rawValue: text), bug != .none else {
                     let names = InjectedBug.injectable.map(\.rawValue).joined(separator: ", ")
@@ -133,6 +158,7 @@ enum SimCommand {
             index += 1
         }
         if settings.isBench {
+            if isCluster { return .failure("--bench works with 'sim raft' only") }
             if hasSeed || settings.isRange || settings.isTraced || settings.bug != .none {
                 return .failure("--bench takes only --nodes and --ticks")
             }
@@ -181,6 +207,69 @@ enum SimCommand {
         for seed in settings.seeds {
             let report = Simulation(
                 seed: seed, nodeCount: settings.nodeCount, bug: settings.bug, safetyTicks: settings.safetyTicks
+            ).run()
+            count += 1
+            faults += report.faults.total
+            if report.isFailure {
+                failed += 1
+                print(report.summaryLine)
+            } else if report.faults.total == 0 {
+                print("seed \(seed): injected no faults")
+            }
+            if report.isLinearizabilityInconclusive {
+                print("seed \(seed): linearizability \(report.linearizability.split(separator: "\n").first ?? "")")
+            }
+        }
+        print("sim: seeds=\(count) failed=\(failed) faults=\(faults)")
+        return failed == 0 ? 0 : 1
+    }
+
+    /// The node core iterates dictionaries, whose order follows Swift's per-process hash seed: a cluster
+    /// run replays exactly only with deterministic hashing, which must be set before the process starts.
+    /// Without it, the command runs itself again with it set.
+    static func ensureDeterministicHashing() {
+        guard getenv("SWIFT_DETERMINISTIC_HASHING") == nil else { return }
+        setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+        var arguments = CommandLine.arguments.map { strdup($0) }
+        arguments.append(nil)
+        execv("/proc/self/exe", &arguments)
+        // Only reached if the exec failed: run on, replayable within this process only.
+        let line = "cairn sim cluster: could not re-run with SWIFT_DETERMINISTIC_HASHING=1; runs may not replay\n"
+        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+    }
+
+    static func runClusterOne(_ settings: Settings) -> Int32 {
+        let seed = settings.seeds.lowerBound
+        var sink: (@Sendable (String) -> Void)?
+        if settings.isTraced { sink = { (line: String) in print(line) } }
+        let cpuStart = cpuSeconds()
+        let report = ClusterSimulation(
+            seed: seed, nodeCount: settings.nodeCount, bug: settings.clusterBug, safetyTicks: settings.safetyTicks,
+            traceSink: sink
+        ).run()
+        let cpu = cpuSeconds() - cpuStart
+        if !settings.isTraced { print("SEED=\(seed) bug=\(settings.clusterBug)\n  \(report.options)") }
+        print(report.summaryLine)
+        print("faults: \(report.faults)")
+        print(
+            "simulated \(report.endMs) ms ("
+                + (report.formedMs.map { "formed at \($0) ms" } ?? "never formed")
+                + (report.livenessStartMs.map { ", liveness from \($0) ms" } ?? "")
+                + (report.convergenceMs.map { ", converged in \($0) ms" } ?? "")
+                + "), \(report.steps) node steps, \(format(cpu)) CPU seconds")
+        print("history: \(report.linearizability)")
+        if settings.isTraced { print("trace: \(report.traceLines) lines, hash \(hex(report.traceHash))") }
+        if report.faults.total == 0 { print("seed \(seed): injected no faults") }
+        return report.isFailure ? 1 : 0
+    }
+
+    static func runClusterMany(_ settings: Settings) -> Int32 {
+        var count = 0
+        var failed = 0
+        var faults = 0
+        for seed in settings.seeds {
+            let report = ClusterSimulation(
+                seed: seed, nodeCount: settings.nodeCount, bug: settings.clusterBug, safetyTicks: settings.safetyTicks
             ).run()
             count += 1
             faults += report.faults.total
