@@ -15,10 +15,11 @@
 #   tools/cluster_bench.py load               against the Redis primary: SET (client capacity check)
 # redis-benchmark cannot send WAIT after each SET, so the headline ratio Cairn / Redis-with-WAIT
 # uses the same small Python client (cluster_bench.py) on both sides.
-# Finally BENCH_KILLS failover rounds: writes every 10 ms through another node to keys of the
-# partitions led by the node leading the most partitions, kill -9 of that node, time to the first OK
-# write sent after the kill; the node restarts on its data dir and the cluster settles before the
-# next round. Prints a table, the ratios and the failover median and max, with the goals.
+# Finally BENCH_KILLS failover rounds: each node in turn gets kill -9 while SETs go
+# every 10 ms through the next node to keys of the partitions the victim led; each round reports
+# the time from the kill to the first OK reply to a write sent after it, then restarts the node on
+# its data dir and waits for the cluster to settle. Prints a table, the ratios and the failover
+# median and max, with the goals.
 #
 # Environment:
 #   CAIRN_BIN          cairn binary (default: <repo>/.build/release/cairn)
@@ -305,13 +306,16 @@ PREV_VICTIM=0
 for k in $(seq 1 "$KILLS"); do
     nodes=""
     for i in 1 2 3; do nodes+="${nodes:+,}${NODE_PORT[i]}:${NODE_PID[$i]}"; done
-    note "failover $k/$KILLS: kill -9 of the node leading the most partitions"
+    # Victims in turn: the node started first, second, third, first, ...; writes go through the next.
+    target=$(((k - 1) % 3 + 1))
+    note "failover $k/$KILLS: kill -9 of the node on port ${NODE_PORT[target]}"
     # The helper sends SIGKILL to the victim's PID (a child of this shell). Its exit is reaped here,
     # with stderr closed so that bash's "Killed" job notice does not clutter the output.
     rc=0
     victim=0
     {
-        out="$(timeout 120 python3 "$HELPER" failover --nodes "$nodes" --exclude "$PREV_VICTIM" \
+        out="$(timeout 120 python3 "$HELPER" failover --nodes "$nodes" --victim "${NODE_PORT[target]}" \
+            --exclude "$PREV_VICTIM" \
             2>"$WORK/failover$k.err")" || rc=$?
         if ((rc == 0)); then
             victim_port="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["victim_port"])' "$out")"
@@ -391,8 +395,9 @@ EOF
 
 if ((KILLS > 0)); then
     echo
-    echo "Failover: kill -9 of the node leading the most partitions; SET every 10 ms through another node to keys"
-    echo "of the partitions it led; time from the kill to the first OK reply to a write sent after the kill."
+    echo "Failover: kill -9 of each node in turn; SET every 10 ms through another node (via) to keys of the"
+    echo "partitions the victim led; time from the kill to the first OK reply to a write sent after the kill."
+    echo "victim and via are cluster node IDs (/v1/cluster); led: partitions the victim led."
     python3 - "$FAILOVER" "$KILLS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]

@@ -10,9 +10,9 @@
              client CPU per request.
   converged  waits until every node's /ready is 200 and its /v1/cluster shows every partition
              with a leader, voters == replicas and (unless --unsettled) the preferred leader.
-  failover   one kill -9 measurement: picks the node leading the most partitions (not --exclude),
-             writes every --interval seconds to keys of the partitions it leads through another
-             node, each write on an idle connection of a pool with its own timeout (never waiting
+  failover   one kill -9 measurement: kills --victim if it leads a partition, else the node
+             leading the most partitions (not --exclude); writes every --interval seconds to keys
+             of the partitions it leads through the next node in --nodes, each write on an idle connection of a pool with its own timeout (never waiting
              on one request), sends SIGKILL to the victim's PID once --warmup writes succeeded,
              and reports the time from the kill to the first OK reply to a write sent after it.
              Prints one JSON object.
@@ -193,6 +193,10 @@ def cmd_load(a) -> int:
         started[worker] = time.perf_counter()
         c.sock.sendall(encode(b"SET", key, value) + wait_cmd)
 
+    # Connect before the clock starts: every worker to every owner (or to the target).
+    for w in range(a.clients):
+        for addr in sorted(set(table)) if table else [target]:
+            conn_for(w, addr)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     for w in range(a.clients):
@@ -405,14 +409,17 @@ def cmd_failover(a) -> int:
     led: dict[int, list[int]] = {}
     for p in m["partitions"]:
         led.setdefault(p["leader"], []).append(p["partition"])
-    candidates = [pt for pt in ports if pt != a.exclude and led.get(id_of_port.get(pt), [])]
-    if not candidates:
-        raise RuntimeError(f"no node (other than {a.exclude}) leads a partition: {led}")
-    victim = max(candidates, key=lambda pt: len(led[id_of_port[pt]]))
+    if a.victim and led.get(id_of_port.get(a.victim), []):
+        victim = a.victim
+    else:
+        candidates = [pt for pt in ports if pt != a.exclude and led.get(id_of_port.get(pt), [])]
+        if not candidates:
+            raise RuntimeError(f"no node (other than {a.exclude}) leads a partition: {led}")
+        victim = max(candidates, key=lambda pt: len(led[id_of_port[pt]]))
     victim_id = id_of_port[victim]
-    # Write through the other node leading the fewest partitions (the one least disturbed).
-    others = [pt for pt in ports if pt != victim]
-    through = min(others, key=lambda pt: len(led.get(id_of_port[pt], [])))
+    # Write through the next node after the victim in --nodes order.
+    order = list(nodes)
+    through = order[(order.index(victim) + 1) % len(order)]
     affected = set(led[victim_id])
     slots = {p["partition"]: tuple(p["slots"]) for p in m["partitions"]}
     keys = keys_for(affected, slots, 4)
@@ -456,7 +463,9 @@ def main() -> int:
     cp.add_argument("--unsettled", action="store_true", help="do not wait for preferred leaders")
     fp = sub.add_parser("failover")
     fp.add_argument("--nodes", required=True, help="port:pid,port:pid,...")
-    fp.add_argument("--exclude", type=int, default=0, help="client port of a node not to kill")
+    fp.add_argument("--victim", type=int, default=0,
+                    help="client port of the node to kill if it leads a partition (else the node leading the most)")
+    fp.add_argument("--exclude", type=int, default=0, help="without --victim: client port of a node not to kill")
     fp.add_argument("--interval", type=float, default=0.01)
     fp.add_argument("--warmup", type=int, default=20)
     fp.add_argument("--give-up", type=float, default=30.0)
