@@ -29,7 +29,8 @@
 #   BENCH_ROUNDS       rounds of the throughput runs; the table shows medians (default 3)
 #   BENCH_KILLS        failover measurements (default 5; 0 skips them)
 #   BENCH_PARTITIONS   partitions of the Cairn cluster (default: the server's, 128)
-#   BENCH_TIMEOUT      seconds allowed per throughput run (default 600)
+#   BENCH_TIMEOUT      seconds allowed per throughput run (default 300); a request of the Python client
+#                      gets 10 s
 #   BENCH_KEEP         1: keep the work dir (logs, data, raw results) and print its path
 set -euo pipefail
 
@@ -44,7 +45,7 @@ CLIENTS="${BENCH_CLIENTS:-50}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 KILLS="${BENCH_KILLS:-5}"
 PARTITIONS="${BENCH_PARTITIONS:-}"
-RUN_TIMEOUT="${BENCH_TIMEOUT:-600}"
+RUN_TIMEOUT="${BENCH_TIMEOUT:-300}"
 KEEP="${BENCH_KEEP:-0}"
 HOST=127.0.0.1
 
@@ -246,13 +247,50 @@ CAIRN_RB_MODE="--cluster"
 # rb_rps CSVFILE: SET requests/second from redis-benchmark --csv output, or empty.
 rb_rps() { grep -i '^"SET",' "$1" 2>/dev/null | head -n1 | cut -d, -f2 | tr -d '"' || true; }
 
-run_rb() { # NAME PORT [EXTRA...]
-    local name=$1 port=$2 out
+# run_rb NAME PORT [EXTRA...]: redis-benchmark SET into $WORK/NAME.rROUND.csv; prints its rps, or
+# "hung" if it did not finish within BENCH_TIMEOUT (then its connections' TCP counters are saved
+# and summarized: requests sent and replies received per server port), or "failed".
+run_rb() {
+    local name=$1 port=$2 out pid deadline
     shift 2
     out="$WORK/$name.r$round.csv"
-    timeout "$RUN_TIMEOUT" "$REDIS_BENCHMARK" -h "$HOST" -p "$port" "$@" -q --csv -t set -c "$CLIENTS" \
-        -n "$REQUESTS" -r 100000 -d 100 >"$out" 2>"$out.err" || true
-    rb_rps "$out"
+    "$REDIS_BENCHMARK" -h "$HOST" -p "$port" "$@" -q --csv -t set -c "$CLIENTS" \
+        -n "$REQUESTS" -r 100000 -d 100 >"$out" 2>"$out.err" </dev/null &
+    pid=$!
+    deadline=$((SECONDS + RUN_TIMEOUT))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        ss -tnpi state established 2>/dev/null | grep --no-group-separator -A1 "pid=$pid," >"$out.hung-ss" || true
+        { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
+        python3 - "$out.hung-ss" >"$out.hung" <<'EOF2'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+conns = []
+for head, info in zip(lines[0::2], lines[1::2]):
+    sent = re.search(r"bytes_sent:(\d+)", info)
+    got = re.search(r"bytes_received:(\d+)", info)
+    conns.append((head.split()[3], int(sent.group(1)) if sent else 0, int(got.group(1)) // 5 if got else 0))
+# Every reply is "+OK\r\n" (5 bytes) and every SET the same size: the smallest bytes per reply is
+# the size of a SET (on a connection with nothing outstanding).
+size = min((s / g for _, s, g in conns if g), default=0)
+per = {}
+for peer, sent, got in conns:
+    p = per.setdefault(peer, [0, 0, 0])
+    p[0] += 1
+    p[1] += round(sent / size) if size else 0
+    p[2] += got
+for peer, (n, sent, got) in sorted(per.items()):
+    print(f"{peer}: {n} connections, {sent} SETs sent, {got} replies received, {sent - got} unanswered")
+EOF2
+        note "redis-benchmark on port $port still running after ${RUN_TIMEOUT}s; killed. Its connections:"
+        sed 's/^/    /' "$out.hung" >&2
+        echo hung
+        return 0
+    fi
+    wait "$pid" 2>/dev/null || true
+    local rps
+    rps="$(rb_rps "$out")"
+    echo "${rps:-failed}"
 }
 
 run_py() { # NAME ARGS...
@@ -261,7 +299,7 @@ run_py() { # NAME ARGS...
     out="$WORK/$name.r$round.json"
     if ! timeout "$RUN_TIMEOUT" python3 "$HELPER" load -c "$CLIENTS" -n "$REQUESTS" -r 100000 -d 100 "$@" \
         >"$out" 2>"$out.err"; then
-        note "$name round $round failed:"
+        note "$name round $round failed (or ran over ${RUN_TIMEOUT}s):"
         tail -n 5 "$out.err" >&2 || true
         printf '%s\t%s\t-\t-\t-\t-\t-\n' "$name" "$round" >>"$RAW"
         return 0
@@ -269,19 +307,22 @@ run_py() { # NAME ARGS...
     python3 - "$out" "$name" "$round" >>"$RAW" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("\t".join(map(str, [sys.argv[2], sys.argv[3], r["rps"], r["error_count"], r["p50_ms"], r["p99_ms"],
+print("\t".join(map(str, [sys.argv[2], sys.argv[3], r["ok_rps"], r["error_count"], r["p50_ms"], r["p99_ms"],
                           r["client_cpu_us_per_req"]])))
+for kind, n in sorted(r["errors"].items()):
+    print(f"{sys.argv[2]} round {sys.argv[3]}: {n} x {kind}"
+          + (f" {r['timeouts_by_endpoint']}" if kind == "timeout" else ""), file=sys.stderr)
 EOF
 }
 
 record_rb() { # NAME RPS
-    printf '%s\t%s\t%s\t-\t-\t-\t-\n' "$1" "$round" "${2:--}" >>"$RAW"
+    printf '%s\t%s\t%s\t-\t-\t-\t-\n' "$1" "$round" "$2" >>"$RAW"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
     note "round $round/$ROUNDS: redis-benchmark $CAIRN_RB_MODE -> cairn"
     rps="$(run_rb cairn-rb "${NODE_PORT[1]}" $CAIRN_RB_MODE)"
-    if [[ -z "$rps" && "$CAIRN_RB_MODE" == --cluster ]]; then
+    if [[ "$rps" == failed && "$CAIRN_RB_MODE" == --cluster ]]; then
         note "redis-benchmark --cluster failed against cairn ($(head -c 300 "$WORK/cairn-rb.r$round.csv.err"));" \
             "sending to node 1 only from now on"
         CAIRN_RB_MODE=""
@@ -380,8 +421,14 @@ for key, what, client in labels:
         v = [num(r[col]) for r in rs if num(r[col]) is not None]
         return f"{statistics.median(v):.1f}" if v else "-"
     errs = [num(r[3]) for r in rs if num(r[3]) is not None]
-    print(f"{what:<32} {client:<28} {med[key] or 0:>9.0f} {m(4):>7} {m(5):>7} "
+    shown = f"{med[key]:.0f}" if med[key] else "-"
+    print(f"{what:<32} {client:<28} {shown:>9} {m(4):>7} {m(5):>7} "
           f"{(str(int(sum(errs))) if errs else '-'):>6} {m(6):>10}  {' '.join(r[2] for r in rs)}")
+for key, what, client in labels:
+    bad = [r[1] for r in rows if r[0] == key and num(r[2]) is None]
+    if bad:
+        print(f"  {what}, {client}: no result in round(s) {', '.join(bad)} "
+              f"({', '.join(sorted(set(r[2] for r in rows if r[0] == key and num(r[2]) is None)))}; see above)")
 def ratio(a, b):
     return f"{med[a] / med[b]:.2f}" if med.get(a) and med.get(b) else "-"
 print()
