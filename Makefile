@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 PORT ?= 7001
 DATA_DIR ?= ./cairn-dev
 
-.PHONY: run test build release unit integration lint format bench clean
+.PHONY: run test build release unit integration lint format bench cluster-bench clean
 
 run:
 	@tools/ensure-deps.sh build
@@ -46,6 +46,11 @@ bench:
 	@tools/ensure-deps.sh bench
 	swift build -c release --product cairn
 	tools/bench.sh
+
+cluster-bench:
+	@tools/ensure-deps.sh bench
+	swift build -c release --product cairn
+	tools/cluster-bench.sh
 
 clean:
 	rm -rf .build
