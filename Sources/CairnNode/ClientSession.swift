@@ -63,6 +63,8 @@ struct ClientSession: Sendable {
     var nextReply: UInt64 = 0
     /// Replies that finished before an earlier command's reply, by sequence.
     var waitingReplies: [UInt64: HeldReply] = [:]
+    /// Deadlines (Unix ms) of the routed commands not answered yet, by sequence, for the watchdog.
+    var deadlines: [UInt64: Int64] = [:]
     /// After READONLY: reads are served by the local replica, possibly stale.
     var isReadOnly = false
 }

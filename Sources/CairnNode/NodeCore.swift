@@ -147,6 +147,9 @@ public struct NodeCore: Sendable {
         self.prng = SplitMix64(seed: config.seed)
         self.startedAt = now
         self.now = now
+        // Request and forward IDs must not repeat across restarts: a peer may still answer a forward
+        // this node sent before it restarted, and that answer must not match a new command.
+        self.requestCounter = UInt64(max(0, now.unixMicroseconds)) &* 1024
         for family in NodeMetrics.all { metrics.register(family) }
         try startCluster()
     }
@@ -190,6 +193,7 @@ public struct NodeCore: Sendable {
             tickGroups(into: &output)
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
+            if ticks % 10 == 3 { answerOverdueCommands(into: &output) }
             joinIfNeeded()
             proposeFounding(into: &output)
             reconcile(into: &output)
@@ -251,6 +255,7 @@ public struct NodeCore: Sendable {
                 origin: .client(id, sequence: sequence), arguments: arguments, command: spec.index,
                 protocolVersion: sessions.values[position].protocolVersion, startedAt: startedAt,
                 deadline: now.unixMilliseconds + config.requestTimeoutMilliseconds)
+            sessions.values[position].deadlines[sequence] = waiter.deadline
             route(spec, arguments, waiter: waiter, into: &output)
             return
         }
@@ -280,8 +285,12 @@ public struct NodeCore: Sendable {
         _ id: ClientID, sequence: UInt64, _ reply: ClientReply, command: Int, isError: Bool, startedAt: UInt64,
         into output: inout NodeOutput
     ) {
+        guard let position = sessions.index(forKey: id),
+            // Already answered (by the watchdog): a late outcome is dropped.
+            sequence >= sessions.values[position].nextReply
+        else { return }
         stats.outputBytes += UInt64(reply.bytes.count)
-        guard let position = sessions.index(forKey: id) else { return }
+        if !sessions.values[position].deadlines.isEmpty { sessions.values[position].deadlines[sequence] = nil }
         if sequence != sessions.values[position].nextReply {
             sessions.values[position].waitingReplies[sequence] = HeldReply(
                 reply: reply, command: command, isError: isError, startedAt: startedAt)
@@ -296,6 +305,36 @@ public struct NodeCore: Sendable {
             recordCommand(held.command, isError: held.isError, startedAt: held.startedAt)
             output.replies.append(held.reply)
             sessions.values[position].nextReply += 1
+        }
+    }
+
+    /// The watchdog: a routed command still unanswered a second after its deadline was lost inside
+    /// the node (every path is meant to answer by the deadline). Its client gets a clear error rather
+    /// than waiting forever, and the log says which command, so the path can be found and fixed.
+    mutating func answerOverdueCommands(into output: inout NodeOutput) {
+        let limit = now.unixMilliseconds - 1000
+        for id in sessions.keys {
+            while let position = sessions.index(forKey: id),
+                sessions.values[position].nextReply < sessions.values[position].nextSequence,
+                let deadline = sessions.values[position].deadlines[sessions.values[position].nextReply],
+                deadline <= limit
+            {
+                let sequence = sessions.values[position].nextReply
+                let command = CommandTable.label(ofIndex: sessions.values[position].lastCommand)
+                stats.lostReplies += 1
+                output.logs.append(
+                    NodeLog(
+                        .warn, "a command's outcome was lost inside the node; answering TRYAGAIN",
+                        [("client", "\(id)"), ("sequence", "\(sequence)"), ("last_command", command)]))
+                let reply = RESPValue.error(
+                    "TRYAGAIN the outcome of this command was lost inside the node; it may or may not have been applied"
+                )
+                deliver(
+                    id, sequence: sequence,
+                    ClientReply(client: id, bytes: reply.encoded(sessions.values[position].protocolVersion)),
+                    command: CommandTable.unknownIndex, isError: true, startedAt: now.monotonicNanoseconds,
+                    into: &output)
+            }
         }
     }
 
@@ -389,6 +428,7 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftLogEntries, [], Double(logEntries))
         metrics.set(NodeMetrics.raftQuietGroups, [], Double(quiet))
         metrics.set(NodeMetrics.raftQuietWakeups, [], Double(stats.quietWakeups))
+        metrics.set(NodeMetrics.lostReplies, [], Double(stats.lostReplies))
         return metrics.render()
     }
 
@@ -431,6 +471,7 @@ struct NodeStats: Sendable {
     var snapshotsCreated: UInt64 = 0
     var snapshotsRestored: UInt64 = 0
     var quietWakeups: UInt64 = 0
+    var lostReplies: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

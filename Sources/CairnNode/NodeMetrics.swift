@@ -90,11 +90,18 @@ public enum NodeMetrics {
         help: "Quiet groups woken because their leader's node went silent (a failure detected by node heartbeats).",
         kind: .counter)
 
+    public static let lostReplies = MetricFamily(
+        "cairn_lost_replies_total",
+        help:
+            "Commands whose outcome was lost inside the node, answered TRYAGAIN by the watchdog (a bug: should stay 0).",
+        kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
+        lostReplies,
     ]
 }

@@ -194,6 +194,40 @@ struct ClusterTests {
         #expect(cluster.send(survivor, writer, "GET", "quiet") == "$1\r\n2\r\n")
     }
 
+    @Test("a command whose outcome is lost inside the node is answered TRYAGAIN a second after its deadline")
+    func watchdogAnswersLostCommands() throws {
+        var cluster = try ClusterHarness(count: 3)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let me = try #require(cluster.members[0].core.identity)
+        // Leadership moves to the preferred leaders after a while: wait until node 0 leads fewer.
+        let spread = cluster.run(upTo: 3000) { cluster in
+            cluster.members[0].core.groups.values.contains {
+                $0.partition != nil && !$0.isLeader && $0.raft.leader != nil
+            }
+        }
+        #expect(spread)
+        let map = try #require(cluster.members[0].core.map)
+        let core = cluster.members[0].core
+        let key = try #require(
+            (0..<100).map { "w\($0)" }.first { key in
+                let group = NodeCore.group(ofPartition: map.partition(ofKey: Array(key.utf8)))
+                return core.groups[group].map { $0.raft.leader != me && $0.raft.leader != nil } ?? true
+            })
+        let client = cluster.connect(0)
+        cluster.step(
+            0, .command(client, arguments: [Array("SET".utf8), Array(key.utf8), Array("v".utf8)], wireBytes: 10))
+        cluster.step(0, .command(client, arguments: [Array("PING".utf8)], wireBytes: 10))
+        // Simulate the bug the watchdog is for: the node forgets the forwarded command.
+        #expect(cluster.members[0].core.forwards.count == 1)
+        cluster.members[0].core.forwards.removeAll()
+        let answered = cluster.run(upTo: 1000) { ($0.replies[0]?[client]?.count ?? 0) >= 2 }
+        #expect(answered, "the lost command was never answered")
+        let replies = cluster.replies[0]?[client] ?? []
+        #expect(replies.first?.hasPrefix("-TRYAGAIN the outcome of this command was lost") == true, "\(replies)")
+        #expect(replies.dropFirst().first == "+PONG\r\n", "the reply held behind the lost one must follow it")
+        #expect(cluster.members[0].core.stats.lostReplies == 1)
+    }
+
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
     func codecs() throws {
         var map = ClusterMap.founding(
