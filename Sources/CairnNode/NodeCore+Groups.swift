@@ -154,11 +154,7 @@ extension NodeCore {
         applyingDepth -= 1
         // Commands re-sent while entries were being applied go out only now: dispatching one may step
         // this group again, and nothing may be read before every committed entry is applied.
-        if applyingDepth == 0, !deferredRedispatches.isEmpty {
-            let waiting = deferredRedispatches
-            deferredRedispatches = []
-            for (waiter, partition) in waiting { redispatch(waiter, partition: partition, hint: nil, into: &output) }
-        }
+        sendDeferredRedispatches(into: &output)
         for read in result.reads {
             if let waiter = groups[group]!.reads.removeValue(forKey: read.request) {
                 groups[group]!.readyReads.append((max(read.index, waiter.minimumIndex), waiter))
@@ -166,13 +162,30 @@ extension NodeCore {
         }
         for reply in result.replies { handle(reply, group: group, into: &output) }
         serveReadyReads(group, into: &output)
+        sendDeferredRedispatches(into: &output)
+    }
+
+    /// Sends again the commands whose entries were replaced by another leader's, once no committed
+    /// entry is being applied (dispatching one may step a group again).
+    mutating func sendDeferredRedispatches(into output: inout NodeOutput) {
+        guard applyingDepth == 0, !deferredRedispatches.isEmpty else { return }
+        let waiting = deferredRedispatches
+        deferredRedispatches = []
+        for (waiter, partition) in waiting { redispatch(waiter, partition: partition, hint: nil, into: &output) }
     }
 
     mutating func handle(_ reply: RaftReply, group: GroupID, into output: inout NodeOutput) {
         if let waiter = groups[group]!.proposals.removeValue(forKey: reply.request) {
             switch reply.outcome {
             case .appended(let index, let term):
-                groups[group]!.appended[index] = (term, waiter)
+                if let earlier = groups[group]!.appended.updateValue((term, waiter), forKey: index),
+                    earlier.term != term
+                {
+                    // This node proposed at `index` before, as leader of an earlier term, and that entry
+                    // was replaced by another leader's (so it never committed: Leader Completeness);
+                    // now it leads again and reuses the index. The earlier command is sent again.
+                    deferredRedispatches.append((earlier.waiter, partition(ofGroup: group)))
+                }
             case .notLeader(let hint):
                 redispatch(waiter, partition: partition(ofGroup: group), hint: hint, into: &output)
             case .rejected(.transferInProgress), .rejected(.leadershipLost):
