@@ -19,6 +19,7 @@ let package = Package(
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(name: "CairnSim", dependencies: ["CairnCore", "CairnRaft", "CairnCheck"]),
         .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
+        .target(name: "CairnResilience", dependencies: ["CairnCore"]),
         .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP", "CairnPlacement"]),
 
         // C libraries from Debian.
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
         .testTarget(name: "CairnPlacementTests", dependencies: ["CairnPlacement", "CairnCore"]),
         .testTarget(name: "CairnBenchTests", dependencies: ["CairnBench", "CairnCore", "CairnRESP", "CairnPlacement"]),
+        .testTarget(name: "CairnResilienceTests", dependencies: ["CairnResilience", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]
