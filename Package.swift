@@ -21,6 +21,7 @@ let package = Package(
             name: "CairnSim",
             dependencies: ["CairnCore", "CairnRaft", "CairnCheck", "CairnNode", "CairnStorage", "CairnRESP"]),
         .target(name: "CairnPlacement", dependencies: ["CairnCore"]),
+        .target(name: "CairnResilience", dependencies: ["CairnCore"]),
         .target(name: "CairnBench", dependencies: ["CairnCore", "CairnRESP", "CairnPlacement"]),
 
         // C libraries from Debian.
@@ -52,6 +53,7 @@ let package = Package(
         .testTarget(name: "CairnCheckTests", dependencies: ["CairnCheck", "CairnCore"]),
         .testTarget(name: "CairnPlacementTests", dependencies: ["CairnPlacement", "CairnCore"]),
         .testTarget(name: "CairnBenchTests", dependencies: ["CairnBench", "CairnCore", "CairnRESP", "CairnPlacement"]),
+        .testTarget(name: "CairnResilienceTests", dependencies: ["CairnResilience", "CairnCore"]),
         .testTarget(name: "ArchitectureTests"),
     ],
     swiftLanguageModes: [.v6]

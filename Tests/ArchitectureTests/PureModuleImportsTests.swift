@@ -7,6 +7,7 @@ struct PureModuleImportsTests {
         "CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRaft", "CairnCheck", "CairnSim",
         "CairnPlacement",
         "CairnBench",
+        "CairnResilience",
     ]
     static let forbidden = [
         "Foundation", "FoundationEssentials", "Dispatch", "Glibc", "Musl", "CLinux", "CRocksDB", "Synchronization",
