@@ -32,12 +32,14 @@ let package = Package(
         .target(name: "CairnRocks", dependencies: ["CairnCore", "CairnStorage", "CRocksDB"]),
         .target(
             name: "CairnServer",
-            dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CLinux"]),
+            dependencies: [
+                "CairnCore", "CairnRESP", "CairnStorage", "CairnNode", "CairnRocks", "CairnResilience", "CLinux",
+            ]),
         // The load generator's hot loop mutates loop-confined class state; release builds skip the dynamic
         // exclusivity checks there (measured: they were ~8% of its CPU; see docs/bench.md).
         .target(
             name: "CairnBenchRunner",
-            dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CairnPlacement", "CLinux"],
+            dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CairnPlacement", "CairnResilience", "CLinux"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBench", "CairnBenchRunner"]),

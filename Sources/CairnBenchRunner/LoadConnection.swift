@@ -79,7 +79,8 @@ final class LoadConnection {
     var isWaitingForWritable = false
     var isInReadyList = false
     var isDirty = false
-    var backoff: UInt64 = 50_000_000
+    /// Failed connects or lost connections in a row, for the reconnect backoff.
+    var failures = 0
     /// Why the last connect attempt failed, for messages.
     var lastError: String?
 

@@ -2,6 +2,7 @@ import CLinux
 import CairnBench
 import CairnCore
 import CairnPlacement
+import CairnResilience
 import Glibc
 
 /// Where the operations of a phase come from.
@@ -59,9 +60,15 @@ final class LoadDriver {
     /// Called once a second with a progress line (nil: quiet).
     var progress: ((String) -> Void)?
 
+    /// Reconnects back off exponentially with full jitter (the node's peer links do the same), so
+    /// that many connections to a node that comes back do not all return at once.
+    static let reconnectBackoff = Backoff(base: .milliseconds(50), cap: .seconds(1))
+    var jitter: SplitMix64
+
     init(settings: BenchSettings, encoder: CommandEncoder) {
         self.settings = settings
         self.encoder = encoder
+        jitter = SplitMix64(seed: (settings.seed ?? 0) ^ 0xB4C0)
         pipelineLimit = settings.pipeline
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epoll >= 0, "epoll_create1 failed: \(BenchSystem.errorText())")
@@ -136,7 +143,7 @@ final class LoadDriver {
             return
         }
         connection.state = .ready
-        connection.backoff = 50_000_000
+        connection.failures = 0
         setWritableInterest(connection, false)
         if settings.resp == 3 {
             connection.output.append(contentsOf: CommandEncoder.command(["HELLO", "3"]))
@@ -153,13 +160,17 @@ final class LoadDriver {
     /// this endpoint, so an endpoint that is down shows up as errors (one per failed attempt).
     func connectFailed(_ connection: LoadConnection, code: Int32, now: UInt64) {
         connection.lastError = BenchSystem.errorText(code)
-        connection.state = .idle(retryAt: now + connection.backoff)
-        connection.backoff = min(connection.backoff * 2, 1_000_000_000)
+        connection.state = .idle(retryAt: now + reconnectDelay(connection))
         let endpoint = endpoints[connection.endpointIndex]
         if let waiting = endpoint.waiting.popFirst() {
             waitingTotal -= 1
             finishFailed(waiting.operation, kind: BenchSystem.errorKind(code), now: now)
         }
+    }
+
+    func reconnectDelay(_ connection: LoadConnection) -> UInt64 {
+        connection.failures += 1
+        return Self.reconnectBackoff.delay(attempt: connection.failures - 1, using: &jitter).nanoseconds
     }
 
     func closeDescriptor(_ connection: LoadConnection) {
@@ -181,8 +192,7 @@ final class LoadDriver {
             finishFailed(entry.operation, kind: kind, now: now)
         }
         connection.pipelined = 0
-        connection.state = .idle(retryAt: now + connection.backoff)
-        connection.backoff = min(connection.backoff * 2, 1_000_000_000)
+        connection.state = .idle(retryAt: now + reconnectDelay(connection))
     }
 
     func setWritableInterest(_ connection: LoadConnection, _ wanted: Bool) {

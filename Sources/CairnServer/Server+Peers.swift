@@ -1,6 +1,7 @@
 import CLinux
 import CairnCore
 import CairnNode
+import CairnResilience
 import Glibc
 
 /// An outbound connection to one peer (DESIGN.md §7: one connection per pair of nodes and direction;
@@ -127,10 +128,11 @@ extension Server {
         register(fd, as: .peerLink(link), events: EPOLLOUT.rawValue | EPOLLIN.rawValue)
     }
 
-    /// Exponential backoff with full jitter: uniform in [0, min(2 s, 20 ms × 2^failures)].
+    /// Reconnects back off exponentially with full jitter: uniform in [0, min(2 s, 20 ms × 2^failures)].
+    static let peerBackoff = Backoff(base: .milliseconds(20), cap: .seconds(2))
+
     func backoffNanoseconds(_ failures: Int) -> UInt64 {
-        let cap = min(UInt64(2_000_000_000), UInt64(20_000_000) << UInt64(min(failures, 10)))
-        return UInt64(jitter.below(Int(cap / 1_000_000) + 1)) * 1_000_000
+        Self.peerBackoff.delay(attempt: failures, using: &jitter).nanoseconds
     }
 
     func serviceLink(_ link: PeerLink, _ events: UInt32) {
