@@ -311,6 +311,9 @@ public struct NodeCore: Sendable {
     /// The watchdog: a routed command still unanswered a second after its deadline was lost inside
     /// the node (every path is meant to answer by the deadline). Its client gets a clear error rather
     /// than waiting forever, and the log says which command, so the path can be found and fixed.
+    /// The warning the watchdog logs (the cluster simulator fails a run that shows it).
+    public static let lostReplyMessage = "a command's outcome was lost inside the node; answering TRYAGAIN"
+
     mutating func answerOverdueCommands(into output: inout NodeOutput) {
         let limit = now.unixMilliseconds - 1000
         for id in sessions.keys {
@@ -324,7 +327,7 @@ public struct NodeCore: Sendable {
                 stats.lostReplies += 1
                 output.logs.append(
                     NodeLog(
-                        .warn, "a command's outcome was lost inside the node; answering TRYAGAIN",
+                        .warn, Self.lostReplyMessage,
                         [("client", "\(id)"), ("sequence", "\(sequence)"), ("last_command", command)]))
                 let reply = RESPValue.error(
                     "TRYAGAIN the outcome of this command was lost inside the node; it may or may not have been applied"

@@ -82,8 +82,10 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
         compareAndSetPermille = (1000 - readPermille) * prng.within(20...50) / 100
         deletePermille = (1000 - readPermille) * prng.within(0...15) / 100
         thinkMsMax = UInt64(prng.within(0...40))
-        clientTimeoutMs = UInt64(prng.within(100...300)) * SwarmOptions.tickMs
         nodeRequestTimeoutMs = Int64(prng.within(50...200)) * Int64(SwarmOptions.tickMs)
+        // Clients wait past the node's deadline and its watchdog's second of grace, so a command the
+        // node never answers shows up (as the watchdog's warning) instead of hiding behind a timeout.
+        clientTimeoutMs = UInt64(nodeRequestTimeoutMs) + UInt64(prng.within(150...250)) * SwarmOptions.tickMs
         snapshotEntries = prng.within(10...300)
     }
 

@@ -81,6 +81,12 @@ extension ClusterSimulation {
                 "n\(position + 1) \(log.level) \(log.message) \(log.fields.map { "\($0)=\($1)" }.joined(separator: " "))"
             )
         }
+        for log in output.logs where log.message == NodeCore.lostReplyMessage {
+            // Every command must be answered by its deadline; the node's watchdog caught one that was not.
+            report(
+                .liveness,
+                "n\(position + 1): \(log.message) (\(log.fields.map { "\($0)=\($1)" }.joined(separator: " ")))")
+        }
         if let fatal = output.fatal {
             report(.recovery, "node \(position + 1) stopped: \(fatal)")
         }
