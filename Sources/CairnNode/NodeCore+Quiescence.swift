@@ -11,8 +11,8 @@ import CairnRaft
 ///
 /// Failure detection moves to the node: each node sends every peer an envelope at least every
 /// `heartbeatTicks` (an empty one when it has nothing else to say: one heartbeat per pair of nodes,
-/// whatever the number of groups). A quiet follower whose leader's node has been silent for an
-/// election timeout wakes up and is given the ticks it missed, so it campaigns as it would have. Any
+/// whatever the number of groups). A quiet follower whose leader's node has been silent for two
+/// election timeouts wakes up and is given an election timeout's worth of the ticks it missed, so it campaigns as it would have. Any
 /// input other than a tick (a message, a proposal, a read, a membership change) wakes a quiet group.
 ///
 /// Safety does not depend on any of this: a quiet leader that was cut off still believes it leads,
@@ -26,8 +26,11 @@ extension NodeCore {
         for group in groupOrder {
             guard let position = groups.index(forKey: group) else { continue }
             if groups.values[position].isQuiet {
+                // Two election timeouts of silence, not one: a busy node's loop can stall for more
+                // than one on a loaded machine, and waking spuriously starts needless elections. An
+                // idle group can afford the slower failover; an active one never goes quiet.
                 guard let leader = groups.values[position].raft.leader, leader != identity,
-                    ticks > (peerLastHeard[leader] ?? 0) + idleTicks
+                    ticks > (peerLastHeard[leader] ?? 0) + 2 * idleTicks
                 else { continue }
                 // The leader's node went silent: catch up on the ticks this member missed while quiet,
                 // so that it campaigns when an active member would have.
