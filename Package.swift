@@ -42,7 +42,8 @@ let package = Package(
             dependencies: ["CairnCore", "CairnRESP", "CairnBench", "CairnPlacement", "CairnResilience", "CLinux"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
-            name: "cairn", dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnBench", "CairnBenchRunner"]),
+            name: "cairn",
+            dependencies: ["CairnCore", "CairnServer", "CairnSim", "CairnCheck", "CairnBench", "CairnBenchRunner"]),
 
         // Tests.
         .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"]),

@@ -17,6 +17,7 @@ enum CairnCommand {
           ctl        Operator commands against a running node (see 'cairn ctl --help').
           sim        Run the deterministic simulator (see 'cairn sim --help').
           bench      Load a Redis-protocol endpoint, Cairn or Redis (see 'cairn bench --help').
+          check      Check a recorded client history for linearizability (see 'cairn check --help').
           version    Print the version.
           help       Print this help.
 
@@ -40,6 +41,8 @@ enum CairnCommand {
             exit(SimCommand.run(arguments))
         case "bench":
             exit(BenchCommand.run(arguments))
+        case "check":
+            exit(CheckCommand.run(arguments))
         case "version", "--version", "-v":
             if arguments.contains("--help") || arguments.contains("-h") {
                 print("Usage: cairn version\n\nPrints Cairn's version and the Redis version whose protocol it follows.")
@@ -49,7 +52,7 @@ enum CairnCommand {
         case "help", "--help", "-h":
             print(usage, terminator: "")
         default:
-            fail("unknown command '\(command)'; expected one of: server, dev, ctl, bench, sim, version, help")
+            fail("unknown command '\(command)'; expected one of: server, dev, ctl, bench, sim, check, version, help")
         }
     }
 

@@ -73,6 +73,86 @@ def leader_counts(cluster, via=None) -> Counter:
     return Counter(cluster.leaders(via).values())
 
 
+class HistoryRecorder(threading.Thread):
+    """One client of a linearizability history: GET, SET, SET IFEQ/NX (compare-and-set) and DEL on a
+    few keys through one node, one operation at a time, each recorded with its invocation and
+    response times for `cairn check history`. An error reply or a broken connection leaves the
+    outcome unknown (the command may or may not have taken effect)."""
+
+    def __init__(self, node, client_id: int, keys: list[str], seed: int):
+        super().__init__(daemon=True)
+        self.node = node
+        self.client_id = client_id
+        self.keys = keys
+        self.rng = random.Random(seed)
+        self.lines: list[str] = []
+        self.stop_flag = threading.Event()
+        self.last_seen: dict[str, bytes | None] = {}
+
+    @staticmethod
+    def hx(value: bytes | None) -> str:
+        if value is None:
+            return "nil"
+        return value.hex() if value else "="
+
+    def run(self):
+        client = no_retry_client(self.node)
+        n = 0
+        while not self.stop_flag.is_set():
+            key = self.rng.choice(self.keys)
+            roll = self.rng.random()
+            n += 1
+            new = f"{self.client_id}-{n}".encode()
+            if roll < 0.4:
+                op, words = "get", ("GET", key)
+            elif roll < 0.7:
+                op, words = "set", ("SET", key, new)
+            elif roll < 0.9:
+                expected = self.last_seen.get(key)
+                op = "cas"
+                words = ("SET", key, new, "IFEQ", expected) if expected is not None else ("SET", key, new, "NX")
+            else:
+                op, words = "del", ("DEL", key)
+            invoked = time.monotonic_ns() // 1000
+            try:
+                reply = client.execute_command(*words)
+                outcome = "ok"
+            except (redis.RedisError, OSError):
+                reply, outcome = None, "unknown"
+                client.close()
+                client = no_retry_client(self.node)
+            responded = time.monotonic_ns() // 1000
+            k = key.encode().hex()
+            head = f"{self.client_id} {invoked} {responded if outcome == 'ok' else '-'} {outcome}"
+            if op == "get":
+                value = reply.encode() if isinstance(reply, str) else reply if outcome == "ok" else None
+                if outcome == "ok":
+                    self.last_seen[key] = value
+                self.lines.append(f"{head} get {k} {self.hx(value)}")
+            elif op == "set":
+                self.lines.append(f"{head} set {k} {new.hex()}")
+            elif op == "cas":
+                expected = words[4] if len(words) == 5 else None
+                ok = 1 if reply in (True, b"OK", "OK") else 0
+                self.lines.append(f"{head} cas {k} {self.hx(expected)} {new.hex()} {ok}")
+            else:
+                self.lines.append(f"{head} del {k}")
+        client.close()
+
+
+def check_history(recorders, path) -> str:
+    """Writes the recorders' operations to `path` and runs `cairn check history` on it; returns its
+    report, failing the test unless the history is linearizable."""
+    lines = [line for r in recorders for line in r.lines]
+    path.write_text("\n".join(lines) + "\n")
+    from conftest import CAIRN_BIN
+    done = subprocess.run([str(CAIRN_BIN), "check", "history", str(path)], capture_output=True, text=True,
+                          timeout=300)
+    report = (done.stdout + done.stderr).strip()
+    assert done.returncode == 0, f"history of {len(lines)} operations ({path}) is not linearizable:\n{report}"
+    return report
+
+
 class Writer(threading.Thread):
     """SETs `<prefix>0`, `<prefix>1`, ... through one node, one at a time. A write that fails
     (error reply, timeout, closed connection) is retried with the same key and value until it is
@@ -412,6 +492,12 @@ def test_kill9_leader_under_load_loses_no_acknowledged_write(cluster_factory):
     print(f"\nkill 1: node {victim_id} ({victim.name}) leads partitions {led}")
     writer = Writer(through, "ack:")
     writer.start()
+    # A linearizability history over a few keys spread over the partitions, through the node that
+    # is never killed, for the whole first kill.
+    history_keys = keys_in_partitions("lin-", range(16), slots, 1)[:8]
+    recorders = [HistoryRecorder(through, i + 1, history_keys, seed=i) for i in range(4)]
+    for r in recorders:
+        r.start()
     failover_times = []
     try:
         wait_until(lambda: len(writer.acked) >= 100 or not writer.is_alive(), timeout=60,
@@ -428,6 +514,12 @@ def test_kill9_leader_under_load_loses_no_acknowledged_write(cluster_factory):
                 c.wait_node_ready(n, timeout=30)
     finally:
         writer.finish()
+        for r in recorders:
+            r.stop_flag.set()
+        for r in recorders:
+            r.join(timeout=WRITE_TIMEOUT + 5)
+    report = check_history(recorders, c.tmp_path / "kill9-history.txt")
+    print(f"history: {report.splitlines()[0]}")
     acked = [(k, v) for k, v, _ in writer.acked]
     print(f"writer: {len(acked)} acknowledged, errors {dict(writer.errors)}")
     survivors = [n for n in c.nodes if n is not victim]
@@ -508,6 +600,12 @@ def test_sigstop_node_then_it_catches_up(cluster_factory):
                    message="writes did not continue after SIGCONT")
     finally:
         writer.finish()
+        for r in recorders:
+            r.stop_flag.set()
+        for r in recorders:
+            r.join(timeout=WRITE_TIMEOUT + 5)
+    report = check_history(recorders, c.tmp_path / "kill9-history.txt")
+    print(f"history: {report.splitlines()[0]}")
     acked = [(k, v) for k, v, _ in writer.acked] + [(k, "after") for k in lin_keys]
     print(f"\nstopped {stopped.name} (node {stopped_id}, led {led}); writer: {len(acked)} acknowledged, "
           f"errors {dict(writer.errors)}")

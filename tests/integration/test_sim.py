@@ -68,3 +68,27 @@ def test_sim_cluster_bad_flags():
         proc = run_sim(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert text in proc.stderr, (args, proc.stderr)
+
+
+def test_check_history_verdicts_and_bad_input(tmp_path):
+    """`cairn check history` (the checker the kill -9 test runs on a real cluster's history): exit 0
+    for a linearizable history, 1 with the violation for a stale read, 2 naming the bad line."""
+    skip_unless_target("cairn")
+
+    def check(text: str) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "history.txt"
+        path.write_text(text)
+        return subprocess.run([str(CAIRN_BIN), "check", "history", str(path)], capture_output=True, text=True,
+                              timeout=60)
+
+    good = check("# a write, a concurrent read, a cas; a delete of unknown outcome, then a read of nothing\n"
+                 "1 10 20 ok set 6b 31\n2 15 25 ok get 6b 31\n1 30 40 ok cas 6b 31 32 1\n"
+                 "2 45 - unknown del 6b\n1 50 60 ok get 6b nil\n")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("linearizable (1 key, 5 operations"), good.stdout
+    stale = check("1 10 20 ok set 6b 31\n1 30 40 ok set 6b 32\n2 50 60 ok get 6b 31\n")
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert "not linearizable" in stale.stdout and 'it saw "1"' in stale.stdout, stale.stdout
+    bad = check("1 10 20 ok set 6b 31\n1 30 40 maybe get 6b nil\n")
+    assert bad.returncode == 2
+    assert "line 2: OUTCOME 'maybe' is not ok, failed or unknown" in bad.stderr, bad.stderr
