@@ -178,6 +178,7 @@ extension NodeCore {
         if let waiter = groups[group]!.proposals.removeValue(forKey: reply.request) {
             switch reply.outcome {
             case .appended(let index, let term):
+                stats.proposals += 1
                 if let earlier = groups[group]!.appended.updateValue((term, waiter), forKey: index),
                     earlier.term != term
                 {
@@ -260,6 +261,9 @@ extension NodeCore {
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
+                metrics.observe(
+                    NodeMetrics.raftCommitDuration, [],
+                    Double(now.monotonicNanoseconds &- pending.waiter.startedAt) / 1e9)
                 finish(pending.waiter, reply, into: &output)
             } else {
                 finish(pending.waiter, .ok, into: &output)

@@ -432,6 +432,7 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftQuietGroups, [], Double(quiet))
         metrics.set(NodeMetrics.raftQuietWakeups, [], Double(stats.quietWakeups))
         metrics.set(NodeMetrics.lostReplies, [], Double(stats.lostReplies))
+        metrics.set(NodeMetrics.raftProposals, [], Double(stats.proposals))
         return metrics.render()
     }
 
@@ -475,6 +476,7 @@ struct NodeStats: Sendable {
     var snapshotsRestored: UInt64 = 0
     var quietWakeups: UInt64 = 0
     var lostReplies: UInt64 = 0
+    var proposals: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

@@ -96,12 +96,20 @@ public enum NodeMetrics {
             "Commands whose outcome was lost inside the node, answered TRYAGAIN by the watchdog (a bug: should stay 0).",
         kind: .counter)
 
+    public static let raftProposals = MetricFamily(
+        "cairn_raft_proposals_total", help: "Commands this node's leaders appended to their logs.", kind: .counter)
+    public static let raftCommitDuration = MetricFamily(
+        "cairn_raft_commit_duration_seconds",
+        help:
+            "From a command reaching its partition's leader to the leader applying it: appended, fsync'd on a majority, committed and applied (applying is part of the commit's loop step).",
+        kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
-        lostReplies,
+        lostReplies, raftProposals, raftCommitDuration,
     ]
 }
