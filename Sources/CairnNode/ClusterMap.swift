@@ -121,7 +121,8 @@ public struct ClusterMap: Sendable, Equatable {
         placement = Placement.assign(
             nodes: active, partitions: partitionCount, replicas: replicas,
             previous: placement.isEmpty ? nil : placement)
-        metaVoters = Placement.metaVoters(nodes: active, previous: metaVoters)
+        metaVoters = Placement.metaVoters(
+            nodes: active, previous: metaVoters, count: Placement.metaVotersCount(nodes: memberNodes.count))
     }
 
     /// Applies one committed meta command. Returns the reply for whoever proposed it.

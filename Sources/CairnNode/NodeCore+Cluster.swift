@@ -374,7 +374,11 @@ extension NodeCore {
                 change = .promoteLearner(learner)
             } else if let extra = configuration.learners.first(where: { !target.contains($0) }) {
                 change = .remove(extra)
-            } else if let extra = configuration.voters.first(where: { !target.contains($0) }) {
+            } else if let extra = configuration.voters.first(where: { !target.contains($0) && !isAlive($0) })
+                ?? configuration.voters.first(where: { !target.contains($0) })
+            {
+                // A voter that is down goes first: removing a live one while a dead one still counts
+                // towards every commit can leave the group without a quorum.
                 if extra == me {
                     if let next = target.first(where: { configuration.isVoter($0) && isAlive($0) }) {
                         stepGroup(

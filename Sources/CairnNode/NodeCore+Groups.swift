@@ -55,6 +55,8 @@ struct HostedGroup: Sendable {
     /// The commit index at the last tick, and the tick it last changed (or the group woke).
     var lastCommit = LogIndex(rawValue: 0)
     var activeTick: UInt64 = 0
+    /// The applied index of the last snapshot attempt (`compactLogs`).
+    var snapshotAttemptIndex = LogIndex(rawValue: 0)
 
     var isLeader: Bool { raft.role == .leader }
 }
@@ -142,7 +144,11 @@ extension NodeCore {
             let sequence = keyspace.openBatch.sequence
             if let last = result.writes.entries.last {
                 raftPersists[sequence, default: [:]][group] = (last.index, last.term)
-            } else if let snapshot = result.writes.snapshot {
+            } else if let snapshot = result.writes.snapshot, raftPersists[sequence]?[group] == nil {
+                // A snapshot never replaces the report of entries written in the same batch: a
+                // compaction's index is below them, and reporting it instead would leave the leader's
+                // own copy of those entries uncounted. (Installing a snapshot sets the core's
+                // durable index itself.)
                 raftPersists[sequence, default: [:]][group] = (snapshot.metadata.index, snapshot.metadata.term)
             }
             raftWriteGate = sequence

@@ -90,11 +90,13 @@ extension NodeCore {
         groups.values[position].isQuiet = true
     }
 
-    /// Whether `input` wakes a quiet group: anything but a tick, or a follower's answer to a
-    /// heartbeat sent before the group went quiet (it reports what the leader already knows).
+    /// Whether `input` wakes a quiet group: anything but a tick, a storage report, a compaction, or a
+    /// follower's answer to a heartbeat sent before the group went quiet (it reports what the leader
+    /// already knows).
     static func wakes(_ input: RaftInput, _ raft: RaftCore) -> Bool {
         switch input {
-        case .tick:
+        case .tick, .persisted, .snapshotCreated:
+            // Its own storage reports and compactions: nothing a member needs to act on.
             return false
         case .received(let message, _):
             guard case .appendEntriesResponse(let response) = message.kind else { return true }

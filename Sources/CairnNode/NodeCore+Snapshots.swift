@@ -105,9 +105,12 @@ extension NodeCore {
             guard let position = groups.index(forKey: group) else { continue }
             let raft = groups.values[position].raft
             let applied = raft.lastAppliedIndex
-            guard applied.rawValue >= raft.snapshotMetadata.index.rawValue + UInt64(config.snapshotEntries) else {
-                continue
-            }
+            // From the last attempt, not only the last snapshot: a partition too large to snapshot is
+            // not read again every second.
+            let since = max(raft.snapshotMetadata.index, groups.values[position].snapshotAttemptIndex)
+            guard applied.rawValue >= since.rawValue + UInt64(config.snapshotEntries) else { continue }
+            groups.values[position].snapshotAttemptIndex = applied
+            taken += 1
             let data: [UInt8]
             do {
                 data = try snapshotData(of: group).encoded()
@@ -125,7 +128,6 @@ extension NodeCore {
                         ]))
                 continue
             }
-            taken += 1
             stats.snapshotsCreated += 1
             stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
         }

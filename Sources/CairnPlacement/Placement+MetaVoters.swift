@@ -22,8 +22,16 @@ extension Placement {
     ///   - previous: The current voters (empty for a new cluster).
     /// - Returns: The voters, in ascending order.
     public static func metaVoters(nodes: [NodeID], previous: [NodeID]) -> [NodeID] {
+        metaVoters(nodes: nodes, previous: previous, count: metaVotersCount(nodes: nodes.count))
+    }
+
+    /// The meta voters chosen among `nodes`, `count` of them (fewer if there are fewer nodes): for a
+    /// cluster with nodes that are down, sized by all its nodes but placed on the live ones, so that a
+    /// dead node is replaced, not the group shrunk (shrinking 3 voters to 1 would remove a live voter
+    /// while the dead one still counts towards every commit).
+    public static func metaVoters(nodes: [NodeID], previous: [NodeID], count wanted: Int) -> [NodeID] {
         let members = nodes.sorted()
-        let count = metaVotersCount(nodes: members.count)
+        let count = min(wanted, members.count)
         var voters: [NodeID] = []
         for node in previous where voters.count < count && members.contains(node) && !voters.contains(node) {
             voters.append(node)

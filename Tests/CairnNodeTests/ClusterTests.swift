@@ -132,6 +132,25 @@ struct ClusterTests {
         }
     }
 
+    @Test("three nodes, one dead: the meta group keeps the two live voters and can still change the map")
+    func deadNodeOfThreeKeepsMetaAlive() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.deadNodeTicks = 300 }
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let dead = try #require(cluster.members[2].core.identity)
+        cluster.crash(2)
+        #expect(cluster.run(upTo: 2000) { $0.members[0].core.map?.node(dead)?.state == .dead })
+        let map = try #require(cluster.members[0].core.map)
+        #expect(map.metaVoters.count == 2 && !map.metaVoters.contains(dead), "meta voters \(map.metaVoters)")
+        let metaSettled = cluster.run(upTo: 3000) { cluster in
+            let meta = cluster.members[0].core.groups[NodeCore.metaGroup]?.raft
+            return meta?.configuration.voters == map.metaVoters && meta?.leader != nil
+        }
+        #expect(metaSettled, "the meta group did not settle on the live voters with a leader")
+        // The map can still change: a new node is admitted (a meta commit).
+        try cluster.addMember(joiningThrough: 0, partitions: 4)
+        #expect(cluster.run(upTo: 3000) { $0.members[3].core.identity != nil }, "no node admitted after the death")
+    }
+
     @Test("idle groups go quiet on every member; a write wakes one; a dead leader's quiet groups still fail over")
     func quietGroups() throws {
         var cluster = try ClusterHarness(count: 3)
