@@ -142,13 +142,19 @@ extension NodeCore {
                 guard sender.rawValue != 0, let hosted = groups[group], hosted.isLeader,
                     hosted.raft.isConfigurationCommitted
                 else { continue }
-                enqueue(.members(group, hosted.raft.configuration.members), to: sender)
+                enqueue(
+                    .members(
+                        group, hosted.raft.configuration.members,
+                        configurationIndex: hosted.raft.configurationEntryIndex), to: sender)
             case .quiesce(let group, let term):
                 guard sender.rawValue != 0 else { continue }
                 receiveQuiesce(group, term: term, from: sender)
-            case .members(let group, let members):
+            case .members(let group, let members, let configurationIndex):
+                // An answer older than the configuration this copy knows (it was added back since the
+                // question, and its data may already count at the leader) must not drop it.
                 guard let me = identity, let map, let hosted = groups[group], !members.contains(me),
-                    !Self.target(of: hosted, in: map).contains(me)
+                    !Self.target(of: hosted, in: map).contains(me),
+                    hosted.raft.configurationEntryIndex <= configurationIndex
                 else { continue }
                 output.logs.append(
                     NodeLog(.info, "dropping a replica moved away", [("group", "\(group)"), ("members", "\(members)")]))

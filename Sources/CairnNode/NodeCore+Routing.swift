@@ -461,7 +461,7 @@ extension PeerMessage {
         case .joined(_, let map), .map(let map): return 256 + map.placement.count * 32 + map.nodes.count * 128
         case .mapRequest, .membersQuery: return 16
         case .quiesce: return 24
-        case .members(_, let nodes): return 16 + nodes.count * 8
+        case .members(_, let nodes, _): return 24 + nodes.count * 8
         }
     }
 }

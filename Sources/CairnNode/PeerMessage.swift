@@ -40,8 +40,9 @@ public enum PeerMessage: Sendable, Equatable {
     /// Asks the leader of a group for its members: the sender holds a copy the map moved away and
     /// deletes it once a committed configuration leaves it out.
     case membersQuery(GroupID)
-    /// A leader's committed configuration of a group: every voter and learner.
-    case members(GroupID, [NodeID])
+    /// A leader's committed configuration of a group: every voter and learner, and the index of the
+    /// entry that set it (a member that knows a later configuration ignores an answer this old).
+    case members(GroupID, [NodeID], configurationIndex: LogIndex)
     /// The leader stopped ticking an idle group: members in `term` that hold every entry may stop too.
     case quiesce(GroupID, term: Term)
 }
@@ -137,10 +138,11 @@ extension PeerMessage {
         case .membersQuery(let group):
             writer.write(UInt8(8))
             writer.write(group.rawValue)
-        case .members(let group, let nodes):
+        case .members(let group, let nodes, let configurationIndex):
             writer.write(UInt8(9))
             writer.write(group.rawValue)
             ClusterMap.encode(nodes, into: &writer)
+            writer.write(configurationIndex.rawValue)
         case .quiesce(let group, let term):
             writer.write(UInt8(10))
             writer.write(group.rawValue)
@@ -194,7 +196,9 @@ extension PeerMessage {
             return .membersQuery(GroupID(rawValue: try reader.readUInt64("group")))
         case 9:
             let group = GroupID(rawValue: try reader.readUInt64("group"))
-            return .members(group, try ClusterMap.decodeNodes(&reader, "member"))
+            let nodes = try ClusterMap.decodeNodes(&reader, "member")
+            return .members(
+                group, nodes, configurationIndex: LogIndex(rawValue: try reader.readUInt64("configuration index")))
         case 10:
             let group = GroupID(rawValue: try reader.readUInt64("group"))
             return .quiesce(group, term: Term(rawValue: try reader.readUInt64("term")))

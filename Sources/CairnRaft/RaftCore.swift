@@ -224,6 +224,8 @@ public struct RaftCore: Sendable {
 
     /// Whether `configuration` is committed (a node it leaves out is no longer needed for any quorum).
     public var isConfigurationCommitted: Bool { configurationIndex <= commitIndex }
+    /// The index of the entry (or snapshot) that set `configuration`.
+    public var configurationEntryIndex: LogIndex { configurationIndex }
 
     // MARK: Invariants
 

@@ -265,6 +265,9 @@ struct ClusterTests {
                 .forwardReply(id: 7, .reply(Array("$1\r\nv\r\n".utf8), isError: false)),
                 .forwardReply(id: 8, .notLeader(hint: NodeID(rawValue: 3))),
                 .quiesce(GroupID(rawValue: 9), term: Term(rawValue: 4)),
+                .members(
+                    GroupID(rawValue: 5), [NodeID(rawValue: 1), NodeID(rawValue: 3)],
+                    configurationIndex: LogIndex(rawValue: 17)),
             ])
         let bytes = envelope.encoded()
         #expect(try PeerEnvelope.decode(bytes) == envelope)
