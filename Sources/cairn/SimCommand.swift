@@ -200,24 +200,44 @@ enum SimCommand {
         return report.isFailure ? 1 : 0
     }
 
+    /// What `runSeeds` needs from one seed's report, whichever simulator made it.
+    struct SeedResult {
+        var isFailure: Bool
+        var summaryLine: String
+        var faults: Int
+        var isInconclusive: Bool
+        var linearizability: String
+    }
+
     static func runMany(_ settings: Settings) -> Int32 {
-        var count = 0
-        var failed = 0
-        var faults = 0
-        for seed in settings.seeds {
+        runSeeds(settings.seeds) { seed in
             let report = Simulation(
                 seed: seed, nodeCount: settings.nodeCount, bug: settings.bug, safetyTicks: settings.safetyTicks
             ).run()
+            return SeedResult(
+                isFailure: report.isFailure, summaryLine: report.summaryLine, faults: report.faults.total,
+                isInconclusive: report.isLinearizabilityInconclusive, linearizability: report.linearizability)
+        }
+    }
+
+    /// Runs every seed, prints a line per failing seed (and per seed without faults or with an
+    /// inconclusive check), then the summary line; exit status 1 if any seed failed.
+    static func runSeeds(_ seeds: ClosedRange<UInt64>, _ run: (UInt64) -> SeedResult) -> Int32 {
+        var count = 0
+        var failed = 0
+        var faults = 0
+        for seed in seeds {
+            let result = run(seed)
             count += 1
-            faults += report.faults.total
-            if report.isFailure {
+            faults += result.faults
+            if result.isFailure {
                 failed += 1
-                print(report.summaryLine)
-            } else if report.faults.total == 0 {
+                print(result.summaryLine)
+            } else if result.faults == 0 {
                 print("seed \(seed): injected no faults")
             }
-            if report.isLinearizabilityInconclusive {
-                print("seed \(seed): linearizability \(report.linearizability.split(separator: "\n").first ?? "")")
+            if result.isInconclusive {
+                print("seed \(seed): linearizability \(result.linearizability.split(separator: "\n").first ?? "")")
             }
         }
         print("sim: seeds=\(count) failed=\(failed) faults=\(faults)")
@@ -264,27 +284,14 @@ enum SimCommand {
     }
 
     static func runClusterMany(_ settings: Settings) -> Int32 {
-        var count = 0
-        var failed = 0
-        var faults = 0
-        for seed in settings.seeds {
+        runSeeds(settings.seeds) { seed in
             let report = ClusterSimulation(
                 seed: seed, nodeCount: settings.nodeCount, bug: settings.clusterBug, safetyTicks: settings.safetyTicks
             ).run()
-            count += 1
-            faults += report.faults.total
-            if report.isFailure {
-                failed += 1
-                print(report.summaryLine)
-            } else if report.faults.total == 0 {
-                print("seed \(seed): injected no faults")
-            }
-            if report.isLinearizabilityInconclusive {
-                print("seed \(seed): linearizability \(report.linearizability.split(separator: "\n").first ?? "")")
-            }
+            return SeedResult(
+                isFailure: report.isFailure, summaryLine: report.summaryLine, faults: report.faults.total,
+                isInconclusive: report.isLinearizabilityInconclusive, linearizability: report.linearizability)
         }
-        print("sim: seeds=\(count) failed=\(failed) faults=\(faults)")
-        return failed == 0 ? 0 : 1
     }
 
     /// Committed proposals per CPU second in a calm group (no faults, zero latency): the core's cost.
