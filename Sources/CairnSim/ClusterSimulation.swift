@@ -282,7 +282,7 @@ public final class ClusterSimulation {
 }
 
 /// What one whole-cluster run found.
-public struct ClusterReport: Sendable {
+public struct ClusterReport: Sendable, SeedReport {
     public var options: ClusterOptions
     public var bug: ClusterBug
     /// The first check that failed, or nil.

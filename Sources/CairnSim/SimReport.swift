@@ -61,7 +61,17 @@ public struct FaultCounts: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// What one run found.
-public struct SimReport: Sendable {
+/// What a seed range run needs from one seed's report, whichever simulator made it.
+public protocol SeedReport {
+    var isFailure: Bool { get }
+    /// One line: the seed, the verdict, and how to replay it.
+    var summaryLine: String { get }
+    var faults: FaultCounts { get }
+    var linearizability: String { get }
+    var isLinearizabilityInconclusive: Bool { get }
+}
+
+public struct SimReport: Sendable, SeedReport {
     public var options: SwarmOptions
     public var bug: InjectedBug
     /// The first check that failed, or nil.

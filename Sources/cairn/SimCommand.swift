@@ -200,43 +200,31 @@ enum SimCommand {
         return report.isFailure ? 1 : 0
     }
 
-    /// What `runSeeds` needs from one seed's report, whichever simulator made it.
-    struct SeedResult {
-        var isFailure: Bool
-        var summaryLine: String
-        var faults: Int
-        var isInconclusive: Bool
-        var linearizability: String
-    }
-
     static func runMany(_ settings: Settings) -> Int32 {
         runSeeds(settings.seeds) { seed in
-            let report = Simulation(
+            Simulation(
                 seed: seed, nodeCount: settings.nodeCount, bug: settings.bug, safetyTicks: settings.safetyTicks
             ).run()
-            return SeedResult(
-                isFailure: report.isFailure, summaryLine: report.summaryLine, faults: report.faults.total,
-                isInconclusive: report.isLinearizabilityInconclusive, linearizability: report.linearizability)
         }
     }
 
     /// Runs every seed, prints a line per failing seed (and per seed without faults or with an
     /// inconclusive check), then the summary line; exit status 1 if any seed failed.
-    static func runSeeds(_ seeds: ClosedRange<UInt64>, _ run: (UInt64) -> SeedResult) -> Int32 {
+    static func runSeeds(_ seeds: ClosedRange<UInt64>, _ run: (UInt64) -> any SeedReport) -> Int32 {
         var count = 0
         var failed = 0
         var faults = 0
         for seed in seeds {
             let result = run(seed)
             count += 1
-            faults += result.faults
+            faults += result.faults.total
             if result.isFailure {
                 failed += 1
                 print(result.summaryLine)
-            } else if result.faults == 0 {
+            } else if result.faults.total == 0 {
                 print("seed \(seed): injected no faults")
             }
-            if result.isInconclusive {
+            if result.isLinearizabilityInconclusive {
                 print("seed \(seed): linearizability \(result.linearizability.split(separator: "\n").first ?? "")")
             }
         }
@@ -285,12 +273,9 @@ enum SimCommand {
 
     static func runClusterMany(_ settings: Settings) -> Int32 {
         runSeeds(settings.seeds) { seed in
-            let report = ClusterSimulation(
+            ClusterSimulation(
                 seed: seed, nodeCount: settings.nodeCount, bug: settings.clusterBug, safetyTicks: settings.safetyTicks
             ).run()
-            return SeedResult(
-                isFailure: report.isFailure, summaryLine: report.summaryLine, faults: report.faults.total,
-                isInconclusive: report.isLinearizabilityInconclusive, linearizability: report.linearizability)
         }
     }
 
