@@ -27,12 +27,16 @@ public struct NodeRecord: Sendable, Equatable {
         /// Not heard from for longer than the dead-node timeout: placed nowhere, so its replicas are
         /// rebuilt on live nodes; active again (and placed again) once it is heard from.
         case dead = 3
+        /// Being decommissioned: placed nowhere, so every replica it holds moves to other nodes; it
+        /// still serves and forwards meanwhile. Once it hosts nothing it asks to be `removed`.
+        case leaving = 4
 
         public var name: String {
             switch self {
             case .active: "active"
             case .removed: "removed"
             case .dead: "dead"
+            case .leaving: "leaving"
             }
         }
     }
@@ -109,9 +113,13 @@ public struct ClusterMap: Sendable, Equatable {
     /// The nodes placement uses.
     public var activeNodes: [NodeID] { nodes.filter { $0.state == .active }.map(\.id) }
 
-    /// The nodes peers keep talking to: active and dead ones (a dead node that comes back must hear
-    /// that it was marked dead, and be heard).
+    /// The nodes peers keep talking to: every one not removed (a dead node that comes back must hear
+    /// that it was marked dead, and be heard; a leaving one still holds replicas until it is drained).
     public var memberNodes: [NodeRecord] { nodes.filter { $0.state != .removed } }
+
+    /// The nodes the cluster means to keep: active and dead ones (a dead node may come back). The meta
+    /// group is sized by these, so a leaving node does not make it larger for the time it drains.
+    public var keptNodes: [NodeID] { nodes.filter { $0.state == .active || $0.state == .dead }.map(\.id) }
 
     public func node(_ id: NodeID) -> NodeRecord? { nodes.first { $0.id == id } }
 
@@ -122,7 +130,7 @@ public struct ClusterMap: Sendable, Equatable {
             nodes: active, partitions: partitionCount, replicas: replicas,
             previous: placement.isEmpty ? nil : placement)
         metaVoters = Placement.metaVoters(
-            nodes: active, previous: metaVoters, count: Placement.metaVotersCount(nodes: memberNodes.count))
+            nodes: active, previous: metaVoters, count: Placement.metaVotersCount(nodes: keptNodes.count))
     }
 
     /// Applies one committed meta command. Returns the reply for whoever proposed it.
@@ -148,7 +156,9 @@ public struct ClusterMap: Sendable, Equatable {
             epoch += 1
             return .done
         case .removeNode(let id):
-            return setState(of: id, to: .removed, from: [.active, .dead])
+            return setState(of: id, to: .removed, from: [.active, .dead, .leaving])
+        case .decommission(let id):
+            return setState(of: id, to: .leaving, from: [.active, .dead])
         case .markDead(let id):
             return setState(of: id, to: .dead, from: [.active])
         case .markAlive(let id):
@@ -175,7 +185,10 @@ public enum MetaCommand: Sendable, Equatable {
     case found(ClusterMap)
     case addNode(NodeAddresses)
     case updateAddresses(NodeID, NodeAddresses)
+    /// The node leaves for good: `cairn ctl remove` (a node that is gone), or a leaving node drained.
     case removeNode(NodeID)
+    /// `cairn ctl decommission`: the node's replicas move away, then it asks to be removed.
+    case decommission(NodeID)
     /// The meta leader has not heard from the node for the dead-node timeout.
     case markDead(NodeID)
     /// The meta leader hears from a node marked dead again.
@@ -316,6 +329,9 @@ extension MetaCommand {
         case .markAlive(let id):
             writer.write(UInt8(6))
             writer.write(id.rawValue)
+        case .decommission(let id):
+            writer.write(UInt8(7))
+            writer.write(id.rawValue)
         }
         return writer.bytes
     }
@@ -331,6 +347,7 @@ extension MetaCommand {
         case 4: command = .found(try ClusterMap.decode(&reader))
         case 5: command = .markDead(NodeID(rawValue: try reader.readUInt64("node id")))
         case 6: command = .markAlive(NodeID(rawValue: try reader.readUInt64("node id")))
+        case 7: command = .decommission(NodeID(rawValue: try reader.readUInt64("node id")))
         default: throw .invalid(field: "meta command kind", value: UInt64(kind))
         }
         try reader.expectEnd("meta command")

@@ -62,6 +62,12 @@ public struct NodeConfig: Sendable {
     /// Ticks without hearing from a node after which the meta leader marks it dead and rebuilds its
     /// replicas elsewhere (`--dead-node-timeout`, default 60 s); 0 never marks a node dead.
     public var deadNodeTicks = 6000
+    /// At most this many partitions led by this node change replicas at once (`--max-moves`): the rest
+    /// wait their turn, so a join or decommission does not start every transfer at once.
+    public var maxMoves = 4
+    /// Snapshot bytes (partition moves and lagging followers) this node sends per second, over all
+    /// peers (`--move-rate`); 0 is unlimited. A token bucket refilled every tick.
+    public var moveBytesPerSecond = 64 * 1024 * 1024
     /// A deliberately wrong behaviour, for simulation only (see `_NodeInjectedBug`). Nil in production.
     public var _injectedBug: _NodeInjectedBug?
 

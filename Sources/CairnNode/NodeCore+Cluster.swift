@@ -116,6 +116,9 @@ extension NodeCore {
                     stats.peerMessagesRefused += 1
                     continue
                 }
+                if case .installSnapshot(let chunk) = raft.kind {
+                    stats.snapshotBytesReceived += UInt64(chunk.data.count)
+                }
                 if groups[raft.group] != nil {
                     stepGroup(raft.group, .received(raft, from: sender), into: &output)
                 } else {
@@ -149,6 +152,12 @@ extension NodeCore {
             case .quiesce(let group, let term):
                 guard sender.rawValue != 0 else { continue }
                 receiveQuiesce(group, term: term, from: sender)
+            case .metaRequest(let command):
+                guard sender.rawValue != 0, identity != nil else {
+                    stats.peerMessagesRefused += 1
+                    continue
+                }
+                receiveMetaRequest(command, from: sender, into: &output)
             case .members(let group, let members, let configurationIndex):
                 // An answer older than the configuration this copy knows (it was added back since the
                 // question, and its data may already count at the leader) must not drop it.
@@ -234,6 +243,10 @@ extension NodeCore {
             adopt(state)
             if groups[Self.metaGroup]?.isLeader == true {
                 for node in state.memberNodes where node.id != identity { enqueue(.map(state), to: node.id) }
+                // A node just removed is no peer any more (no link by ID): it hears of it at its address.
+                if case .removeNode(let id) = command, id != identity, let removed = state.node(id) {
+                    enqueue(.map(state), to: removed.addresses.peer)
+                }
             }
             output.logs.append(
                 NodeLog(.info, "cluster map changed", [("epoch", "\(state.epoch)"), ("change", "\(command)")]))
@@ -366,6 +379,7 @@ extension NodeCore {
     /// away, hand leadership to the preferred leader. One step at a time, each after the last settled.
     mutating func reconcile(into output: inout NodeOutput) {
         guard let map, let me = identity, ticks % 10 == 5 else { return }
+        var movesStarted = movesInProgress(in: map)
         for (group, hosted) in groups where hosted.isLeader && ticks >= hosted.lastReconfiguredTick + 20 {
             let target = Self.target(of: hosted, in: map)
             guard !target.isEmpty else { continue }
@@ -406,7 +420,13 @@ extension NodeCore {
                 groups[group]?.lastReconfiguredTick = ticks
                 continue
             }
+            if case .addLearner = change, hosted.partition != nil, !Self.isMoving(hosted, target: target) {
+                // A new move: only while fewer than `maxMoves` partitions led here are moving.
+                if movesStarted >= config.maxMoves { continue }
+                movesStarted += 1
+            }
             if let change {
+                stats.membershipSteps += 1
                 output.logs.append(NodeLog(.info, "membership step", [("group", "\(group)"), ("change", "\(change)")]))
                 stepGroup(
                     group, .changeMembership(change, request: RequestID(rawValue: nextRequestID())), into: &output)

@@ -222,7 +222,7 @@ extension NodeCore {
         if raftWriteGate > keyspace.durableThrough {
             heldMessages[raftWriteGate, default: []].append(message)
         } else {
-            enqueue(.raft(message.message), to: message.to)
+            dispatchRaft(message)
         }
     }
 
@@ -231,7 +231,7 @@ extension NodeCore {
     mutating func raftPersisted(through sequence: BatchSequence, into output: inout NodeOutput) {
         // Older messages first: they were produced before whatever the groups send now.
         for batch in heldMessages.keys.filter({ $0 <= sequence }).sorted() {
-            for message in heldMessages.removeValue(forKey: batch)! { enqueue(.raft(message.message), to: message.to) }
+            for message in heldMessages.removeValue(forKey: batch)! { dispatchRaft(message) }
         }
         let done = raftPersists.keys.filter { $0 <= sequence }.sorted()
         for batch in done {

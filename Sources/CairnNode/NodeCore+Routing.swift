@@ -50,6 +50,13 @@ extension NodeCore {
             finish(waiter, error: "CLUSTERDOWN this node has not joined a cluster yet", into: &output)
             return
         }
+        if isRemoved {
+            // Its map is no longer kept current (peers stop talking to a removed node).
+            finish(
+                waiter, error: "CLUSTERDOWN this node was removed from the cluster; connect to another node",
+                into: &output)
+            return
+        }
         let keys = Self.keyPositions(spec, argumentCount: arguments.count)
         if spec.name == "mset" || spec.name == "msetnx", arguments.count % 2 == 0 {
             finish(waiter, error: CommandError.wrongArity(command: spec.name).description, into: &output)
@@ -461,6 +468,7 @@ extension PeerMessage {
         case .joined(_, let map), .map(let map): return 256 + map.placement.count * 32 + map.nodes.count * 128
         case .mapRequest, .membersQuery: return 16
         case .quiesce: return 24
+        case .metaRequest: return 64
         case .members(_, let nodes, _): return 24 + nodes.count * 8
         }
     }

@@ -29,6 +29,8 @@ public enum NodeInput: Sendable {
     case persistFailed(BatchSequence, StorageError)
     /// Another node sent an envelope (the shell checked the frame and decoded the envelope).
     case peer(PeerEnvelope)
+    /// An operator asked for a membership change (admin HTTP API); the answer is `NodeOutput.adminReply`.
+    case admin(AdminRequest)
 }
 
 /// A line for the node's log, emitted by the core and written by the shell.
@@ -73,6 +75,8 @@ public struct NodeOutput: Sendable {
     /// 6. If set, the node cannot go on safely (a write could not be made durable): the shell logs
     ///    this, stops without sending anything more, and exits non-zero.
     public var fatal: String?
+    /// 7. The answer to an `.admin` input, for the shell to send back over HTTP.
+    public var adminReply: AdminReply?
 
     public init() {}
 }
@@ -138,6 +142,14 @@ public struct NodeCore: Sendable {
     var appliedGroups: Set<GroupID> = []
     /// Hosted groups in ID order, for ticking them in a fixed order without sorting every tick.
     var groupOrder: [GroupID] = []
+    /// Snapshot chunks waiting for the move rate (`NodeConfig.moveBytesPerSecond`), one per group and
+    /// receiver (a heartbeat re-sends the current chunk: the newer replaces the older), oldest first.
+    var throttledChunks: [ThrottleKey: RaftMessage] = [:]
+    var throttledOrder: [ThrottleKey] = []
+    /// Bytes the move rate still allows this tick (may go below zero after a large chunk).
+    var moveTokens = 0
+    /// Whether this node logged that the cluster removed it.
+    var removalLogged = false
 
     /// Opens a node over `store`.
     /// - Throws: `StorageError` if the store cannot be read or holds an unknown format.
@@ -171,6 +183,8 @@ public struct NodeCore: Sendable {
             sessions.removeValue(forKey: id)
         case .peer(let envelope):
             receive(envelope, into: &output)
+        case .admin(let request):
+            output.adminReply = admin(request, into: &output)
         case .command(let id, let arguments, let wireBytes):
             stats.inputBytes += UInt64(wireBytes)
             handleCommand(id, arguments, into: &output)
@@ -190,6 +204,7 @@ public struct NodeCore: Sendable {
             }
         case .tick:
             ticks += 1
+            refillMoveTokens()
             tickGroups(into: &output)
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
@@ -199,6 +214,7 @@ public struct NodeCore: Sendable {
             reconcile(into: &output)
             watchLiveness(into: &output)
             queryMovedAwayGroups()
+            checkMembership(into: &output)
             if ticks % 100 == 50 { compactLogs(into: &output) }
         case .turnEnded:
             syncHostedGroups(into: &output)
@@ -370,7 +386,7 @@ public struct NodeCore: Sendable {
 
     /// Whether this node is in a cluster and every partition has a leader it knows of (`/ready`).
     public var isReady: Bool {
-        guard let map, let me = identity else { return false }
+        guard let map, let me = identity, !isRemoved else { return false }
         for partition in 0..<map.partitionCount where map.placement[partition].contains(me) {
             let group = Self.group(ofPartition: partition)
             if groups[group]?.raft.leader == nil, leaderHints[partition] == nil { return false }
@@ -433,6 +449,21 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftQuietWakeups, [], Double(stats.quietWakeups))
         metrics.set(NodeMetrics.lostReplies, [], Double(stats.lostReplies))
         metrics.set(NodeMetrics.raftProposals, [], Double(stats.proposals))
+        var moves: [MoveState: Int] = [.placed: 0, .moving: 0, .waiting: 0]
+        if let map {
+            for hosted in groups.values where hosted.isLeader && hosted.partition != nil {
+                moves[Self.moveState(hosted, in: map), default: 0] += 1
+            }
+        }
+        for (state, count) in moves {
+            metrics.set(NodeMetrics.rebalancePartitions, [("state", state.rawValue)], Double(count))
+        }
+        metrics.set(NodeMetrics.membershipSteps, [], Double(stats.membershipSteps))
+        metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
+        metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
+        metrics.set(
+            NodeMetrics.snapshotBytesThrottled, [],
+            Double(throttledChunks.values.reduce(0) { $0 + Self.chunkBytes($1) }))
         return metrics.render()
     }
 
@@ -477,6 +508,10 @@ struct NodeStats: Sendable {
     var quietWakeups: UInt64 = 0
     var lostReplies: UInt64 = 0
     var proposals: UInt64 = 0
+    var snapshotBytesSent: UInt64 = 0
+    var snapshotBytesReceived: UInt64 = 0
+    /// Membership changes this node started as a leader (add learner, promote, remove).
+    var membershipSteps: UInt64 = 0
     /// Per command, indexed as `CommandTable` counter slots.
     var commands = [CommandStat](repeating: CommandStat(), count: CommandTable.counterSlots)
 

@@ -104,12 +104,29 @@ public enum NodeMetrics {
             "From a command reaching its partition's leader to the leader applying it: appended, fsync'd on a majority, committed and applied (applying is part of the commit's loop step).",
         kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
 
+    public static let rebalancePartitions = MetricFamily(
+        "cairn_rebalance_partitions",
+        help:
+            "Partitions this node leads, by rebalance state: placed (replicas as the map wants), moving (replicas changing), waiting (a move not started: at most --max-moves at once).",
+        kind: .gauge)
+    public static let membershipSteps = MetricFamily(
+        "cairn_rebalance_membership_steps_total",
+        help: "Membership changes this node's leaders started (add learner, promote, remove).", kind: .counter)
+    public static let snapshotBytes = MetricFamily(
+        "cairn_rebalance_snapshot_bytes_total",
+        help: "Snapshot bytes sent to and received from peers (partition moves and lagging followers).",
+        kind: .counter)
+    public static let snapshotBytesThrottled = MetricFamily(
+        "cairn_rebalance_snapshot_bytes_throttled",
+        help: "Snapshot bytes held back by the move rate (--move-rate) right now.", kind: .gauge)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
         cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
-        lostReplies, raftProposals, raftCommitDuration,
+        lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
+        snapshotBytesThrottled,
     ]
 }

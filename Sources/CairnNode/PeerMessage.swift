@@ -45,6 +45,10 @@ public enum PeerMessage: Sendable, Equatable {
     case members(GroupID, [NodeID], configurationIndex: LogIndex)
     /// The leader stopped ticking an idle group: members in `term` that hold every entry may stop too.
     case quiesce(GroupID, term: Term)
+    /// Asks the meta leader to propose a change to the map: an operator's `decommission` or `remove`
+    /// received by another node, or a drained node asking to be removed. Passed on to the leader by
+    /// members that do not lead the meta group.
+    case metaRequest(MetaCommand)
 }
 
 /// What goes in one peer frame: who sent it, its cluster and map epoch, and its messages.
@@ -147,6 +151,9 @@ extension PeerMessage {
             writer.write(UInt8(10))
             writer.write(group.rawValue)
             writer.write(term.rawValue)
+        case .metaRequest(let command):
+            writer.write(UInt8(11))
+            writer.writeLengthPrefixed(command.encoded())
         }
     }
 
@@ -202,6 +209,8 @@ extension PeerMessage {
         case 10:
             let group = GroupID(rawValue: try reader.readUInt64("group"))
             return .quiesce(group, term: Term(rawValue: try reader.readUInt64("term")))
+        case 11:
+            return .metaRequest(try MetaCommand.decode(try reader.readLengthPrefixed("meta command")))
         default:
             throw .invalid(field: "peer message kind", value: UInt64(kind))
         }

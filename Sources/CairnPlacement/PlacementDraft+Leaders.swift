@@ -2,7 +2,9 @@ import CairnCore
 
 extension PlacementDraft {
     /// Step 4: picks each partition's preferred leader among its replicas, at most
-    /// `⌈partitions / members⌉` per member, keeping previous leaders where that bound allows.
+    /// `⌈partitions / members⌉` per member, keeping previous leaders where that bound allows; then
+    /// gives every member at least `⌊partitions / members⌋` where its replicas allow (a joining node
+    /// would otherwise lead nothing while the others sit at the bound).
     /// - Returns: The leader (a member index) of each partition.
     func chooseLeaders() -> [Int] {
         var book = LeaderBook(
@@ -27,6 +29,10 @@ extension PlacementDraft {
                 cap += 1
                 precondition(cap <= replicas.count, "no leader fits partition \(partition) under \(cap)")
             }
+        }
+        let floor = members.isEmpty ? 0 : replicas.count / members.count
+        for member in members.indices {
+            while book.counts[member] < floor, raise(member, in: &book, floor: floor) {}
         }
         let leaders = book.leaders.enumerated().map { partition, leader in
             guard let leader else { preconditionFailure("partition \(partition) has no leader") }
@@ -89,6 +95,40 @@ extension PlacementDraft {
                     reachedBy[next] = (led, member)
                     queue.append(next)
                 }
+            }
+        }
+        return false
+    }
+
+    /// Breadth-first search for the shortest chain: `member` takes a partition it replicates from its
+    /// leader a, a takes one it replicates from its leader b, … until a leader that leads more than
+    /// `floor` gives one up. Every member on the chain keeps its count except the first, which gains
+    /// one, and the last, which loses one.
+    /// - Returns: `false` if no such chain exists.
+    private func raise(_ start: Int, in book: inout LeaderBook, floor: Int) -> Bool {
+        // How a member was reached: it gives `partition`'s leadership to `to` (nil for the start).
+        var reachedBy: [(partition: Int, to: Int)?] = Array(repeating: nil, count: members.count)
+        var visited = Array(repeating: false, count: members.count)
+        visited[start] = true
+        var queue = [start]
+        var head = 0
+        while head < queue.count {
+            let member = queue[head]
+            head += 1
+            if member != start, book.counts[member] > floor {
+                var current = member
+                while let step = reachedBy[current] {
+                    book.unassign(step.partition, from: current)
+                    book.assign(step.partition, to: step.to)
+                    current = step.to
+                }
+                return true
+            }
+            for partition in replicas.indices where replicas[partition].contains(member) {
+                guard let leader = book.leaders[partition], !visited[leader] else { continue }
+                visited[leader] = true
+                reachedBy[leader] = (partition, member)
+                queue.append(leader)
             }
         }
         return false

@@ -14,6 +14,13 @@ public enum HTTPProbe {
     /// GETs `path` from `host:port` (IPv4). Returns nil if there is no complete answer within
     /// `timeoutMilliseconds`, or if the answer is not HTTP.
     public static func get(host: String, port: Int, path: String, timeoutMilliseconds: Int) -> Response? {
+        request("GET", host: host, port: port, path: path, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// Sends `method path` with no body (`cairn ctl` POSTs admin requests this way); as `get` otherwise.
+    public static func request(_ method: String, host: String, port: Int, path: String, timeoutMilliseconds: Int)
+        -> Response?
+    {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -35,7 +42,9 @@ public enum HTTPProbe {
             guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else { return nil }
         }
 
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n\r\n".utf8)
+        let length = method == "POST" ? "Content-Length: 0\r\n" : ""
+        let request = Array(
+            "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n\(length)Connection: close\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
             let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -70,13 +70,19 @@ extension Server {
             reply(connection, status: "400 Bad Request", body: problem + "\n")
             return
         }
+        let path = String(parts[1].split(separator: "?", maxSplits: 1).first ?? "")
+        let query = parts[1].split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        if parts[0] == "POST", path.hasPrefix("/v1/nodes/") {
+            respondAdmin(connection, path: path, query: query)
+            return
+        }
         guard parts[0] == "GET" || parts[0] == "HEAD" else {
             reply(
-                connection, status: "405 Method Not Allowed", body: "only GET and HEAD are served here\n",
+                connection, status: "405 Method Not Allowed",
+                body: "only GET and HEAD are served here (and POST /v1/nodes/ID/decommission or /remove)\n",
                 path: parts[1])
             return
         }
-        let path = String(parts[1].split(separator: "?", maxSplits: 1).first ?? "")
         let includeBody = parts[0] == "GET"
         switch path {
         case "/metrics":
@@ -109,11 +115,55 @@ extension Server {
             reply(
                 connection, status: "200 OK", body: core.partitionsJSON(), contentType: "application/json",
                 path: path, includeBody: includeBody)
+        case "/v1/rebalance":
+            reply(
+                connection, status: "200 OK", body: core.rebalanceJSON(), contentType: "application/json",
+                path: path, includeBody: includeBody)
         default:
             reply(
                 connection, status: "404 Not Found",
-                body: "no such path; try /metrics, /health, /ready, /v1/status, /v1/cluster or /v1/partitions\n",
+                body:
+                    "no such path; try /metrics, /health, /ready, /v1/status, /v1/cluster, /v1/partitions or /v1/rebalance\n",
                 path: "other", includeBody: includeBody)
+        }
+    }
+
+    /// `POST /v1/nodes/ID/decommission` and `POST /v1/nodes/ID/remove[?force=1]`: membership changes,
+    /// checked by the core and passed to the meta leader.
+    func respondAdmin(_ connection: HTTPConnection, path: String, query: String) {
+        let words = path.split(separator: "/", omittingEmptySubsequences: true)
+        let usage = "expected POST /v1/nodes/ID/decommission or POST /v1/nodes/ID/remove[?force=1]"
+        guard words.count == 4, let raw = UInt64(words[2]), raw > 0 else {
+            reply(
+                connection, status: "400 Bad Request", body: "{\"error\":\"\(usage)\"}\n",
+                contentType: "application/json")
+            return
+        }
+        let node = NodeID(rawValue: raw)
+        let request: AdminRequest
+        switch words[3] {
+        case "decommission": request = .decommission(node)
+        case "remove": request = .remove(node, force: query.split(separator: "&").contains("force=1"))
+        default:
+            reply(
+                connection, status: "404 Not Found", body: "{\"error\":\"\(usage)\"}\n", contentType: "application/json"
+            )
+            return
+        }
+        let answer = step(.admin(request)).adminReply ?? AdminReply.unavailable
+        reply(
+            connection, status: "\(answer.status) \(Self.reason(answer.status))", body: answer.body,
+            contentType: "application/json", path: path)
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 202: "Accepted"
+        case 400: "Bad Request"
+        case 404: "Not Found"
+        case 409: "Conflict"
+        default: "Service Unavailable"
         }
     }
 

@@ -140,7 +140,12 @@ extension Server {
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(link.descriptor, SOL_SOCKET, SO_ERROR, &error, &length)
-            guard error == 0, events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) == 0 else {
+            guard error == 0, events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) == 0,
+                !System.isSelfConnected(link.descriptor)
+            else {
+                // A connection to a loopback port nobody listens on can pick that very port as its
+                // source and connect to itself (TCP simultaneous open): it would swallow every frame,
+                // and hold the port the peer needs when it restarts.
                 closeLink(link, failed: true)
                 return
             }
@@ -151,9 +156,10 @@ extension Server {
             modify(link.descriptor, events: EPOLLIN.rawValue)
         }
         if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-            // Nothing is ever sent back on an outbound link: readable means closed or broken.
+            // Nothing is ever sent back on an outbound link: readable means closed or broken, and bytes
+            // mean the other end is not a Cairn node's inbound side.
             let count = scratch.withUnsafeMutableBytes { Glibc.read(link.descriptor, $0.baseAddress, $0.count) }
-            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+            if count >= 0 || (errno != EAGAIN && errno != EINTR) {
                 closeLink(link, failed: true)
                 return
             }

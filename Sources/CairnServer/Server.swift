@@ -124,6 +124,8 @@ public final class Server {
         nodeConfig.partitionCount = config.partitions
         nodeConfig.replicas = config.replicas
         nodeConfig.snapshotEntries = config.snapshotEntries
+        nodeConfig.maxMoves = config.maxMoves
+        nodeConfig.moveBytesPerSecond = config.moveBytesPerSecond
         nodeConfig.deadNodeTicks = config.deadNodeTimeoutMilliseconds / nodeConfig.tickMilliseconds
         jitter = SplitMix64(seed: seed ^ 0x5EED)
         tickNanoseconds = UInt64(nodeConfig.tickMilliseconds) * 1_000_000
@@ -295,7 +297,8 @@ public final class Server {
     }
 
     /// Feeds one input to the core and carries out its output lanes in order.
-    func step(_ input: NodeInput) {
+    @discardableResult
+    func step(_ input: NodeInput) -> NodeOutput {
         let output = core.step(input, now: Self.now())
         for batch in output.writes {
             worker.enqueue(batch)
@@ -320,6 +323,7 @@ public final class Server {
             _ = poll(&descriptor, 1, 100)
             for completion in inbox.take() { complete(completion) }
         }
+        return output
     }
 
     func complete(_ completion: StorageCompletion) {

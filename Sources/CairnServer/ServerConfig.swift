@@ -45,6 +45,10 @@ public struct ServerConfig: Sendable {
     public var snapshotEntries = 10_000
     /// Silence after which the meta leader marks a node dead (`--dead-node-timeout`); 0 never does.
     public var deadNodeTimeoutMilliseconds = 60_000
+    /// Partition moves led by this node at once (`--max-moves`).
+    public var maxMoves = 4
+    /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.
+    public var moveBytesPerSecond = 64 * 1024 * 1024
 
     public init() {}
 }

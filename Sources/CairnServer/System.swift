@@ -47,6 +47,12 @@ enum System {
         return "\(host):\(UInt16(bigEndian: storage.sin_port))"
     }
 
+    /// Whether a connected socket's local and peer addresses are the same: it connected to itself.
+    static func isSelfConnected(_ fd: Int32) -> Bool {
+        let local = address(of: fd, peer: false)
+        return local != "?:0" && local == address(of: fd, peer: true)
+    }
+
     /// Resident set size of this process, from /proc/self/statm.
     static func residentBytes() -> UInt64 {
         let fd = open("/proc/self/statm", O_RDONLY)

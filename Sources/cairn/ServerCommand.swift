@@ -43,6 +43,11 @@ enum ServerCommand {
                                 rebuilds its replicas on live nodes; a dead node that comes back is placed
                                 again. T in ms, s or m (e.g. 500ms, 60s, 5m; a bare number is seconds),
                                 at least 1s; 0 never marks a node dead. Default 60s.
+          --max-moves N         At most N partitions led by this node change replicas at once during a
+                                join, decommission or dead-node rebuild; the rest wait. 1 to 1024.
+                                Default 4.
+          --move-rate R         Snapshot bytes per second this node sends (partition moves and lagging
+                                followers), e.g. 64M; suffixes K, M, G; 0 for no limit. Default 64M.
           -h, --help            Print this help.
 
         """
@@ -104,7 +109,7 @@ enum ServerCommand {
             if flag == "-h" || flag == "--help" { return .help }
             let known = [
                 "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
-                "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout",
+                "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout", "--max-moves", "--move-rate",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -180,6 +185,17 @@ enum ServerCommand {
                     )
                 }
                 config.deadNodeTimeoutMilliseconds = milliseconds
+            case "--max-moves":
+                guard let count = Int(text), (1...1024).contains(count) else {
+                    return .failure("--max-moves must be a number from 1 to 1024, got '\(text)'")
+                }
+                config.maxMoves = count
+            case "--move-rate":
+                guard let bytes = parseBytes(text) else {
+                    return .failure(
+                        "--move-rate must be bytes per second such as 67108864, 64M or 1G (0: no limit); got '\(text)'")
+                }
+                config.moveBytesPerSecond = bytes
             case "--seed":
                 guard let seed = UInt64(text) else {
                     return .failure("--seed must be an unsigned 64-bit integer, got '\(text)'")

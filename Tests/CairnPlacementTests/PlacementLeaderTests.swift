@@ -46,6 +46,25 @@ struct PlacementLeaderTests {
         #expect(assignment.filter { $0.first == 1 }.count == 2, "node 1 keeps as many as it may")
     }
 
+    /// Method: grow a cluster one node at a time from 3 to 8, each placement computed from the previous
+    /// one (as joins do), and require every node to lead at least ⌊partitions / nodes⌋ after each step.
+    /// Before the floor existed, a fifth node joining 16 partitions led none (four nodes sat at ⌈16/5⌉ = 4).
+    @Test("every node, a newly joined one too, leads at least ⌊partitions / nodes⌋", arguments: [16, 64, 128])
+    func leadershipFloor(partitions: Int) {
+        var nodes: [NodeID] = [1, 2, 3]
+        var assignment = Placement.assign(nodes: nodes, partitions: partitions, replicas: 3)
+        for next in 4...8 {
+            nodes.append(NodeID(rawValue: UInt64(next)))
+            assignment = Placement.assign(nodes: nodes, partitions: partitions, replicas: 3, previous: assignment)
+            let balance = Placement.Balance(of: assignment, nodes: nodes)
+            #expect(
+                balance.leadersPerNodeMin >= partitions / nodes.count,
+                "\(nodes.count) nodes, \(partitions) partitions: \(balance)")
+            #expect(
+                balance.leadersPerNodeMax <= Placement.leadersPerNodeMax(nodes: nodes.count, partitions: partitions))
+        }
+    }
+
     @Test("when every replica of a partition is full, leaderships shift along a chain")
     func chainShift() {
         // Four partitions, one replica each on two nodes plus a 2-replica partition: only a chain can

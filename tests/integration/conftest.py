@@ -594,8 +594,10 @@ class ClusterNode(ServerProcess):
 
     def argv(self) -> list[str]:
         argv = super().argv()
-        # Only the first start joins: a restarted node finds its cluster in its data directory.
-        if self.join and self.starts == 1:
+        # Always passed: a node whose data directory holds its identity ignores --join. (Passing it on the
+        # first start only was wrong: a retry after losing a port race is a second start, and without
+        # --join that node founded a cluster of its own: a CI flake, "knows 4 nodes, expected 5".)
+        if self.join:
             argv += ["--join", self.join]
         return argv
 
@@ -740,8 +742,9 @@ class Cluster:
             m = n.cluster_map()
             if not m.get("joined"):
                 return f"{n.name}: not joined"
-            if len(m.get("nodes", [])) != len(self.nodes):
-                return f"{n.name}: knows {len(m.get('nodes', []))} nodes, expected {len(self.nodes)}"
+            members = [x for x in m.get("nodes", []) if x.get("state") != "removed"]
+            if len(members) != len(self.nodes):
+                return f"{n.name}: knows {len(members)} nodes (not removed), expected {len(self.nodes)}"
             parts = m.get("partitions", [])
             if self.partitions is not None and len(parts) != self.partitions:
                 return f"{n.name}: {len(parts)} partitions, expected {self.partitions}"
@@ -769,7 +772,29 @@ class Cluster:
         try:
             wait_until(ok, timeout=timeout, interval=0.1, message="cluster not converged")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; last problem: {last[0]}") from None
+            raise AssertionError(f"{exc}; last problem: {last[0]}\n{self.views()}") from None
+
+    def views(self) -> str:
+        """One line per node: what it says about itself and the cluster (for failure messages: the
+        logs printed after a failure are cut to their last lines)."""
+        lines = []
+        for n in self.nodes:
+            head = f"  {n.name} (pid {n.proc.pid if n.proc else None}, ports {n.port}/{n.peer_port}/{n.http_port})"
+            if not n.running():
+                lines.append(f"{head}: not running")
+                continue
+            try:
+                m = n.cluster_map(timeout=2.0)
+            except (OSError, AssertionError, ValueError) as exc:
+                lines.append(f"{head}: /v1/cluster failed: {exc}")
+                continue
+            if not m.get("joined"):
+                lines.append(f"{head}: not joined (join {m.get('join')})")
+                continue
+            nodes = [(x.get("id"), x.get("state"), x.get("peer")) for x in m.get("nodes", [])]
+            lines.append(f"{head}: node {m.get('node')} epoch {m.get('epoch')} meta_voters {m.get('meta_voters')} "
+                         f"nodes {nodes}")
+        return "\n".join(lines)
 
     def stop_all(self, sig=signal.SIGTERM) -> list[int]:
         for n in self.nodes:
