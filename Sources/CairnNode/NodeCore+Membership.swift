@@ -153,6 +153,15 @@ extension NodeCore {
         }
     }
 
+    /// This node's ID, once it joined a cluster.
+    public var nodeID: NodeID? { identity }
+
+    /// The state this node's map gives node `id` (nil if the map does not list it).
+    public func state(ofNode id: NodeID) -> NodeRecord.State? { map?.node(id)?.state }
+
+    /// How many groups (partitions and the meta group) this node hosts a member of.
+    public var hostedGroupCount: Int { groups.count }
+
     /// Whether the map says this node was removed.
     var isRemoved: Bool {
         guard let map, let me = identity else { return false }

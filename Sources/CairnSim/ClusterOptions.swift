@@ -54,6 +54,11 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
     /// (`NodeConfig.snapshotEntries`); small, so that lagging and restarted replicas install snapshots.
     public var snapshotEntries: Int
 
+    // Membership: with 5 nodes, half the runs decommission one (by position) this far into the fault
+    // phase (‰); once faults stop it must end removed, every partition on the other nodes.
+    public var decommissionPosition: Int?
+    public var decommissionAtPermille: Int
+
     /// Draws every option from `seed`.
     /// - Precondition: `nodeCount` is 3 or 5.
     public init(seed: UInt64, nodeCount: Int) {
@@ -87,6 +92,10 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
         // node never answers shows up (as the watchdog's warning) instead of hiding behind a timeout.
         clientTimeoutMs = UInt64(nodeRequestTimeoutMs) + UInt64(prng.within(150...250)) * SwarmOptions.tickMs
         snapshotEntries = prng.within(10...300)
+        // A stream of its own, so that adding it changed no earlier draw (old seeds replay as before).
+        var membership = SplitMix64(seed: seed ^ 0x4D45_4D42_4552_5300)  // "MEMBERS"
+        decommissionPosition = nodeCount == 5 && membership.chance(500) ? membership.below(nodeCount) : nil
+        decommissionAtPermille = membership.within(50...700)
     }
 
     public var description: String {
@@ -100,6 +109,11 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
             "network: delay=\(messageDelayMsMin)..\(messageDelayMsMax)ms drop=\(dropPermille)‰"
                 + " partitions=\(partitions) asymmetric=\(asymmetricPermille)‰",
             "disk: latency=0..\(diskLatencyMsMax)ms crashes=\(crashes)",
+            "membership: "
+                + (decommissionPosition.map {
+                    "decommission n\($0 + 1) at \(decommissionAtPermille)‰ of the fault phase"
+                }
+                    ?? "no changes"),
             "clients=\(clientCount) keys=\(keyCount) read=\(readPermille)‰ cas=\(compareAndSetPermille)‰"
                 + " delete=\(deletePermille)‰ think=0..\(thinkMsMax)ms client-timeout=\(clientTimeoutMs)ms"
                 + " node-timeout=\(nodeRequestTimeoutMs)ms",

@@ -38,14 +38,17 @@ extension ClusterSimulation {
     // MARK: Stepping a node
 
     /// Feeds one input to a live node, ends its loop turn, and carries out both outputs.
-    func step(_ position: Int, _ input: NodeInput) {
-        guard nodes[position].core != nil else { return }
+    /// Steps node `position` with `input`, then ends its loop turn. Returns the input's output.
+    @discardableResult
+    func step(_ position: Int, _ input: NodeInput) -> NodeOutput? {
+        guard nodes[position].core != nil else { return nil }
         steps += 1
         let output = nodes[position].core!.step(input, now: now)
         carryOut(output, of: position)
-        guard nodes[position].core != nil else { return }
+        guard nodes[position].core != nil else { return output }
         let ended = nodes[position].core!.step(.turnEnded, now: now)
         carryOut(ended, of: position)
+        return output
     }
 
     /// Carries out an output in its documented order: storage, envelopes, replies, logs, fatal.
@@ -305,6 +308,11 @@ extension ClusterSimulation {
                 queue.push(.crash, at: nowMs + faultPrng.within(0...(2 * mean)))
             }
             queue.push(.livenessStart, at: nowMs + UInt64(safetyTicks) * SwarmOptions.tickMs)
+            if let position = options.decommissionPosition {
+                decommissionID = nodes[position].core?.nodeID
+                let at = UInt64(safetyTicks) * SwarmOptions.tickMs * UInt64(options.decommissionAtPermille) / 1000
+                queue.push(.decommission, at: nowMs + at)
+            }
             return
         }
         if nowMs >= UInt64(Self.formingTicksMax) * SwarmOptions.tickMs {
@@ -330,12 +338,50 @@ extension ClusterSimulation {
         queue.push(.livenessCheck, at: nowMs + SwarmOptions.tickMs)
     }
 
-    /// Converged: every node is ready and the final reader read every key. Past the bound without that
-    /// is a liveness failure.
+    /// Asks a random live node to decommission the chosen one, as `cairn ctl` would, and asks again every
+    /// 2 s until some live node's map shows it leaving or removed (a request can be lost on its way).
+    func requestDecommission() {
+        guard let id = decommissionID else { return }
+        let up = nodes.filter(\.isUp)
+        if up.contains(where: { [.leaving, .removed].contains($0.core?.state(ofNode: id)) }) { return }
+        if !up.isEmpty {
+            let position = up[membershipPrng.below(up.count)].position
+            faults.add(.decommission)
+            let reply = step(position, .admin(.decommission(id)))?.adminReply
+            trace.record(nowMs, "DECOMMISSION node \(id) via n\(position + 1): \(reply.map { "\($0.status)" } ?? "-")")
+        }
+        queue.push(.decommission, at: nowMs + 2000)
+    }
+
+    /// Whether node `position` knows the cluster removed it (it is then not expected to be ready).
+    func isRemoved(_ position: Int) -> Bool {
+        guard let core = nodes[position].core, let me = core.nodeID else { return false }
+        return core.state(ofNode: me) == .removed
+    }
+
+    /// What keeps a requested decommission from being done: the node must be removed in every live
+    /// node's map and host no group.
+    func decommissionProblem() -> String? {
+        guard let id = decommissionID, let position = options.decommissionPosition else { return nil }
+        let unaware = nodes.filter { $0.isUp && $0.core?.state(ofNode: id) != .removed }.map {
+            "n\($0.position + 1)"
+        }
+        if !unaware.isEmpty { return "decommissioned node \(id) not removed in the maps of \(unaware)" }
+        if let count = nodes[position].core?.hostedGroupCount, count > 0 {
+            return "decommissioned node \(id) still hosts \(count) groups"
+        }
+        return nil
+    }
+
+    /// Converged: every node is ready (but one that was removed), a decommissioned node is removed, and
+    /// the final reader read every key. Past the bound without that is a liveness failure.
     func checkLiveness() {
-        let notReady = nodes.filter { $0.core?.isReady != true }.map { "n\($0.position + 1)" }
+        let notReady = nodes.filter { $0.core?.isReady != true && !isRemoved($0.position) }.map {
+            "n\($0.position + 1)"
+        }
         let reader = clients[clients.count - 1]
-        if notReady.isEmpty, reader.finalKeys?.isEmpty == true {
+        let membership = decommissionProblem()
+        if notReady.isEmpty, reader.finalKeys?.isEmpty == true, membership == nil {
             convergedMs = nowMs
             trace.record(nowMs, "CONVERGED: every node ready, every key read")
             return
@@ -343,6 +389,7 @@ extension ClusterSimulation {
         if let start = livenessStartMs, nowMs >= start + UInt64(livenessTicksMax) * SwarmOptions.tickMs {
             var problems: [String] = []
             if !notReady.isEmpty { problems.append("\(notReady) not ready (a partition without a known leader)") }
+            if let membership { problems.append(membership) }
             if let keys = reader.finalKeys, !keys.isEmpty {
                 problems.append("final reads of \(keys.map { "k\($0)" }) did not succeed")
             }

@@ -67,6 +67,7 @@ public final class ClusterSimulation {
         case formingCheck
         case livenessStart
         case livenessCheck
+        case decommission
     }
 
     public let options: ClusterOptions
@@ -103,6 +104,9 @@ public final class ClusterSimulation {
     /// Which client owns each connection ID.
     var connectionOwners: [UInt64: Int] = [:]
     var steps = 0
+    /// The node being decommissioned (its ID, known once the cluster formed).
+    var decommissionID: NodeID?
+    var membershipPrng: SplitMix64
     var linearizability = "not checked"
     var isLinearizabilityInconclusive = false
 
@@ -142,6 +146,7 @@ public final class ClusterSimulation {
         diskPrng = SplitMix64(seed: streams.next())
         faultPrng = SplitMix64(seed: streams.next())
         clientPrng = SplitMix64(seed: streams.next())
+        membershipPrng = SplitMix64(seed: options.seed ^ 0x4D45_4D42_4552_5301)
         let count = options.nodeCount
         blocked = Array(repeating: false, count: count * count)
         linkClearMs = Array(repeating: 0, count: count * count)
@@ -242,6 +247,8 @@ public final class ClusterSimulation {
             startLiveness()
         case .livenessCheck:
             checkLiveness()
+        case .decommission:
+            requestDecommission()
         }
     }
 

@@ -37,6 +37,7 @@ public enum FaultKind: String, Sendable, Equatable, CaseIterable, CustomStringCo
     case powerFailure = "power-failure"
     case crashAfterVote = "crash-after-vote"
     case lostWrites = "lost-writes"
+    case decommission
 
     public var description: String { rawValue }
 }

@@ -89,6 +89,14 @@ struct ClusterHarness {
         carryOut(output, of: index)
     }
 
+    /// An operator's request to node `index`, and its answer.
+    mutating func admin(_ index: Int, _ request: AdminRequest) -> AdminReply? {
+        guard members[index].isUp else { return nil }
+        let output = members[index].core.step(.admin(request), now: now)
+        carryOut(output, of: index)
+        return output.adminReply
+    }
+
     /// One loop turn of every live node.
     mutating func turn() {
         now.unixMicroseconds += 10_000

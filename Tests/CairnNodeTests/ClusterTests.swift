@@ -132,6 +132,65 @@ struct ClusterTests {
         }
     }
 
+    /// Method: four nodes, one move at a time per leader; decommission node 4 through node 2 (which does
+    /// not lead the meta group, so the request travels). Node 4 must go leaving → removed, every partition
+    /// must end with three replicas on the others, the data must stay readable, the removed node must
+    /// refuse clients, and with `maxMoves` 1 some partition must have waited for its turn.
+    @Test("a decommissioned node drains, is removed, and nothing is lost; moves wait for a slot")
+    func decommissionDrainsAndRemoves() throws {
+        var cluster = try ClusterHarness(count: 4, partitions: 8) { $0.maxMoves = 1 }
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let client = cluster.connect(0)
+        for key in 0..<20 { #expect(cluster.send(0, client, "SET", "k\(key)", "v\(key)") == "+OK\r\n") }
+        let leaving = try #require(cluster.members[3].core.identity)
+        #expect(cluster.admin(1, .decommission(NodeID(rawValue: 99)))?.status == 404)
+        #expect(cluster.admin(1, .remove(leaving, force: false))?.status == 409, "an active node needs --force")
+        let answer = cluster.admin(1, .decommission(leaving))
+        let reply = try #require(answer)
+        #expect(reply.status == 202, "\(reply)")
+        #expect(cluster.run(upTo: 500) { $0.members[0].core.map?.node(leaving)?.state == .leaving })
+        var sawWaiting = false
+        let removed = cluster.run(upTo: 10_000) { cluster in
+            sawWaiting =
+                sawWaiting || cluster.members.contains { $0.core.rebalanceJSON().contains("\"state\":\"waiting\"") }
+            return cluster.members[0].core.map?.node(leaving)?.state == .removed
+        }
+        if !removed { cluster.printGroups() }
+        #expect(removed, "node \(leaving) was not removed")
+        #expect(sawWaiting, "with --max-moves 1, no partition ever waited for a move slot")
+        #expect(cluster.members[3].core.groups.isEmpty, "the removed node still hosts groups")
+        #expect(
+            cluster.run(upTo: 500) {
+                !$0.members[3].core.isReady && $0.members[3].core.map?.node(leaving)?.state == .removed
+            })
+        let refused = cluster.connect(3)
+        #expect(cluster.send(3, refused, "GET", "k1")?.hasPrefix("-CLUSTERDOWN this node was removed") == true)
+        // With fewer active nodes than replicas left, a further decommission is refused.
+        let other = try #require(cluster.members[1].core.identity)
+        #expect(cluster.admin(0, .decommission(other))?.status == 409)
+        cluster.crash(3)
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let map = try #require(cluster.members[0].core.map)
+        #expect(map.placement.allSatisfy { $0.count == 3 && !$0.contains(leaving) })
+        let reader = cluster.connect(2)
+        for key in 0..<20 {
+            #expect(cluster.send(2, reader, "GET", "k\(key)") == "$\(2 + (key >= 10 ? 1 : 0))\r\nv\(key)\r\n")
+        }
+    }
+
+    @Test("a dead node is removed by an operator; its replicas are rebuilt on the others")
+    func removeDeadNode() throws {
+        var cluster = try ClusterHarness(count: 4, partitions: 4) { $0.deadNodeTicks = 0 }
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let gone = try #require(cluster.members[2].core.identity)
+        cluster.crash(2)
+        #expect(cluster.admin(0, .remove(gone, force: false))?.status == 409, "not marked dead: needs --force")
+        #expect(cluster.admin(0, .remove(gone, force: true))?.status == 202)
+        #expect(cluster.run(upTo: 500) { $0.members[0].core.map?.node(gone)?.state == .removed })
+        #expect(cluster.run(upTo: 8000) { $0.isFullyReplicated }, "replicas were not rebuilt")
+        #expect(cluster.admin(0, .remove(gone, force: true))?.status == 409, "removed twice")
+    }
+
     @Test("three nodes, one dead: the meta group keeps the two live voters and can still change the map")
     func deadNodeOfThreeKeepsMetaAlive() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.deadNodeTicks = 300 }
