@@ -101,7 +101,12 @@ extension NodeCore {
         let sender = envelope.from
         if sender.rawValue != 0 { peerLastHeard[sender] = ticks }
         if let map, sender.rawValue != 0, envelope.epoch < map.epoch, shouldSendMap(to: sender) {
-            enqueue(.map(map), to: sender)
+            if let record = map.node(sender), record.state == .removed {
+                // No longer a peer (no link by ID): it learns of its removal at its address.
+                enqueue(.map(map), to: record.addresses.peer)
+            } else {
+                enqueue(.map(map), to: sender)
+            }
         }
         if let map, envelope.epoch > map.epoch, sender.rawValue != 0, shouldSendMap(to: sender) {
             enqueue(.mapRequest, to: sender)

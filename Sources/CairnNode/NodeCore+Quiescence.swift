@@ -116,7 +116,7 @@ extension NodeCore {
     /// Adds an empty envelope for every peer this node has sent nothing to for `heartbeatTicks`: the
     /// node-level heartbeat that quiet groups rely on.
     mutating func addNodeHeartbeats() {
-        guard let map, let me = identity else { return }
+        guard let map, let me = identity, !isRemoved else { return }
         for node in map.memberNodes where node.id != me {
             let target = PeerTarget.node(node.id)
             if outbox[target] == nil, ticks >= (lastSentTick[node.id] ?? 0) + UInt64(config.heartbeatTicks) {
