@@ -24,6 +24,13 @@ public struct Keyspace: Sendable {
     private var pending: [ByteKey: PendingWrite] = [:]
     /// Keys written by each batch not yet durable, so `persisted` touches only what it must.
     private var keysByBatch: [BatchSequence: [ByteKey]] = [:]
+    /// Side entries (not key-value data: idempotency records) written but not yet durable, by storage
+    /// key, with the batch that carries them; `auxGet` reads them before the store.
+    private var auxPending: [ByteKey: PendingAux] = [:]
+    struct PendingAux: Sendable {
+        var value: [UInt8]?
+        var sequence: BatchSequence
+    }
     private(set) var openBatch: StorageBatch
     public private(set) var durableThrough: BatchSequence
     /// Whether reading an expired key deletes it. Only while applying a committed entry: every replica
@@ -148,6 +155,40 @@ public struct Keyspace: Sendable {
         StorageLayout.dataKey(key, partition: HashSlot.of(key))
     }
 
+    /// Writes a side entry (a storage key outside the keyspace's data) that later reads must see at
+    /// once: in the open batch, and in `auxPending` until durable.
+    mutating func auxPut(_ storageKey: [UInt8], _ value: [UInt8]?) {
+        auxPending[ByteKey(storageKey)] = PendingAux(value: value, sequence: openBatch.sequence)
+        openBatch.mutations.append(value.map { .put(key: storageKey, value: $0) } ?? .delete(key: storageKey))
+    }
+
+    /// A side entry as of now: written but not durable yet, else from the store.
+    func auxGet(_ storageKey: [UInt8]) throws(StorageError) -> [UInt8]? {
+        if let write = auxPending[ByteKey(storageKey)] { return write.value }
+        return try store.get(storageKey)
+    }
+
+    /// Side entries in `[start, end)` as of now (the store merged with writes not yet durable), at most
+    /// `limit` of them from the store, in key order.
+    func auxScan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )] {
+        var found: [(key: [UInt8], value: [UInt8])] = []
+        for (key, value) in try store.scan(from: start, to: end, limit: limit)
+        where auxPending.isEmpty || auxPending[ByteKey(key)] == nil {
+            found.append((key, value))
+        }
+        var merged = false
+        for (key, write) in auxPending
+        where !key.bytes.lexicographicallyPrecedes(start) && key.bytes.lexicographicallyPrecedes(end) {
+            guard let value = write.value else { continue }
+            found.append((key.bytes, value))
+            merged = true
+        }
+        if merged { found.sort { $0.key.lexicographicallyPrecedes($1.key) } }
+        return found
+    }
+
     /// Adds writes that are not key-value data (Raft state, node metadata) to the open batch.
     mutating func appendRaw(_ mutations: [StorageMutation]) {
         openBatch.mutations.append(contentsOf: mutations)
@@ -224,6 +265,7 @@ public struct Keyspace: Sendable {
             }
             batch = batch.next
         }
+        if !auxPending.isEmpty { auxPending = auxPending.filter { $0.value.sequence > sequence } }
         durableThrough = sequence
     }
 

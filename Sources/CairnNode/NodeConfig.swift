@@ -65,6 +65,8 @@ public struct NodeConfig: Sendable {
     /// At most this many partitions led by this node change replicas at once (`--max-moves`): the rest
     /// wait their turn, so a join or decommission does not start every transfer at once.
     public var maxMoves = 4
+    /// How long an idempotency token is remembered (`IDEMPOTENT token command ...`), by apply time.
+    public var idempotencyWindowMilliseconds: Int64 = 600_000
     /// Snapshot bytes (partition moves and lagging followers) this node sends per second, over all
     /// peers (`--move-rate`); 0 is unlimited. A token bucket refilled every tick.
     public var moveBytesPerSecond = 64 * 1024 * 1024

@@ -371,6 +371,7 @@ extension NodeCore {
             let slots = map.slots(of: partition)
             do {
                 try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+                try replaceIdempotency(of: group, with: [])
             } catch {
                 output.fatal = "could not read partition \(partition) to delete this node's copy: \(error)"
             }

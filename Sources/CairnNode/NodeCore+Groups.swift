@@ -300,6 +300,7 @@ extension NodeCore {
             guard let spec = CommandTable.topLevel[name] else { return .error("ERR unknown replicated command") }
             var closeAfter = false
             do {
+                if spec.name == "idempotent" { return try applyIdempotent(arguments, group: group, now: now) }
                 return try execute(spec, arguments, client: nil, nowMilliseconds: now, closeAfter: &closeAfter)
             } catch .storage(let failure) {
                 // Skipping a committed entry would leave this replica different from the others for good.

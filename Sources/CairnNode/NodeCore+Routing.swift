@@ -57,6 +57,10 @@ extension NodeCore {
                 into: &output)
             return
         }
+        if spec.name == "idempotent", let problem = Self.idempotentProblem(arguments, map: map) {
+            finish(waiter, error: problem, into: &output)
+            return
+        }
         let keys = Self.keyPositions(spec, argumentCount: arguments.count)
         if spec.name == "mset" || spec.name == "msetnx", arguments.count % 2 == 0 {
             finish(waiter, error: CommandError.wrongArity(command: spec.name).description, into: &output)

@@ -8,20 +8,23 @@ import CairnStorage
 /// when an expiry entry applies, so a snapshot must not either) with the group's apply time; the meta
 /// group's is the cluster map. Encoding:
 /// ```
-/// partition: [version=1][kind=1][applied time i64][count u64] count × ([key len u32][key][record len u32][record])
-/// meta:      [version=1][kind=2][map present u8][map (rest)]
+/// partition: [version=2][kind=1][applied time i64][count u64] count × ([key len u32][key][record len u32][record])
+///            [tokens u64] tokens × ([token len u32][token][applied time i64][reply len u32][reply])
+/// meta:      [version=2][kind=2][map present u8][map (rest)]
 /// ```
-/// The records are `ValueRecord` encodings, so a snapshot restores exactly what the leader stored.
+/// The records are `ValueRecord` encodings, so a snapshot restores exactly what the leader stored; the
+/// tokens are the partition's idempotency table (`NodeCore+Idempotency`). Version 1 had no tokens.
 enum GroupSnapshot: Sendable, Equatable {
-    case partition(appliedTime: Int64, records: [(key: [UInt8], record: ValueRecord)])
+    case partition(
+        appliedTime: Int64, records: [(key: [UInt8], record: ValueRecord)], idempotency: [IdempotencyEntry])
     case meta(ClusterMap?)
 
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
 
     static func == (lhs: GroupSnapshot, rhs: GroupSnapshot) -> Bool {
         switch (lhs, rhs) {
-        case (.partition(let leftTime, let left), .partition(let rightTime, let right)):
-            leftTime == rightTime && left.count == right.count
+        case (.partition(let leftTime, let left, let leftTokens), .partition(let rightTime, let right, let rightTokens)):
+            leftTime == rightTime && left.count == right.count && leftTokens == rightTokens
                 && zip(left, right).allSatisfy { $0.key == $1.key && $0.record == $1.record }
         case (.meta(let left), .meta(let right)):
             left == right
@@ -34,13 +37,19 @@ enum GroupSnapshot: Sendable, Equatable {
         var writer = ByteWriter(capacity: 64)
         writer.write(Self.version)
         switch self {
-        case .partition(let appliedTime, let records):
+        case .partition(let appliedTime, let records, let idempotency):
             writer.write(UInt8(1))
             writer.write(UInt64(bitPattern: appliedTime))
             writer.write(UInt64(records.count))
             for (key, record) in records {
                 writer.writeLengthPrefixed(key)
                 writer.writeLengthPrefixed(record.encoded())
+            }
+            writer.write(UInt64(idempotency.count))
+            for entry in idempotency {
+                writer.writeLengthPrefixed(entry.token)
+                writer.write(UInt64(bitPattern: entry.time))
+                writer.writeLengthPrefixed(entry.reply)
             }
         case .meta(let map):
             writer.write(UInt8(2))
@@ -53,8 +62,8 @@ enum GroupSnapshot: Sendable, Equatable {
     static func decode(_ bytes: [UInt8]) throws(DecodeError) -> GroupSnapshot {
         var reader = ByteReader(bytes)
         let version = try reader.readUInt8("snapshot version")
-        guard version == Self.version else {
-            throw .invalid(field: "snapshot version (expected \(Self.version))", value: UInt64(version))
+        guard version == 1 || version == Self.version else {
+            throw .invalid(field: "snapshot version (expected 1 or \(Self.version))", value: UInt64(version))
         }
         let kind = try reader.readUInt8("snapshot kind")
         switch kind {
@@ -77,8 +86,22 @@ enum GroupSnapshot: Sendable, Equatable {
                         field: "snapshot record of \(encoded.count) bytes (\(error))", value: UInt64(records.count))
                 }
             }
+            var idempotency: [IdempotencyEntry] = []
+            if version >= 2 {
+                let tokens = try reader.readUInt64("snapshot token count")
+                guard tokens <= UInt64(bytes.count / 16) else {
+                    throw .tooLarge(field: "snapshot token count", value: tokens, limit: bytes.count / 16)
+                }
+                for _ in 0..<tokens {
+                    let token = try reader.readLengthPrefixed("snapshot token")
+                    let time = Int64(bitPattern: try reader.readUInt64("snapshot token time"))
+                    idempotency.append(
+                        IdempotencyEntry(
+                            token: token, time: time, reply: try reader.readLengthPrefixed("snapshot reply")))
+                }
+            }
             try reader.expectEnd("partition snapshot")
-            return .partition(appliedTime: appliedTime, records: records)
+            return .partition(appliedTime: appliedTime, records: records, idempotency: idempotency)
         case 2:
             let present = try reader.readUInt8("snapshot map flag")
             guard present <= 1 else {
@@ -142,7 +165,8 @@ extension NodeCore {
         guard let map else { preconditionFailure("group \(group) of partition \(partition) hosted without a map") }
         let slots = map.slots(of: partition)
         let records = try keyspace.records(inSlots: Int(slots.lowerBound)...Int(slots.upperBound))
-        return .partition(appliedTime: hosted.appliedTime, records: records)
+        return .partition(
+            appliedTime: hosted.appliedTime, records: records, idempotency: try idempotencyEntries(of: group))
     }
 
     /// Replaces the state machine of `group` with `snapshot` (a snapshot the leader sent, or one saved
@@ -176,7 +200,7 @@ extension NodeCore {
             metaState = restored
             keyspace.appendRaw([.put(key: Self.metaStateKey, value: restored.encoded())])
             if restored.epoch > (map?.epoch ?? 0) { adopt(restored) }
-        case .partition(let appliedTime, let records):
+        case .partition(let appliedTime, let records, let idempotency):
             guard let partition = partition(ofGroup: group), let map else {
                 output.fatal = "partition snapshot for group \(group), which is not a hosted partition"
                 return
@@ -184,6 +208,7 @@ extension NodeCore {
             let slots = map.slots(of: partition)
             do {
                 try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
+                try replaceIdempotency(of: group, with: idempotency)
             } catch {
                 output.fatal = "could not read partition \(partition) to restore a snapshot: \(error)"
                 return

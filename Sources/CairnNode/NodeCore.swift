@@ -459,6 +459,7 @@ public struct NodeCore: Sendable {
             metrics.set(NodeMetrics.rebalancePartitions, [("state", state.rawValue)], Double(count))
         }
         metrics.set(NodeMetrics.membershipSteps, [], Double(stats.membershipSteps))
+        metrics.set(NodeMetrics.idempotentReplays, [], Double(stats.idempotentReplays))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
         metrics.set(
@@ -509,6 +510,8 @@ struct NodeStats: Sendable {
     var lostReplies: UInt64 = 0
     var proposals: UInt64 = 0
     var snapshotBytesSent: UInt64 = 0
+    /// IDEMPOTENT commands answered with the reply recorded for their token (applied nothing again).
+    var idempotentReplays: UInt64 = 0
     var snapshotBytesReceived: UInt64 = 0
     /// Membership changes this node started as a leader (add learner, promote, remove).
     var membershipSteps: UInt64 = 0

@@ -120,6 +120,12 @@ public enum NodeMetrics {
         "cairn_rebalance_snapshot_bytes_throttled",
         help: "Snapshot bytes held back by the move rate (--move-rate) right now.", kind: .gauge)
 
+    public static let idempotentReplays = MetricFamily(
+        "cairn_idempotent_replays_total",
+        help:
+            "IDEMPOTENT writes whose token had applied within the window: answered with the recorded reply, applied nothing (counted on every replica).",
+        kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
@@ -127,6 +133,6 @@ public enum NodeMetrics {
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
-        snapshotBytesThrottled,
+        snapshotBytesThrottled, idempotentReplays,
     ]
 }

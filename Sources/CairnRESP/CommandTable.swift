@@ -196,6 +196,12 @@ public enum CommandTable {
             "flushall", -1, ["write"], group: "server", since: "1.0.0", complexity: "O(N)",
             "Removes all keys from all databases."),
 
+        // Cairn.
+        CommandSpec(
+            "idempotent", -4, ["write", "denyoom"], keys: (3, 3, 1), group: "generic", since: "cairn 0.1.0",
+            "Runs a write command at most once per token: a retry with the same token within 10 minutes gets the first reply. IDEMPOTENT token command [arg ...]"
+        ),
+
         // Strings.
         CommandSpec(
             "get", 2, ["readonly", "fast"], keys: one, group: "string", since: "1.0.0",

@@ -8,6 +8,8 @@ import CairnCore
 /// 0x01 slot(u16 BE) key              a key's record: a partition (a slot range) is one contiguous range
 /// 0x02 expiresAt(u64 BE) key         expiry index: keys in order of expiry time, for the expiry cycle
 /// 0x03 group(u64 BE) ...             Raft state of each group (`KVRaftLog`)
+/// 0x04 group(u64 BE) token           an idempotent write's outcome: applied time (u64 BE) + reply
+/// 0x05 group(u64 BE) time(u64 BE) token   idempotency tokens by applied time, for pruning the window
 /// ```
 /// Why the expiry index: the background cycle must find expired keys without scanning the keyspace,
 /// and after a restart without rebuilding anything in memory. Entries may go stale (a key's TTL
@@ -18,6 +20,11 @@ public enum StorageLayout {
     public static let expiryPrefix: UInt8 = 0x02
     /// Raft logs, hard states and snapshots of every group (see `KVRaftLog` in CairnNode).
     public static let raftPrefix: UInt8 = 0x03
+
+    /// Idempotency tokens of each partition group and their replies (`NodeCore+Idempotency`).
+    public static let idempotencyPrefix: UInt8 = 0x04
+    /// The same tokens ordered by applied time, to find those past the window.
+    public static let idempotencyTimePrefix: UInt8 = 0x05
 
     /// The partition of a single-node keyspace. Partitions arrive with clustering.
     public static let defaultPartition: UInt16 = 0

@@ -14,6 +14,9 @@ struct SnapshotTests {
             records: [
                 (Array("a".utf8), ValueRecord(value: Array("1".utf8))),
                 (Array("b".utf8), ValueRecord(value: [], expiresAt: 1_700_000_999_000)),
+            ],
+            idempotency: [
+                IdempotencyEntry(token: Array("t1".utf8), time: 1_700_000_000_100, reply: Array(":1\r\n".utf8))
             ])
         #expect(try GroupSnapshot.decode(partition.encoded()) == partition)
         let map = ClusterMap.founding(
