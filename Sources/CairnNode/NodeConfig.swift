@@ -83,6 +83,9 @@ public enum _NodeInjectedBug: String, Sendable, Equatable, CaseIterable {
     /// A replica that is not the leader answers a default (linearizable) read from its own copy, without
     /// forwarding it to the leader: a lagging or partitioned follower returns stale values.
     case followerServesLinearizableRead = "follower-serves-linearizable-read"
+    /// `IDEMPOTENT token command ...` runs the command every time, as if no token were recorded: a
+    /// retried write applies again.
+    case idempotencyIgnored = "idempotency-ignored"
 }
 
 /// Version strings Cairn reports.

@@ -76,7 +76,7 @@ extension NodeCore {
         } catch {
             throw .storage(error)
         }
-        if let stored, stored.count >= 8 {
+        if let stored, stored.count >= 8, config._injectedBug != .idempotencyIgnored {
             let time = Int64(bitPattern: StorageLayout.readBigEndian(stored, at: 0))
             if now - time < config.idempotencyWindowMilliseconds, let reply = Self.decodeReply(Array(stored[8...])) {
                 stats.idempotentReplays += 1

@@ -59,6 +59,12 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
     public var decommissionPosition: Int?
     public var decommissionAtPermille: Int
 
+    // Idempotency: this share of writes carries a token (`IDEMPOTENT token ...`), and the client retries
+    // one whose outcome it did not learn (error, timeout, crash) with the same token, up to
+    // `idempotentAttemptsMax` attempts, as one operation of the history.
+    public var idempotentPermille: Int
+    public static let idempotentAttemptsMax = 6
+
     /// Draws every option from `seed`.
     /// - Precondition: `nodeCount` is 3 or 5.
     public init(seed: UInt64, nodeCount: Int) {
@@ -96,6 +102,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
         var membership = SplitMix64(seed: seed ^ 0x4D45_4D42_4552_5300)  // "MEMBERS"
         decommissionPosition = nodeCount == 5 && membership.chance(500) ? membership.below(nodeCount) : nil
         decommissionAtPermille = membership.within(50...700)
+        idempotentPermille = membership.chance(500) ? membership.within(300...1000) : 0
     }
 
     public var description: String {
@@ -109,6 +116,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
             "network: delay=\(messageDelayMsMin)..\(messageDelayMsMax)ms drop=\(dropPermille)‰"
                 + " partitions=\(partitions) asymmetric=\(asymmetricPermille)‰",
             "disk: latency=0..\(diskLatencyMsMax)ms crashes=\(crashes)",
+            "idempotent writes: \(idempotentPermille)‰ (retried with their token)",
             "membership: "
                 + (decommissionPosition.map {
                     "decommission n\($0 + 1) at \(decommissionAtPermille)‰ of the fault phase"
@@ -131,6 +139,9 @@ public enum ClusterBug: String, Sendable, Equatable, CaseIterable, CustomStringC
     /// The simulated shell reports each storage batch durable as soon as it is handed over, before its
     /// fsync; a crash then loses writes the node acknowledged.
     case ackBeforeFsync = "ack-before-fsync"
+    /// Nodes ignore idempotency tokens (`NodeConfig._injectedBug`): a client's retry of a write whose
+    /// outcome it did not learn applies it a second time.
+    case idempotencyIgnored = "idempotency-ignored"
 
     /// The bugs a run can inject, without `none`.
     public static var injectable: [ClusterBug] { allCases.filter { $0 != .none } }

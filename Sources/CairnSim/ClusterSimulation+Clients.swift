@@ -22,6 +22,9 @@ final class ClusterClient {
     var isStopping = false
     /// For the final reader: the keys (by number) it has still to read; nil for the other clients.
     var finalKeys: [Int]?
+    /// The current command if it carries a token: its words, resent (to another node) after an unknown
+    /// outcome while attempts remain; the history records all attempts as one operation.
+    var retry: (arguments: [[UInt8]], attemptsLeft: Int)?
 
     init(id: Int) {
         self.id = id
@@ -72,9 +75,21 @@ extension ClusterSimulation {
             arguments = [Array("SET".utf8), key, value]
             kind = .write(value)
         }
+        client.retry = nil
+        if case .read = kind {
+        } else if options.idempotentPermille > 0, idempotencyPrng.chance(options.idempotentPermille) {
+            arguments = [Array("IDEMPOTENT".utf8), Array("t\(client.id).\(client.operationCount)".utf8)] + arguments
+            client.retry = (arguments, ClusterOptions.idempotentAttemptsMax)
+        }
         client.current = (client.operationCount, history.count)
         history.append(
             ClientOperation(client: client.id, key: key, kind: kind, invocationMs: historyInstant(), outcome: nil))
+        send(arguments, client: position, node: node, connection: connection)
+    }
+
+    /// Sends the current command's words to the client's node and arms its timeout.
+    func send(_ arguments: [[UInt8]], client position: Int, node: Int, connection: ClientID) {
+        let client = clients[position]
         trace.record(
             nowMs,
             "client \(client.id) -> n\(node + 1) \(arguments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " "))"
@@ -103,14 +118,22 @@ extension ClusterSimulation {
     }
 
     /// Closes a client's connection (the client gave up, or its node crashed): a command still waiting
-    /// has an unknown outcome. The client reconnects, to a random live node, for its next command.
+    /// has an unknown outcome, unless it carries a token and attempts remain: then it is sent again.
+    /// The client reconnects, to a random live node, for its next command.
     func dropConnection(client position: Int, reason: String) {
         let client = clients[position]
         if let current = client.current {
-            history[current.historyIndex].outcome = .unknown
-            trace.record(nowMs, "client \(client.id) \(reason): \(history[current.historyIndex])")
-            client.current = nil
-            queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
+            if let retry = client.retry, retry.attemptsLeft > 1 {
+                client.retry = (retry.arguments, retry.attemptsLeft - 1)
+                trace.record(nowMs, "client \(client.id) \(reason): retrying with its token")
+                queue.push(.clientRetry(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
+            } else {
+                history[current.historyIndex].outcome = .unknown
+                trace.record(nowMs, "client \(client.id) \(reason): \(history[current.historyIndex])")
+                client.current = nil
+                client.retry = nil
+                queue.push(.clientNext(client: position), at: nowMs + clientPrng.within(0...options.thinkMsMax))
+            }
         }
         if let connection = client.connection {
             connectionOwners.removeValue(forKey: connection.rawValue)
@@ -126,6 +149,24 @@ extension ClusterSimulation {
         dropConnection(client: position, reason: "timed out")
     }
 
+    /// Sends the current command again with its token, from a new connection to a random live node.
+    func resendOperation(client position: Int) {
+        let client = clients[position]
+        guard let current = client.current, let retry = client.retry else { return }
+        if client.node == nil {
+            let up = nodes.filter(\.isUp).map(\.position)
+            guard !up.isEmpty else {
+                queue.push(.clientRetry(client: position), at: nowMs + 5 * SwarmOptions.tickMs)
+                return
+            }
+            connect(client: position, to: up[clientPrng.below(up.count)])
+        }
+        guard let node = client.node, let connection = client.connection else { return }
+        client.operationCount += 1
+        client.current = (client.operationCount, current.historyIndex)
+        send(retry.arguments, client: position, node: node, connection: connection)
+    }
+
     /// A reply arrived on a client's connection: complete its command in the history.
     func receiveReply(client position: Int, connection: ClientID, bytes: [UInt8]) {
         let client = clients[position]
@@ -135,6 +176,12 @@ extension ClusterSimulation {
             report(.linearizability, "client \(client.id): unreadable reply \(Text.bytes(bytes))")
             return
         }
+        if case .error = reply, let retry = client.retry, retry.attemptsLeft > 1 {
+            // Its outcome is unknown, and it carries a token: another attempt, elsewhere, settles it.
+            dropConnection(client: position, reason: "error reply \(Text.bytes(bytes))")
+            return
+        }
+        client.retry = nil
         var operation = history[current.historyIndex]
         let time = historyInstant()
         var isError = false

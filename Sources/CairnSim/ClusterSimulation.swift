@@ -59,6 +59,7 @@ public final class ClusterSimulation {
         case command(node: Int, incarnation: Int, connection: ClientID, arguments: [[UInt8]])
         case reply(client: Int, connection: ClientID, bytes: [UInt8])
         case clientNext(client: Int)
+        case clientRetry(client: Int)
         case clientTimeout(client: Int, operation: Int)
         case crash
         case restart(node: Int)
@@ -107,6 +108,8 @@ public final class ClusterSimulation {
     /// The node being decommissioned (its ID, known once the cluster formed).
     var decommissionID: NodeID?
     var membershipPrng: SplitMix64
+    /// Which writes carry a token (a stream of its own: runs without tokens draw nothing from it).
+    var idempotencyPrng: SplitMix64
     var linearizability = "not checked"
     var isLinearizabilityInconclusive = false
 
@@ -147,6 +150,7 @@ public final class ClusterSimulation {
         faultPrng = SplitMix64(seed: streams.next())
         clientPrng = SplitMix64(seed: streams.next())
         membershipPrng = SplitMix64(seed: options.seed ^ 0x4D45_4D42_4552_5301)
+        idempotencyPrng = SplitMix64(seed: options.seed ^ 0x4944_454D_0000_0001)
         let count = options.nodeCount
         blocked = Array(repeating: false, count: count * count)
         linkClearMs = Array(repeating: 0, count: count * count)
@@ -160,6 +164,7 @@ public final class ClusterSimulation {
             config.cacheBytes = 1024 * 1024
             config.snapshotEntries = options.snapshotEntries
             if bug == .followerServesLinearizableRead { config._injectedBug = .followerServesLinearizableRead }
+            if bug == .idempotencyIgnored { config._injectedBug = .idempotencyIgnored }
             nodes.append(ClusterNode(position: position, config: config))
         }
         for id in 1...options.clientCount { clients.append(ClusterClient(id: id)) }
@@ -231,6 +236,8 @@ public final class ClusterSimulation {
             receiveReply(client: client, connection: connection, bytes: bytes)
         case .clientNext(let client):
             issueOperation(client: client)
+        case .clientRetry(let client):
+            resendOperation(client: client)
         case .clientTimeout(let client, let operation):
             timeOut(client: client, operation: operation)
         case .crash:

@@ -62,6 +62,36 @@ struct ClusterSimulationTests {
                     + " --inject-bug follower-serves-linearizable-read --trace"))
     }
 
+    /// Method: every write carries a token and is retried with it after an unknown outcome; nodes that
+    /// ignore tokens apply such a retry a second time, which a later read shows out of order.
+    @Test("nodes that ignore idempotency tokens are caught by the linearizability check")
+    func ignoredTokensAreCaught() throws {
+        var failure: ClusterReport?
+        var retried = 0
+        for seed in 1...40 as ClosedRange<UInt64> where failure == nil {
+            var options = ClusterOptions(seed: seed, nodeCount: 3)
+            options.idempotentPermille = 1000
+            let simulation = ClusterSimulation(
+                options: options, bug: .idempotencyIgnored, safetyTicks: Self.safetyTicks, trace: true)
+            let report = simulation.run()
+            retried += simulation.traceLines.filter { $0.contains("retrying with its token") }.count
+            if report.isFailure { failure = report }
+        }
+        #expect(retried > 0, "no write was retried with its token")
+        let report = try #require(failure, "no seed in 1...40 caught idempotency-ignored")
+        #expect(report.violation?.check == .linearizability, "\(report.summaryLine)")
+    }
+
+    @Test(
+        "with tokens honoured, writes retried with their token keep the history linearizable",
+        arguments: 1...6 as ClosedRange<UInt64>)
+    func retriedTokensAreLinearizable(seed: UInt64) {
+        var options = ClusterOptions(seed: seed, nodeCount: 3)
+        options.idempotentPermille = 1000
+        let report = ClusterSimulation(options: options, safetyTicks: Self.safetyTicks).run()
+        #expect(report.violation == nil, "\(report.summaryLine)")
+    }
+
     @Test("the trace opens with the seed and the options drawn from it")
     func traceLogsOptionsUnderSeed() throws {
         let simulation = ClusterSimulation(seed: 42, nodeCount: 5, safetyTicks: 50, trace: true)
