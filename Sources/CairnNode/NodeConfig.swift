@@ -65,6 +65,9 @@ public struct NodeConfig: Sendable {
     /// At most this many partitions led by this node change replicas at once (`--max-moves`): the rest
     /// wait their turn, so a join or decommission does not start every transfer at once.
     public var maxMoves = 4
+    /// Client commands this node holds without a reply yet, over all connections (`--max-inflight`):
+    /// past it, a new command that must wait (a routed one) is refused at once with `-TRYAGAIN`.
+    public var maxCommandsInFlight = 50_000
     /// How long an idempotency token is remembered (`IDEMPOTENT token command ...`), by apply time.
     public var idempotencyWindowMilliseconds: Int64 = 600_000
     /// Snapshot bytes (partition moves and lagging followers) this node sends per second, over all

@@ -148,6 +148,8 @@ public struct NodeCore: Sendable {
     var throttledOrder: [ThrottleKey] = []
     /// Bytes the move rate still allows this tick (may go below zero after a large chunk).
     var moveTokens = 0
+    /// Client commands received and not yet answered, over every session (admission control).
+    var commandsAwaitingReply = 0
     /// Whether this node logged that the cluster removed it.
     var removalLogged = false
 
@@ -180,7 +182,9 @@ public struct NodeCore: Sendable {
         case .connectionRejected:
             stats.connectionsRejected += 1
         case .disconnected(let id):
-            sessions.removeValue(forKey: id)
+            if let session = sessions.removeValue(forKey: id) {
+                commandsAwaitingReply -= Int(session.nextSequence - session.nextReply)
+            }
         case .peer(let envelope):
             receive(envelope, into: &output)
         case .admin(let request):
@@ -194,6 +198,7 @@ public struct NodeCore: Sendable {
                 session.isClosing = true
                 let sequence = session.nextSequence
                 session.nextSequence += 1
+                commandsAwaitingReply += 1
                 sessions[id] = session
                 let reply = RESPValue.error("ERR \(error)")
                 deliver(
@@ -263,9 +268,24 @@ public struct NodeCore: Sendable {
         }
         let sequence = sessions.values[position].nextSequence
         sessions.values[position].nextSequence += 1
+        commandsAwaitingReply += 1
         sessions.values[position].lastCommand = label
         sessions.values[position].lastCommandAt = now
         let startedAt = now.monotonicNanoseconds
+        if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count),
+            commandsAwaitingReply > config.maxCommandsInFlight
+        {
+            // Admission control: refusing now, cheaply and clearly, beats timing out later.
+            stats.commandsRefused += 1
+            let reply = RESPValue.error(
+                "TRYAGAIN node overloaded: more than \(config.maxCommandsInFlight) commands wait for replies here "
+                    + "(--max-inflight); retry with backoff")
+            deliver(
+                id, sequence: sequence,
+                ClientReply(client: id, bytes: reply.encoded(sessions.values[position].protocolVersion)),
+                command: spec.index, isError: true, startedAt: startedAt, into: &output)
+            return
+        }
         if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count) {
             let waiter = Waiter(
                 origin: .client(id, sequence: sequence), arguments: arguments, command: spec.index,
@@ -315,12 +335,14 @@ public struct NodeCore: Sendable {
         recordCommand(command, isError: isError, startedAt: startedAt)
         output.replies.append(reply)
         sessions.values[position].nextReply += 1
+        commandsAwaitingReply -= 1
         while !sessions.values[position].waitingReplies.isEmpty,
             let held = sessions.values[position].waitingReplies.removeValue(forKey: sessions.values[position].nextReply)
         {
             recordCommand(held.command, isError: held.isError, startedAt: held.startedAt)
             output.replies.append(held.reply)
             sessions.values[position].nextReply += 1
+            commandsAwaitingReply -= 1
         }
     }
 
@@ -385,6 +407,13 @@ public struct NodeCore: Sendable {
     }
 
     /// Whether this node is in a cluster and every partition has a leader it knows of (`/ready`).
+    /// Commands client `id` sent that have no reply yet (the shell stops reading a connection with too
+    /// many: per-connection backpressure).
+    public func commandsAwaitingReply(of id: ClientID) -> Int {
+        guard let session = sessions[id] else { return 0 }
+        return Int(session.nextSequence - session.nextReply)
+    }
+
     public var isReady: Bool {
         guard let map, let me = identity, !isRemoved else { return false }
         for partition in 0..<map.partitionCount where map.placement[partition].contains(me) {
@@ -460,6 +489,8 @@ public struct NodeCore: Sendable {
         }
         metrics.set(NodeMetrics.membershipSteps, [], Double(stats.membershipSteps))
         metrics.set(NodeMetrics.idempotentReplays, [], Double(stats.idempotentReplays))
+        metrics.set(NodeMetrics.commandsInFlight, [], Double(commandsAwaitingReply))
+        metrics.set(NodeMetrics.commandsRefused, [("reason", "overloaded")], Double(stats.commandsRefused))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
         metrics.set(
@@ -473,6 +504,7 @@ public struct NodeCore: Sendable {
 
     func checkInvariants() {
         keyspace.checkInvariants()
+        precondition(commandsAwaitingReply >= 0, "commands awaiting replies went negative: \(commandsAwaitingReply)")
         for (batch, _) in heldMessages {
             precondition(
                 batch > keyspace.durableThrough,
@@ -512,6 +544,8 @@ struct NodeStats: Sendable {
     var snapshotBytesSent: UInt64 = 0
     /// IDEMPOTENT commands answered with the reply recorded for their token (applied nothing again).
     var idempotentReplays: UInt64 = 0
+    /// Commands refused because the node held `maxCommandsInFlight` without replies.
+    var commandsRefused: UInt64 = 0
     var snapshotBytesReceived: UInt64 = 0
     /// Membership changes this node started as a leader (add learner, promote, remove).
     var membershipSteps: UInt64 = 0

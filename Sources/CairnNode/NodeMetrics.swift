@@ -126,6 +126,14 @@ public enum NodeMetrics {
             "IDEMPOTENT writes whose token had applied within the window: answered with the recorded reply, applied nothing (counted on every replica).",
         kind: .counter)
 
+    public static let commandsInFlight = MetricFamily(
+        "cairn_commands_in_flight", help: "Client commands received and not answered yet, over all connections.",
+        kind: .gauge)
+    public static let commandsRefused = MetricFamily(
+        "cairn_commands_refused_total",
+        help: "Client commands refused at once with TRYAGAIN because the node was overloaded (--max-inflight).",
+        kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
@@ -133,6 +141,6 @@ public enum NodeMetrics {
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
-        snapshotBytesThrottled, idempotentReplays,
+        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused,
     ]
 }

@@ -1,3 +1,4 @@
+import CLinux
 import CairnCore
 import CairnNode
 
@@ -17,6 +18,13 @@ final class ClientConnection {
     var readingPaused = false
     /// Registered for EPOLLOUT because a write could not finish.
     var waitingForWritable = false
+    /// Reading is paused because the client has `--max-pipeline` commands without replies yet.
+    var waitingForReplies = false
+
+    /// The epoll events the connection needs now.
+    var interest: UInt32 {
+        (readingPaused || waitingForReplies ? 0 : EPOLLIN.rawValue) | (waitingForWritable ? EPOLLOUT.rawValue : 0)
+    }
 
     init(descriptor: Int32, id: ClientID) {
         self.descriptor = descriptor

@@ -45,7 +45,7 @@ extension Server {
 
     /// Reads what the client sent (bounded per turn, so one client cannot starve the rest), then parses.
     func readClient(_ connection: ClientConnection) {
-        guard !connection.readingPaused else { return }
+        guard !connection.readingPaused, !connection.waitingForReplies else { return }
         var total = 0
         while total < Limits.readBytesPerTurnMax {
             let count = scratch.withUnsafeMutableBytes { Glibc.read(connection.descriptor, $0.baseAddress, $0.count) }
@@ -74,6 +74,15 @@ extension Server {
                 pauseReading(connection)
                 break
             }
+            if core.commandsAwaitingReply(of: connection.id) >= config.maxPipeline {
+                // Backpressure: the client's further commands wait in its socket (and then in its own
+                // buffers) until replies catch up, instead of piling up in this node's memory.
+                connection.waitingForReplies = true
+                awaitingReplies.append(connection)
+                shellMetrics.add(Self.pipelinePauses, [])
+                modify(connection.descriptor, events: connection.interest)
+                break
+            }
             switch RESPParser.parse(connection.input, from: connection.inputOffset) {
             case .command(let arguments, let consumed):
                 connection.inputOffset += consumed
@@ -100,7 +109,23 @@ extension Server {
         guard !connection.readingPaused else { return }
         connection.readingPaused = true
         connection.waitingForWritable = true
-        modify(connection.descriptor, events: EPOLLOUT.rawValue)
+        modify(connection.descriptor, events: connection.interest)
+    }
+
+    /// Reads again from connections paused for replies once half their commands are answered.
+    func resumeConnectionsAwaitingReplies() {
+        guard !awaitingReplies.isEmpty else { return }
+        let waiting = awaitingReplies
+        awaitingReplies.removeAll(keepingCapacity: true)
+        for connection in waiting where clients[connection.id] != nil {
+            guard core.commandsAwaitingReply(of: connection.id) <= config.maxPipeline / 2 else {
+                awaitingReplies.append(connection)
+                continue
+            }
+            connection.waitingForReplies = false
+            modify(connection.descriptor, events: connection.interest)
+            processInput(connection)
+        }
     }
 
     /// Writes queued replies. Closes the client if asked to, or if it let too many bytes pile up.
@@ -131,7 +156,7 @@ extension Server {
                 connection.waitingForWritable = false
                 let resume = connection.readingPaused && state == .running
                 if resume { connection.readingPaused = false }
-                modify(connection.descriptor, events: connection.readingPaused ? 0 : EPOLLIN.rawValue)
+                modify(connection.descriptor, events: connection.interest)
                 if resume { processInput(connection) }
             }
             return
@@ -149,9 +174,7 @@ extension Server {
         }
         if !connection.waitingForWritable {
             connection.waitingForWritable = true
-            modify(
-                connection.descriptor,
-                events: connection.readingPaused ? EPOLLOUT.rawValue : EPOLLIN.rawValue | EPOLLOUT.rawValue)
+            modify(connection.descriptor, events: connection.interest)
         }
     }
 

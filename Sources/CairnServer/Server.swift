@@ -63,6 +63,8 @@ public final class Server {
     var clients: [ClientID: ClientConnection] = [:]
     var nextClientID: UInt64 = 1
     var pendingFlush: [ClientConnection] = []
+    /// Connections not read while they have `--max-pipeline` commands without replies.
+    var awaitingReplies: [ClientConnection] = []
     var shellMetrics = MetricsRegistry()
     var state = State.running
     var batchesInFlight = 0
@@ -77,6 +79,10 @@ public final class Server {
     /// Draws reconnect backoff jitter (shell-only randomness, seeded from the node's seed).
     var jitter: SplitMix64
 
+    static let pipelinePauses = MetricFamily(
+        "cairn_client_pipeline_pauses_total",
+        help: "Times reading from a client paused because it had --max-pipeline commands without replies.",
+        kind: .counter)
     static let httpRequests = MetricFamily(
         "cairn_http_requests_total", help: "Admin HTTP requests, by path and status code.", kind: .counter)
     static let peerRejected = MetricFamily(
@@ -125,6 +131,7 @@ public final class Server {
         nodeConfig.replicas = config.replicas
         nodeConfig.snapshotEntries = config.snapshotEntries
         nodeConfig.maxMoves = config.maxMoves
+        nodeConfig.maxCommandsInFlight = config.maxInflight
         nodeConfig.moveBytesPerSecond = config.moveBytesPerSecond
         nodeConfig.deadNodeTicks = config.deadNodeTimeoutMilliseconds / nodeConfig.tickMilliseconds
         jitter = SplitMix64(seed: seed ^ 0x5EED)
@@ -137,6 +144,7 @@ public final class Server {
         let inbox = self.inbox
         worker = StorageWorker(store: store, policy: config.fsync) { inbox.post($0) }
         shellMetrics.register(Self.httpRequests)
+        shellMetrics.register(Self.pipelinePauses)
         shellMetrics.register(Self.peerRejected)
         for family in [
             Self.peerFramesSent, Self.peerFramesReceived, Self.peerBytesSent, Self.peerFramesDropped,
@@ -289,6 +297,7 @@ public final class Server {
                         residentBytes: System.residentBytes(), cpuUserSeconds: cpu.user, cpuSystemSeconds: cpu.system)))
             nextSampleAt = now + 1_000_000_000
         }
+        resumeConnectionsAwaitingReplies()
         step(.turnEnded)
         flushPeers()
         let connections = pendingFlush

@@ -45,6 +45,10 @@ public struct ServerConfig: Sendable {
     public var snapshotEntries = 10_000
     /// Silence after which the meta leader marks a node dead (`--dead-node-timeout`); 0 never does.
     public var deadNodeTimeoutMilliseconds = 60_000
+    /// Commands one connection may have without replies before reading from it pauses (`--max-pipeline`).
+    public var maxPipeline = 1024
+    /// Commands without replies over all connections before new ones are refused (`--max-inflight`).
+    public var maxInflight = 50_000
     /// Partition moves led by this node at once (`--max-moves`).
     public var maxMoves = 4
     /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.

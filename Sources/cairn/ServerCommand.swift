@@ -43,6 +43,12 @@ enum ServerCommand {
                                 rebuilds its replicas on live nodes; a dead node that comes back is placed
                                 again. T in ms, s or m (e.g. 500ms, 60s, 5m; a bare number is seconds),
                                 at least 1s; 0 never marks a node dead. Default 60s.
+          --max-pipeline N      Commands one connection may have without replies; past it the node stops
+                                reading from it until half are answered (backpressure). 1 to 1000000.
+                                Default 1024.
+          --max-inflight N      Commands without replies over all connections; past it a command that
+                                must wait for the cluster is refused at once with -TRYAGAIN (admission
+                                control). 1 to 10000000. Default 50000.
           --max-moves N         At most N partitions led by this node change replicas at once during a
                                 join, decommission or dead-node rebuild; the rest wait. 1 to 1024.
                                 Default 4.
@@ -110,6 +116,7 @@ enum ServerCommand {
             let known = [
                 "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
                 "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout", "--max-moves", "--move-rate",
+                "--max-pipeline", "--max-inflight",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -185,6 +192,16 @@ enum ServerCommand {
                     )
                 }
                 config.deadNodeTimeoutMilliseconds = milliseconds
+            case "--max-pipeline":
+                guard let count = Int(text), (1...1_000_000).contains(count) else {
+                    return .failure("--max-pipeline must be a number from 1 to 1000000, got '\(text)'")
+                }
+                config.maxPipeline = count
+            case "--max-inflight":
+                guard let count = Int(text), (1...10_000_000).contains(count) else {
+                    return .failure("--max-inflight must be a number from 1 to 10000000, got '\(text)'")
+                }
+                config.maxInflight = count
             case "--max-moves":
                 guard let count = Int(text), (1...1024).contains(count) else {
                     return .failure("--max-moves must be a number from 1 to 1024, got '\(text)'")
