@@ -241,7 +241,8 @@ extension NodeCore {
         let id = nextRequestID()
         forwards[id] = PendingForward(waiter: waiter, partition: partition, target: leader)
         let request = ForwardRequest(
-            id: id, partition: partition, deadline: waiter.deadline,
+            id: id, partition: partition,
+            remainingMilliseconds: min(86_400_000, max(0, waiter.deadline - now.unixMilliseconds)),
             protocolVersion: UInt8(waiter.protocolVersion.rawValue), isStaleReadAllowed: isStaleRead(waiter),
             arguments: waiter.arguments)
         stats.forwarded += 1
@@ -265,7 +266,7 @@ extension NodeCore {
         let waiter = Waiter(
             origin: .peer(peer, id: request.id), arguments: request.arguments, command: spec.index,
             protocolVersion: RESPVersion(rawValue: Int(request.protocolVersion)) ?? .resp2,
-            startedAt: now.monotonicNanoseconds, deadline: request.deadline)
+            startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + request.remainingMilliseconds)
         guard let position = groups.index(forKey: group),
             groups.values[position].isLeader || (request.isStaleReadAllowed && !spec.isWrite)
         else {

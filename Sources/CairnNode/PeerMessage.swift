@@ -7,8 +7,10 @@ public struct ForwardRequest: Sendable, Equatable {
     /// Chosen by the coordinator; echoed in the reply.
     public var id: UInt64
     public var partition: Int
-    /// Unix milliseconds after which the coordinator no longer waits: work past it is wasted.
-    public var deadline: Int64
+    /// Milliseconds the coordinator still waits, as of sending: work past it is wasted. A span, not an
+    /// instant, so the receiver rebuilds the deadline on its own clock (two nodes' clocks may disagree;
+    /// gRPC's `grpc-timeout` travels the same way). The time in flight is not subtracted.
+    public var remainingMilliseconds: Int64
     /// The client's RESP version, so the leader encodes the reply the client expects.
     public var protocolVersion: UInt8
     /// Served by the local replica without a leader check (`READONLY` connections).
@@ -112,7 +114,7 @@ extension PeerMessage {
             writer.write(UInt8(2))
             writer.write(request.id)
             writer.write(UInt32(request.partition))
-            writer.write(UInt64(bitPattern: request.deadline))
+            writer.write(UInt64(bitPattern: request.remainingMilliseconds))
             writer.write(request.protocolVersion)
             writer.write(UInt8(request.isStaleReadAllowed ? 1 : 0))
             ReplicatedCommand.encode(request.arguments, into: &writer)
@@ -166,7 +168,11 @@ extension PeerMessage {
             let id = try reader.readUInt64("forward id")
             let partition = Int(try reader.readUInt32("partition"))
             guard partition < HashSlot.count else { throw .invalid(field: "partition", value: UInt64(partition)) }
-            let deadline = Int64(bitPattern: try reader.readUInt64("deadline"))
+            let remaining = Int64(bitPattern: try reader.readUInt64("remaining milliseconds"))
+            // At most a day: anything else is a broken or hostile peer (and would overflow below).
+            guard (0...86_400_000).contains(remaining) else {
+                throw .invalid(field: "remaining milliseconds", value: UInt64(bitPattern: remaining))
+            }
             let version = try reader.readUInt8("protocol version")
             guard version == 2 || version == 3 else {
                 throw .invalid(field: "protocol version", value: UInt64(version))
@@ -175,7 +181,7 @@ extension PeerMessage {
             let arguments = try ReplicatedCommand.decodeArguments(&reader)
             return .forward(
                 ForwardRequest(
-                    id: id, partition: partition, deadline: deadline, protocolVersion: version,
+                    id: id, partition: partition, remainingMilliseconds: remaining, protocolVersion: version,
                     isStaleReadAllowed: stale == 1, arguments: arguments))
         case 3:
             let id = try reader.readUInt64("forward reply id")

@@ -23,7 +23,8 @@ struct AdmissionTests {
         let replies = cluster.replies[1]?[client] ?? []
         #expect(Array(replies.prefix(3)) == Array(repeating: "+OK\r\n", count: 3), "\(replies)")
         for reply in replies[3..<6] {
-            #expect(reply.hasPrefix("-TRYAGAIN node overloaded: more than 3 commands wait for replies here"), "\(reply)")
+            #expect(
+                reply.hasPrefix("-TRYAGAIN node overloaded: more than 3 commands wait for replies here"), "\(reply)")
         }
         #expect(replies.last == "+PONG\r\n")
         #expect(cluster.members[1].core.commandsAwaitingReply == 0)

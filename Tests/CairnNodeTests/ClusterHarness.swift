@@ -14,6 +14,15 @@ struct ClusterHarness {
         let store: MemoryKVStore
         let config: NodeConfig
         var isUp = true
+        /// How far this node's wall clock is ahead of the others' (its monotonic clock is its own anyway).
+        var clockSkewMicroseconds: Int64 = 0
+    }
+
+    /// The time as member `index` reads it.
+    func clock(of index: Int) -> Instant {
+        Instant(
+            unixMicroseconds: now.unixMicroseconds + members[index].clockSkewMicroseconds,
+            monotonicNanoseconds: now.monotonicNanoseconds)
     }
 
     var members: [Member] = []
@@ -67,7 +76,7 @@ struct ClusterHarness {
                 .persisted(
                     through: last.sequence, durationNanoseconds: 1000, batches: output.writes.count,
                     mutations: mutations),
-                now: now)
+                now: clock(of: index))
             carryOut(next, of: index)
         }
         for send in output.peerSends {
@@ -85,14 +94,14 @@ struct ClusterHarness {
 
     mutating func step(_ index: Int, _ input: NodeInput) {
         guard members[index].isUp else { return }
-        let output = members[index].core.step(input, now: now)
+        let output = members[index].core.step(input, now: clock(of: index))
         carryOut(output, of: index)
     }
 
     /// An operator's request to node `index`, and its answer.
     mutating func admin(_ index: Int, _ request: AdminRequest) -> AdminReply? {
         guard members[index].isUp else { return nil }
-        let output = members[index].core.step(.admin(request), now: now)
+        let output = members[index].core.step(.admin(request), now: clock(of: index))
         carryOut(output, of: index)
         return output.adminReply
     }
@@ -167,7 +176,8 @@ struct ClusterHarness {
 
     /// Starts a crashed node again from its store.
     mutating func restart(_ index: Int) throws {
-        members[index].core = try NodeCore(config: members[index].config, store: members[index].store, now: now)
+        members[index].core = try NodeCore(
+            config: members[index].config, store: members[index].store, now: clock(of: index))
         members[index].isUp = true
     }
 

@@ -191,6 +191,24 @@ struct ClusterTests {
         #expect(cluster.admin(0, .remove(gone, force: true))?.status == 409, "removed twice")
     }
 
+    /// Method: every node's wall clock is 30 s ahead of the previous one's. A forwarded command carries
+    /// its deadline as the time left, so the leader rebuilds it on its own clock; an absolute deadline
+    /// would be long past on a node ahead (the command refused as timed out) and far off on one behind.
+    @Test("forwarded commands work between nodes whose clocks disagree by tens of seconds")
+    func clockSkew() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 4)
+        for index in 0..<3 { cluster.members[index].clockSkewMicroseconds = Int64(index) * 30_000_000 }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        for index in 0..<3 {
+            let client = cluster.connect(index)
+            for key in 0..<8 {
+                #expect(cluster.send(index, client, "SET", "s\(index).\(key)", "v") == "+OK\r\n", "via node \(index)")
+                #expect(cluster.send(index, client, "GET", "s\(index).\(key)") == "$1\r\nv\r\n")
+            }
+        }
+        #expect(cluster.members.allSatisfy { $0.core.stats.forwarded > 0 }, "nothing was forwarded")
+    }
+
     @Test("three nodes, one dead: the meta group keeps the two live voters and can still change the map")
     func deadNodeOfThreeKeepsMetaAlive() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.deadNodeTicks = 300 }
@@ -319,7 +337,7 @@ struct ClusterTests {
                 .map(map), .mapRequest, .join(NodeAddresses(client: "c:1", peer: "c:2", http: "c:3")),
                 .forward(
                     ForwardRequest(
-                        id: 7, partition: 3, deadline: 99, protocolVersion: 3, isStaleReadAllowed: true,
+                        id: 7, partition: 3, remainingMilliseconds: 99, protocolVersion: 3, isStaleReadAllowed: true,
                         arguments: [Array("GET".utf8), Array("k".utf8)])),
                 .forwardReply(id: 7, .reply(Array("$1\r\nv\r\n".utf8), isError: false)),
                 .forwardReply(id: 8, .notLeader(hint: NodeID(rawValue: 3))),
@@ -327,6 +345,7 @@ struct ClusterTests {
                 .members(
                     GroupID(rawValue: 5), [NodeID(rawValue: 1), NodeID(rawValue: 3)],
                     configurationIndex: LogIndex(rawValue: 17)),
+                .metaRequest(.decommission(NodeID(rawValue: 4))), .metaRequest(.removeNode(NodeID(rawValue: 5))),
             ])
         let bytes = envelope.encoded()
         #expect(try PeerEnvelope.decode(bytes) == envelope)
