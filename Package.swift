@@ -15,7 +15,8 @@ let package = Package(
         .target(name: "CairnStorage", dependencies: ["CairnCore"]),
         .target(name: "CairnRaft", dependencies: ["CairnCore"]),
         .target(
-            name: "CairnNode", dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement"]),
+            name: "CairnNode",
+            dependencies: ["CairnCore", "CairnRESP", "CairnStorage", "CairnRaft", "CairnPlacement", "CairnResilience"]),
         .target(name: "CairnCheck", dependencies: ["CairnCore"]),
         .target(
             name: "CairnSim",

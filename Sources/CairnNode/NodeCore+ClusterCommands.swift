@@ -263,6 +263,8 @@ extension NodeCore {
                         map.placement[partition].map { "\($0)" }.joined(separator: ","), health,
                     ], widths: Self.partitionWidths))
         }
+        let breakers = breakerSummary()
+        lines.append(breakers.isEmpty ? "circuits to peers: all closed" : breakers)
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -2,6 +2,7 @@ import CairnCore
 import CairnPlacement
 import CairnRESP
 import CairnRaft
+import CairnResilience
 import CairnStorage
 
 /// A command split over several partitions (MGET, MSET, DEL, ... with keys in several partitions, or
@@ -209,7 +210,7 @@ extension NodeCore {
         }
         let leader = hint ?? groups[group]?.raft.leader ?? leaderHints[partition] ?? map?.placement[partition].first
         if let leader, leader != identity {
-            forward(waiter, partition: partition, to: leader)
+            forward(waiter, partition: partition, to: leader, into: &output)
         } else {
             parked.append((partition, waiter))
         }
@@ -223,7 +224,7 @@ extension NodeCore {
         }
         if let hint, hint != identity {
             leaderHints[partition] = hint
-            forward(waiter, partition: partition, to: hint)
+            forward(waiter, partition: partition, to: hint, into: &output)
         } else {
             parked.append((partition, waiter))
         }
@@ -237,9 +238,23 @@ extension NodeCore {
         }
     }
 
-    mutating func forward(_ waiter: Waiter, partition: Int, to leader: NodeID) {
+    mutating func forward(_ waiter: Waiter, partition: Int, to leader: NodeID, into output: inout NodeOutput) {
+        let permit: CircuitBreaker.Permit
+        switch breakerDecision(for: leader) {
+        case .allowed(let granted):
+            permit = granted
+        case .rejected(let retryAfter):
+            finish(
+                waiter,
+                error:
+                    "TRYAGAIN node \(leader), the leader of partition \(partition) as far as this node knows, keeps failing "
+                    + "(circuit open for \(retryAfter.nanoseconds / 1_000_000) ms more); retry shortly",
+                into: &output)
+            return
+        }
+        retryBudget.recordRequest(now: MonotonicTime(now))
         let id = nextRequestID()
-        forwards[id] = PendingForward(waiter: waiter, partition: partition, target: leader)
+        forwards[id] = PendingForward(waiter: waiter, partition: partition, target: leader, permit: permit)
         let request = ForwardRequest(
             id: id, partition: partition,
             remainingMilliseconds: min(86_400_000, max(0, waiter.deadline - now.unixMilliseconds)),
@@ -281,6 +296,7 @@ extension NodeCore {
 
     mutating func receiveForwardReply(id: UInt64, _ outcome: ForwardOutcome, into output: inout NodeOutput) {
         guard let pending = forwards.removeValue(forKey: id) else { return }
+        recordForward(to: pending.target, permit: pending.permit, .success, into: &output)
         switch outcome {
         case .reply(let bytes, let isError):
             finish(pending.waiter, encoded: bytes, isError: isError, into: &output)
@@ -300,6 +316,7 @@ extension NodeCore {
         let nowMilliseconds = now.unixMilliseconds
         for (id, pending) in forwards where pending.waiter.deadline <= nowMilliseconds {
             forwards.removeValue(forKey: id)
+            recordForward(to: pending.target, permit: pending.permit, .failure, into: &output)
             suspect(pending.target, ofLeading: pending.partition)
             finish(
                 pending.waiter,
@@ -454,6 +471,8 @@ struct PendingForward: Sendable {
     var waiter: Waiter
     var partition: Int
     var target: NodeID
+    /// The target's circuit breaker let it through with this permit.
+    var permit: CircuitBreaker.Permit?
 }
 
 extension PeerMessage {

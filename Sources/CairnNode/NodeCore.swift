@@ -1,6 +1,7 @@
 import CairnCore
 import CairnRESP
 import CairnRaft
+import CairnResilience
 import CairnStorage
 
 /// Something that happened to a node. The core never asks "what time is it?": each input comes with
@@ -148,6 +149,10 @@ public struct NodeCore: Sendable {
     var throttledOrder: [ThrottleKey] = []
     /// Bytes the move rate still allows this tick (may go below zero after a large chunk).
     var moveTokens = 0
+    /// One circuit breaker per peer forwards go to (`NodeCore+PeerHealth`).
+    var breakers: [NodeID: CircuitBreaker] = [:]
+    /// Retries of forwards whose first attempt's outcome was lost: at most a tenth of forwards.
+    var retryBudget: RetryBudget
     /// Client commands received and not yet answered, over every session (admission control).
     var commandsAwaitingReply = 0
     /// Whether this node logged that the cluster removed it.
@@ -160,6 +165,7 @@ public struct NodeCore: Sendable {
         self.keyspace = try Keyspace(store: store, cacheBytes: config.cacheBytes)
         self.prng = SplitMix64(seed: config.seed)
         self.startedAt = now
+        self.retryBudget = RetryBudget(now: MonotonicTime(now))
         self.now = now
         // Request and forward IDs must not repeat across restarts: a peer may still answer a forward
         // this node sent before it restarted, and that answer must not match a new command.
@@ -213,6 +219,7 @@ public struct NodeCore: Sendable {
             tickGroups(into: &output)
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
+            failForwardsToSilentPeers(into: &output)
             if ticks % 10 == 3 { answerOverdueCommands(into: &output) }
             joinIfNeeded()
             proposeFounding(into: &output)
@@ -490,6 +497,11 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.membershipSteps, [], Double(stats.membershipSteps))
         metrics.set(NodeMetrics.idempotentReplays, [], Double(stats.idempotentReplays))
         metrics.set(NodeMetrics.commandsInFlight, [], Double(commandsAwaitingReply))
+        for (peer, breaker) in breakers {
+            metrics.set(NodeMetrics.breakerState, [("peer", "\(peer)")], Double(breaker.state.rawValue))
+        }
+        metrics.set(NodeMetrics.breakerRejections, [], Double(stats.breakerRejections))
+        metrics.set(NodeMetrics.forwardRetries, [], Double(stats.forwardRetries))
         metrics.set(NodeMetrics.commandsRefused, [("reason", "overloaded")], Double(stats.commandsRefused))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
@@ -546,6 +558,10 @@ struct NodeStats: Sendable {
     var idempotentReplays: UInt64 = 0
     /// Commands refused because the node held `maxCommandsInFlight` without replies.
     var commandsRefused: UInt64 = 0
+    /// Forwards refused because the target's circuit breaker was open.
+    var breakerRejections: UInt64 = 0
+    /// Forwards sent again after their target went silent (reads and idempotent writes).
+    var forwardRetries: UInt64 = 0
     var snapshotBytesReceived: UInt64 = 0
     /// Membership changes this node started as a leader (add learner, promote, remove).
     var membershipSteps: UInt64 = 0

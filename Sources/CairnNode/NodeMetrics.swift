@@ -134,6 +134,18 @@ public enum NodeMetrics {
         help: "Client commands refused at once with TRYAGAIN because the node was overloaded (--max-inflight).",
         kind: .counter)
 
+    public static let breakerState = MetricFamily(
+        "cairn_peer_circuit_state",
+        help: "State of the circuit breaker for forwards to each peer: 0 closed, 1 open, 2 half-open.", kind: .gauge)
+    public static let breakerRejections = MetricFamily(
+        "cairn_peer_circuit_rejections_total",
+        help: "Forwards refused at once (TRYAGAIN) because the target's circuit breaker was open.", kind: .counter)
+    public static let forwardRetries = MetricFamily(
+        "cairn_forward_retries_total",
+        help:
+            "Forwards sent again after their target went silent (reads and idempotent writes, within the retry budget).",
+        kind: .counter)
+
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
@@ -141,6 +153,7 @@ public enum NodeMetrics {
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
-        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused,
+        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, breakerState,
+        breakerRejections, forwardRetries,
     ]
 }
