@@ -158,6 +158,9 @@ public struct ClusterMap: Sendable, Equatable {
         case .removeNode(let id):
             return setState(of: id, to: .removed, from: [.active, .dead, .leaving])
         case .decommission(let id):
+            // Checked again here, in log order: two requests checked against the same map (on two
+            // nodes, or before the first applied) must not both pass and leave too few nodes.
+            guard activeNodes.filter({ $0 != id }).count >= replicas else { return .refused }
             return setState(of: id, to: .leaving, from: [.active, .dead])
         case .markDead(let id):
             return setState(of: id, to: .dead, from: [.active])
@@ -200,6 +203,8 @@ public enum MetaReply: Sendable, Equatable {
     case nodeAdded(NodeID)
     case done
     case unknownNode(NodeID)
+    /// Not applied: it would leave fewer active nodes than replicas.
+    case refused
 }
 
 // MARK: Encoding

@@ -168,25 +168,31 @@ public struct Keyspace: Sendable {
         return try store.get(storageKey)
     }
 
-    /// Side entries in `[start, end)` as of now (the store merged with writes not yet durable), at most
-    /// `limit` of them from the store, in key order.
-    func auxScan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
-        key: [UInt8], value: [UInt8]
-    )] {
+    /// One page of side entries as of now (the store merged with writes not yet durable), in key order:
+    /// every entry in `[start, next)`, where `next` is where the following page starts (nil: the range
+    /// is done). The page reads at most `limit` keys from the store; it may hold fewer entries (keys
+    /// deleted but not yet durable are left out) or more (keys written but not yet durable are added).
+    /// Page by `next`, never by the page's size: the merged view is the same on every replica that
+    /// applied the same entries, whatever each one has made durable so far.
+    func auxScan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> (
+        entries: [(key: [UInt8], value: [UInt8])], next: [UInt8]?
+    ) {
+        let stored = try store.scan(from: start, to: end, limit: limit)
+        let next = stored.count < limit ? nil : stored.last.map { $0.key + [0] }
+        let upper = next ?? end
         var found: [(key: [UInt8], value: [UInt8])] = []
-        for (key, value) in try store.scan(from: start, to: end, limit: limit)
-        where auxPending.isEmpty || auxPending[ByteKey(key)] == nil {
+        for (key, value) in stored where auxPending.isEmpty || auxPending[ByteKey(key)] == nil {
             found.append((key, value))
         }
         var merged = false
         for (key, write) in auxPending
-        where !key.bytes.lexicographicallyPrecedes(start) && key.bytes.lexicographicallyPrecedes(end) {
+        where !key.bytes.lexicographicallyPrecedes(start) && key.bytes.lexicographicallyPrecedes(upper) {
             guard let value = write.value else { continue }
             found.append((key.bytes, value))
             merged = true
         }
         if merged { found.sort { $0.key.lexicographicallyPrecedes($1.key) } }
-        return found
+        return (found, next)
     }
 
     /// Adds writes that are not key-value data (Raft state, node metadata) to the open batch.

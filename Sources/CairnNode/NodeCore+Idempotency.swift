@@ -125,7 +125,16 @@ extension NodeCore {
         let range = Self.idempotencyRange(StorageLayout.idempotencyTimePrefix, group: group)
         var end = range.start
         StorageLayout.appendBigEndian(&end, UInt64(cutoff))
-        for (timeKey, _) in try keyspace.auxScan(from: range.start, to: end, limit: Self.idempotencyPrunePerApply) {
+        // The oldest few of the merged view (the same on every replica), skipping pages that hold only
+        // deletes not yet durable.
+        var expired: [[UInt8]] = []
+        var start: [UInt8]? = range.start
+        while let from = start, expired.count < Self.idempotencyPrunePerApply {
+            let page = try keyspace.auxScan(from: from, to: end, limit: Self.idempotencyPrunePerApply)
+            expired += page.entries.prefix(Self.idempotencyPrunePerApply - expired.count).map(\.key)
+            start = page.next
+        }
+        for timeKey in expired {
             let time = Int64(bitPattern: StorageLayout.readBigEndian(timeKey, at: 9))
             let token = Array(timeKey[17...])
             keyspace.auxPut(timeKey, nil)
@@ -140,31 +149,34 @@ extension NodeCore {
     }
 
     /// `group`'s whole table: each token with its apply time and recorded reply (for a snapshot).
-    func idempotencyEntries(of group: GroupID) throws(StorageError) -> [IdempotencyEntry] {
+    func idempotencyEntries(of group: GroupID, pageKeys: Int = 4096) throws(StorageError) -> [IdempotencyEntry] {
         let range = Self.idempotencyRange(StorageLayout.idempotencyPrefix, group: group)
         var entries: [IdempotencyEntry] = []
-        var start = range.start
-        while true {
-            let chunk = try keyspace.auxScan(from: start, to: range.end, limit: 4096)
-            for (key, value) in chunk where value.count >= 8 {
+        var start: [UInt8]? = range.start
+        while let from = start {
+            let page = try keyspace.auxScan(from: from, to: range.end, limit: pageKeys)
+            for (key, value) in page.entries where value.count >= 8 {
                 entries.append(
                     IdempotencyEntry(
                         token: Array(key[9...]), time: Int64(bitPattern: StorageLayout.readBigEndian(value, at: 0)),
                         reply: Array(value[8...])))
             }
-            guard chunk.count >= 4096, let last = chunk.last else { return entries }
-            start = last.key + [0]
+            start = page.next
         }
+        return entries
     }
 
     /// Replaces `group`'s table with `entries` (restoring a snapshot), or just deletes it (`entries` empty).
-    mutating func replaceIdempotency(of group: GroupID, with entries: [IdempotencyEntry]) throws(StorageError) {
+    mutating func replaceIdempotency(of group: GroupID, with entries: [IdempotencyEntry], pageKeys: Int = 4096)
+        throws(StorageError)
+    {
         for prefix in [StorageLayout.idempotencyPrefix, StorageLayout.idempotencyTimePrefix] {
             let range = Self.idempotencyRange(prefix, group: group)
-            while true {
-                let chunk = try keyspace.auxScan(from: range.start, to: range.end, limit: 4096)
-                for (key, _) in chunk { keyspace.auxPut(key, nil) }
-                if chunk.count < 4096 { break }
+            var start: [UInt8]? = range.start
+            while let from = start {
+                let page = try keyspace.auxScan(from: from, to: range.end, limit: pageKeys)
+                for (key, _) in page.entries { keyspace.auxPut(key, nil) }
+                start = page.next
             }
         }
         for entry in entries {

@@ -52,7 +52,8 @@ extension NodeCore {
     mutating func failForwardsToSilentPeers(into output: inout NodeOutput) {
         guard ticks % 10 == 6, !forwards.isEmpty else { return }
         let clock = MonotonicTime(now)
-        for (id, pending) in forwards where !isAlive(pending.target) {
+        let patience = UInt64(2 * config.electionTicks)
+        for (id, pending) in forwards where ticks > pending.sentTick + patience && !isAlive(pending.target) {
             forwards.removeValue(forKey: id)
             recordForward(to: pending.target, permit: pending.permit, .failure, into: &output)
             suspect(pending.target, ofLeading: pending.partition)

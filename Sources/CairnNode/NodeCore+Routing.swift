@@ -254,7 +254,8 @@ extension NodeCore {
         }
         retryBudget.recordRequest(now: MonotonicTime(now))
         let id = nextRequestID()
-        forwards[id] = PendingForward(waiter: waiter, partition: partition, target: leader, permit: permit)
+        forwards[id] = PendingForward(
+            waiter: waiter, partition: partition, target: leader, permit: permit, sentTick: ticks)
         let request = ForwardRequest(
             id: id, partition: partition,
             remainingMilliseconds: min(86_400_000, max(0, waiter.deadline - now.unixMilliseconds)),
@@ -473,6 +474,8 @@ struct PendingForward: Sendable {
     var target: NodeID
     /// The target's circuit breaker let it through with this permit.
     var permit: CircuitBreaker.Permit?
+    /// When it was sent: a target not heard from since a restart is not judged silent at once.
+    var sentTick: UInt64 = 0
 }
 
 extension PeerMessage {

@@ -69,6 +69,7 @@ extension Server {
 
     /// Parses and runs every whole command in the client's buffer, unless its replies pile up unread.
     func processInput(_ connection: ClientConnection) {
+        guard !connection.waitingForReplies else { return }
         parsing: while !connection.closeAfterFlush, clients[connection.id] != nil {
             if connection.pendingOutputBytes >= Limits.clientOutputBytesSoftMax {
                 pauseReading(connection)
@@ -114,7 +115,7 @@ extension Server {
 
     /// Reads again from connections paused for replies once half their commands are answered.
     func resumeConnectionsAwaitingReplies() {
-        guard !awaitingReplies.isEmpty else { return }
+        guard !awaitingReplies.isEmpty, state == .running else { return }
         let waiting = awaitingReplies
         awaitingReplies.removeAll(keepingCapacity: true)
         for connection in waiting where clients[connection.id] != nil {

@@ -260,7 +260,14 @@ public final class Server {
         case .httpListener: acceptOther(fd) { .http(HTTPConnection(descriptor: $0)) }
         case .client(let connection):
             if events & EPOLLOUT.rawValue != 0 { flush(connection) }
-            if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0, clients[connection.id] != nil {
+            guard clients[connection.id] != nil else { return }
+            if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0,
+                connection.readingPaused || connection.waitingForReplies
+            {
+                // Gone while not being read: epoll reports a hang-up whatever the interest, so keeping
+                // the connection would spin the loop until its next reply fails to write.
+                closeClient(connection)
+            } else if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
                 readClient(connection)
             }
         case .http(let connection): serviceHTTP(connection, events)

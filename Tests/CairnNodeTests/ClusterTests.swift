@@ -178,6 +178,23 @@ struct ClusterTests {
         }
     }
 
+    /// Method: two decommissions of different nodes are accepted by two nodes against the same map (4
+    /// nodes, 3 replicas: each alone is fine). Applied in log order, the second must be refused.
+    @Test("two concurrent decommissions that together would leave too few nodes: only one applies")
+    func concurrentDecommissions() throws {
+        var cluster = try ClusterHarness(count: 4, partitions: 4)
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        let third = try #require(cluster.members[2].core.identity)
+        let fourth = try #require(cluster.members[3].core.identity)
+        #expect(cluster.admin(1, .decommission(third))?.status == 202)
+        #expect(cluster.admin(0, .decommission(fourth))?.status == 202)
+        _ = cluster.run(upTo: 500) { _ in false }
+        let map = try #require(cluster.members[0].core.map)
+        let leaving = map.nodes.filter { $0.state == .leaving || $0.state == .removed }.map(\.id)
+        #expect(leaving.count == 1, "both applied: \(map.nodes.map { "\($0.id) \($0.state)" })")
+        #expect(map.activeNodes.count == 3)
+    }
+
     @Test("a dead node is removed by an operator; its replicas are rebuilt on the others")
     func removeDeadNode() throws {
         var cluster = try ClusterHarness(count: 4, partitions: 4) { $0.deadNodeTicks = 0 }

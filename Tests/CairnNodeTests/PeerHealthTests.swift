@@ -70,10 +70,18 @@ struct PeerHealthTests {
         #expect(cluster.send(0, client, "SET", key, "v") == "+OK\r\n")
         cluster.crash(1)
         cluster.crash(2)
+        // Several clients at once: a breaker opens only on enough recent calls (20 in 10 s).
+        let clients = (0..<6).map { _ in cluster.connect(0) }
         var fastFailure: String?
-        for _ in 0..<80 where fastFailure == nil {
-            let reply = cluster.send(0, client, "GET", key, turns: 600)
-            if reply?.contains("circuit open") == true { fastFailure = reply }
+        for _ in 0..<40 where fastFailure == nil {
+            let before = clients.map { cluster.replies[0]?[$0]?.count ?? 0 }
+            for reader in clients {
+                cluster.step(0, .command(reader, arguments: [Array("GET".utf8), Array(key.utf8)], wireBytes: 10))
+            }
+            _ = cluster.run(upTo: 600) { cluster in
+                clients.indices.allSatisfy { (cluster.replies[0]?[clients[$0]]?.count ?? 0) > before[$0] }
+            }
+            fastFailure = clients.compactMap { cluster.replies[0]?[$0]?.last }.first { $0.contains("circuit open") }
         }
         let failure = try #require(fastFailure, "no breaker opened")
         #expect(failure.hasPrefix("-TRYAGAIN node "), "\(failure)")
