@@ -157,6 +157,11 @@ public struct ClusterMap: Sendable, Equatable {
             return .done
         case .removeNode(let id):
             return setState(of: id, to: .removed, from: [.active, .dead, .leaving])
+        case .removeUnlessActive(let id):
+            // `cairn ctl remove` without --force: the node was dead or leaving when the request was
+            // checked; if it came back (marked active) since, it is not removed.
+            guard node(id)?.state != .active else { return .refused }
+            return setState(of: id, to: .removed, from: [.dead, .leaving])
         case .decommission(let id):
             // Checked again here, in log order: two requests checked against the same map (on two
             // nodes, or before the first applied) must not both pass and leave too few nodes.
@@ -192,6 +197,9 @@ public enum MetaCommand: Sendable, Equatable {
     case removeNode(NodeID)
     /// `cairn ctl decommission`: the node's replicas move away, then it asks to be removed.
     case decommission(NodeID)
+    /// `cairn ctl remove` without --force: as `removeNode`, unless the node is active by the time it
+    /// applies.
+    case removeUnlessActive(NodeID)
     /// The meta leader has not heard from the node for the dead-node timeout.
     case markDead(NodeID)
     /// The meta leader hears from a node marked dead again.
@@ -337,6 +345,9 @@ extension MetaCommand {
         case .decommission(let id):
             writer.write(UInt8(7))
             writer.write(id.rawValue)
+        case .removeUnlessActive(let id):
+            writer.write(UInt8(8))
+            writer.write(id.rawValue)
         }
         return writer.bytes
     }
@@ -353,6 +364,7 @@ extension MetaCommand {
         case 5: command = .markDead(NodeID(rawValue: try reader.readUInt64("node id")))
         case 6: command = .markAlive(NodeID(rawValue: try reader.readUInt64("node id")))
         case 7: command = .decommission(NodeID(rawValue: try reader.readUInt64("node id")))
+        case 8: command = .removeUnlessActive(NodeID(rawValue: try reader.readUInt64("node id")))
         default: throw .invalid(field: "meta command kind", value: UInt64(kind))
         }
         try reader.expectEnd("meta command")

@@ -66,9 +66,9 @@ extension NodeCore {
         case .decommission(let node):
             id = node
             command = .decommission(node)
-        case .remove(let node, _):
+        case .remove(let node, let force):
             id = node
-            command = .removeNode(node)
+            command = force ? .removeNode(node) : .removeUnlessActive(node)
         }
         guard let record = map.node(id) else {
             let known = map.nodes.filter { $0.state != .removed }.map { "\($0.id)" }.joined(separator: ", ")
@@ -125,7 +125,7 @@ extension NodeCore {
     /// Another member passes on a membership request (only decommission and removal travel this way).
     mutating func receiveMetaRequest(_ command: MetaCommand, from sender: NodeID, into output: inout NodeOutput) {
         switch command {
-        case .decommission, .removeNode:
+        case .decommission, .removeNode, .removeUnlessActive:
             _ = submitMeta(command, from: sender, into: &output)
         default:
             stats.peerMessagesRefused += 1

@@ -195,6 +195,39 @@ struct ClusterTests {
         #expect(map.activeNodes.count == 3)
     }
 
+    /// Method: the meta state machine alone: a map of four nodes, then each membership command in the
+    /// node states where it must apply, and where it must be refused; every command also survives its
+    /// encoding. (The checks run again at apply, in log order, because the HTTP answer was given against
+    /// a map that may have changed since.)
+    @Test("membership commands apply only from the states they allow, and survive encoding")
+    func membershipCommands() throws {
+        var map = ClusterMap.founding(
+            clusterID: 1, founder: NodeID(rawValue: 1),
+            addresses: NodeAddresses(client: "a:1", peer: "a:2", http: "a:3"),
+            partitionCount: 8, replicas: 3)
+        for index in 2...4 {
+            _ = map.apply(.addNode(NodeAddresses(client: "n\(index):1", peer: "n\(index):2", http: "n\(index):3")))
+        }
+        let (two, three, four) = (NodeID(rawValue: 2), NodeID(rawValue: 3), NodeID(rawValue: 4))
+        #expect(map.apply(.removeUnlessActive(two)) == .refused, "an active node needs force")
+        #expect(map.node(two)?.state == .active)
+        _ = map.apply(.markDead(two))
+        #expect(map.apply(.removeUnlessActive(two)) == .done)
+        #expect(map.node(two)?.state == .removed)
+        #expect(map.apply(.decommission(three)) == .refused, "3 replicas need 3 active nodes; 2 would be left")
+        _ = map.apply(.addNode(NodeAddresses(client: "n5:1", peer: "n5:2", http: "n5:3")))
+        #expect(map.apply(.decommission(three)) == .done)
+        #expect(map.node(three)?.state == .leaving)
+        #expect(!map.placement.contains { $0.contains(three) } && !map.metaVoters.contains(three))
+        #expect(map.apply(.removeNode(four)) == .done, "forced removal of an active node")
+        #expect(map.node(four)?.state == .removed)
+        for command: MetaCommand in [
+            .decommission(three), .removeNode(four), .removeUnlessActive(two), .markDead(two), .markAlive(two),
+        ] {
+            #expect(try MetaCommand.decode(command.encoded()) == command)
+        }
+    }
+
     @Test("a dead node is removed by an operator; its replicas are rebuilt on the others")
     func removeDeadNode() throws {
         var cluster = try ClusterHarness(count: 4, partitions: 4) { $0.deadNodeTicks = 0 }
