@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 PORT ?= 7001
 DATA_DIR ?= ./cairn-dev
 
-.PHONY: run test build release unit integration lint format bench cluster-bench clean
+.PHONY: run test build release unit integration lint format bench cluster-bench rebalance-bench clean
 
 run:
 	@tools/ensure-deps.sh build
@@ -51,6 +51,11 @@ cluster-bench:
 	@tools/ensure-deps.sh bench
 	swift build -c release --product cairn
 	tools/cluster-bench.sh
+
+rebalance-bench:
+	@tools/ensure-deps.sh bench
+	swift build -c release --product cairn
+	tools/rebalance-bench.sh
 
 clean:
 	rm -rf .build

@@ -48,9 +48,9 @@ PARTITIONS="${BENCH_PARTITIONS:-}"
 RUN_TIMEOUT="${BENCH_TIMEOUT:-300}"
 KEEP="${BENCH_KEEP:-0}"
 HOST=127.0.0.1
-
-die() { echo "cluster-bench: $*" >&2; exit 1; }
-note() { echo "cluster-bench: $*" >&2; }
+BENCH_NAME=cluster-bench
+# shellcheck source=tools/bench-lib.sh
+source "$REPO_ROOT/tools/bench-lib.sh" # die, note, stop_pid, pick_port, check_alive, wait_node_ready
 
 [[ -x "$CAIRN_BIN" ]] || die "cairn binary not found at $CAIRN_BIN (build it with: swift build -c release)"
 [[ -x "$REDIS_SERVER" ]] || die "redis-server not found (apt-get install redis-server)"
@@ -66,16 +66,6 @@ declare -A NODE_PID=() REDIS_PID=()
 NODE_PORT=()
 REDIS_PORT=()
 
-stop_pid() {
-    local pid=$1 grace=${2:-30}
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + grace))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local i
     for i in "${!NODE_PID[@]}"; do stop_pid "${NODE_PID[$i]}"; done
@@ -88,44 +78,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# port_free PORT: true if PORT can be bound on 127.0.0.1.
-port_free() {
-    python3 - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-EOF
-}
-
-USED_PORTS=" "
-# pick_port: set PICKED to P in 17000..25000 with P, P+10000 and P+20000 free (Cairn's RESP, peer, HTTP).
-PICKED=""
-pick_port() {
-    local start=$((17000 + RANDOM % 8000)) i p
-    for ((i = 0; i < 8000; i++)); do
-        p=$((17000 + (start - 17000 + i) % 8000))
-        [[ "$USED_PORTS" == *" $p "* ]] && continue
-        if port_free "$p" && port_free $((p + 10000)) && port_free $((p + 20000)); then
-            USED_PORTS+="$p "
-            PICKED=$p
-            return 0
-        fi
-    done
-    die "no free port triple in 17000..25000"
-}
-
-# check_alive PID LOG WHAT: exit with the end of LOG if PID is gone.
-check_alive() {
-    if ! kill -0 "$1" 2>/dev/null; then
-        echo "cluster-bench: $3 (pid $1) exited; end of its log ($2):" >&2
-        tail -n 40 "$2" >&2 || true
-        exit 1
-    fi
-}
 
 # wait_ping PORT PID LOG: poll PING until PONG (deadline 30 s) or the process exits.
 wait_ping() {
@@ -140,20 +92,7 @@ wait_ping() {
 }
 
 # wait_http_ready I: poll node I's /ready until 200 (deadline 60 s) or the process exits.
-wait_http_ready() {
-    local i=$1 deadline=$((SECONDS + 60))
-    while ((SECONDS < deadline)); do
-        check_alive "${NODE_PID[$i]}" "$WORK/cairn$i.log" "cairn node $i"
-        python3 - "$((NODE_PORT[i] + 20000))" <<'EOF' 2>/dev/null && return 0
-import sys, urllib.request
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/ready", timeout=2) as r:
-    sys.exit(0 if r.status == 200 else 1)
-EOF
-        sleep 0.1
-    done
-    tail -n 40 "$WORK/cairn$i.log" >&2 || true
-    die "cairn node $i: /ready not 200 within 60 s"
-}
+wait_http_ready() { wait_node_ready "${NODE_PID[$1]}" "$WORK/cairn$1.log" "${NODE_PORT[$1]}" "cairn node $1"; }
 
 # start_node I: start (or restart, same data dir and ports) Cairn node I (1-based).
 start_node() {
