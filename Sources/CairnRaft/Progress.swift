@@ -41,6 +41,10 @@ public struct Progress: Sendable, Equatable {
     /// flight: two mean the appends were lost, so fall back to probing.
     var matchAtHeartbeat: LogIndex = 0
     var stalledHeartbeats = 0
+    /// Heartbeats since the follower last answered anything, while a probe is out: the probe's entries
+    /// are sent again only every `probeResendHeartbeats` of them (a follower still writing a MiB of
+    /// entries to disk must not be sent the same MiB every 20 ms).
+    var probeHeartbeats = 0
 
     init(match: LogIndex, next: LogIndex) {
         self.match = match
@@ -54,6 +58,7 @@ public struct Progress: Sendable, Equatable {
         inflight.removeAll()
         isProbeSent = false
         stalledHeartbeats = 0
+        probeHeartbeats = 0
     }
 }
 

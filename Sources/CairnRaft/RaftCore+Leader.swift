@@ -125,6 +125,10 @@ extension RaftCore {
         }
     }
 
+    /// A probe's entries are sent again after this many heartbeats without an answer (100 ms at the
+    /// default 2-tick heartbeat); heartbeats in between carry an empty probe.
+    static let probeResendHeartbeats = 5
+
     /// Heartbeats to every follower (§5.2). They also retry probes and snapshot chunks, notice pipelined
     /// appends that were lost, and confirm leadership for reads.
     mutating func broadcastHeartbeats(isScheduled: Bool, into output: inout RaftOutput) {
@@ -132,8 +136,21 @@ extension RaftCore {
             guard var progress = leaderState?.progress[node] else { continue }
             switch progress.state {
             case .probe:
-                progress.isProbeSent = false
-                sendAppend(&progress, to: node, into: &output)
+                if progress.isProbeSent, progress.probeHeartbeats < Self.probeResendHeartbeats,
+                    let previousTerm = log.term(at: progress.next.previous)
+                {
+                    // The probe is out and not answered yet: ask again where the logs agree, without its
+                    // entries (the answer moves the follower on, and an empty probe costs nothing).
+                    progress.probeHeartbeats += 1
+                    let probe = AppendEntries(
+                        previousIndex: progress.next.previous, previousTerm: previousTerm, entries: [],
+                        commit: commitIndex, sequence: nextSequence())
+                    send(.appendEntries(probe), to: node, into: &output)
+                } else {
+                    progress.probeHeartbeats = 0
+                    progress.isProbeSent = false
+                    sendAppend(&progress, to: node, into: &output)
+                }
             case .snapshot:
                 if isScheduled { sendSnapshotChunk(&progress, to: node, into: &output) }
             case .replicate:
@@ -188,6 +205,7 @@ extension RaftCore {
             return
         }
         progress.isRecentlyActive = true
+        progress.probeHeartbeats = 0
         progress.acknowledgedSequence = max(progress.acknowledgedSequence, response.sequence)
         var isAdvanced = false
         if response.success {
