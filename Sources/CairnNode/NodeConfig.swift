@@ -62,8 +62,9 @@ public struct NodeConfig: Sendable {
     /// Ticks without hearing from a node after which the meta leader marks it dead and rebuilds its
     /// replicas elsewhere (`--dead-node-timeout`, default 60 s); 0 never marks a node dead.
     public var deadNodeTicks = 6000
-    /// At most this many partitions led by this node change replicas at once (`--max-moves`): the rest
-    /// wait their turn, so a join or decommission does not start every transfer at once.
+    /// A leader starts a partition move only while fewer than this many partitions this node holds a
+    /// copy of are changing replicas (`--max-moves`): the rest wait their turn, so a join or
+    /// decommission does not start every transfer at once.
     public var maxMoves = 4
     /// Client commands this node holds without a reply yet, over all connections (`--max-inflight`):
     /// past it, a new command that must wait (a routed one) is refused at once with `-TRYAGAIN`.

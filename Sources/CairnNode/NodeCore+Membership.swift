@@ -184,10 +184,16 @@ extension NodeCore {
         return isMoving(hosted, target: target) ? .moving : .waiting
     }
 
-    /// Partitions this node leads that are changing replicas now.
+    /// Partitions this node holds a copy of (leading or not) that are changing replicas now. Counted
+    /// over every copy, not only those it leads: a move whose leadership changed hands mid-way still
+    /// takes its slot (counting led partitions only let leadership churn start 64 moves at once where
+    /// 12 were allowed).
+    /// A copy created for a partition placed here but not yet added to its group (an empty
+    /// configuration) is waiting, not moving.
     func movesInProgress(in map: ClusterMap) -> Int {
+        guard let me = identity else { return 0 }
         var count = 0
-        for hosted in groups.values where hosted.isLeader && hosted.partition != nil {
+        for hosted in groups.values where hosted.partition != nil && hosted.raft.configuration.isMember(me) {
             if Self.isMoving(hosted, target: Self.target(of: hosted, in: map)) { count += 1 }
         }
         return count

@@ -49,9 +49,9 @@ enum ServerCommand {
           --max-inflight N      Commands without replies over all connections; past it a command that
                                 must wait for the cluster is refused at once with -TRYAGAIN (admission
                                 control). 1 to 10000000. Default 50000.
-          --max-moves N         At most N partitions led by this node change replicas at once during a
-                                join, decommission or dead-node rebuild; the rest wait. 1 to 1024.
-                                Default 4.
+          --max-moves N         A leader here starts moving a partition (join, decommission, dead-node
+                                rebuild) only while fewer than N partitions this node holds are
+                                moving; the rest wait. 1 to 1024. Default 4.
           --move-rate R         Snapshot bytes per second this node sends (partition moves and lagging
                                 followers), e.g. 64M; suffixes K, M, G; 0 for no limit. Default 64M.
           -h, --help            Print this help.
