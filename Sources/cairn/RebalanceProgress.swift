@@ -70,7 +70,8 @@ struct RebalanceProgress {
         var lines = [
             summary + ")",
             "partitions: \(partitions); placed as planned \(placed), moving \(moving), waiting \(waiting)"
-                + (maxMoves.map { " (a leader starts a move while fewer than \($0) of its node's partitions move)" } ?? "")
+                + (maxMoves.map { " (a leader starts a move while fewer than \($0) of its node's partitions move)" }
+                    ?? "")
                 + ", no leader reached \(unknown)",
             "snapshot bytes sent: \(Self.bytes(snapshotBytesSent)) (held back by --move-rate now: \(Self.bytes(snapshotBytesThrottled)))",
         ]
