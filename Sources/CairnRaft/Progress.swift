@@ -41,9 +41,10 @@ public struct Progress: Sendable, Equatable {
     /// flight: two mean the appends were lost, so fall back to probing.
     var matchAtHeartbeat: LogIndex = 0
     var stalledHeartbeats = 0
-    /// Heartbeats since the follower last answered anything, while a probe is out: the probe's entries
-    /// are sent again only every `probeResendHeartbeats` of them (a follower still writing a MiB of
-    /// entries to disk must not be sent the same MiB every 20 ms).
+    /// Heartbeats since the follower last answered, while a probe or a snapshot chunk is out: the
+    /// probe's entries are sent again only every `probeResendHeartbeats` of them, a chunk every
+    /// `snapshotResendHeartbeats` (a follower still writing a MiB to disk must not be sent the same
+    /// MiB every 20 ms).
     var probeHeartbeats = 0
 
     init(match: LogIndex, next: LogIndex) {

@@ -128,6 +128,9 @@ extension RaftCore {
     /// A probe's entries are sent again after this many heartbeats without an answer (100 ms at the
     /// default 2-tick heartbeat); heartbeats in between carry an empty probe.
     static let probeResendHeartbeats = 5
+    /// An unanswered snapshot chunk is sent again after this many heartbeats (60 ms by default: less
+    /// than the shortest election timeout, so a voter receiving a snapshot hears from its leader).
+    static let snapshotResendHeartbeats = 3
 
     /// Heartbeats to every follower (§5.2). They also retry probes and snapshot chunks, notice pipelined
     /// appends that were lost, and confirm leadership for reads.
@@ -152,7 +155,19 @@ extension RaftCore {
                     sendAppend(&progress, to: node, into: &output)
                 }
             case .snapshot:
-                if isScheduled { sendSnapshotChunk(&progress, to: node, into: &output) }
+                // The chunk out is sent again only every few heartbeats without an answer (each answer
+                // sends the next chunk at once): often enough to keep the follower from campaigning,
+                // rarely enough not to send a slow follower the same 256 KiB every 20 ms.
+                if isScheduled {
+                    progress.probeHeartbeats += 1
+                    // Never so rarely that the gap reaches the shortest election timeout.
+                    let limit = max(
+                        1, min(Self.snapshotResendHeartbeats, (config.electionTicksMin - 1) / config.heartbeatTicks))
+                    if progress.probeHeartbeats >= limit {
+                        progress.probeHeartbeats = 0
+                        sendSnapshotChunk(&progress, to: node, into: &output)
+                    }
+                }
             case .replicate:
                 if isScheduled { noticeStall(&progress) }
                 if progress.state == .replicate, let matchTerm = log.term(at: progress.match) {
@@ -306,6 +321,7 @@ extension RaftCore {
             return
         }
         progress.isRecentlyActive = true
+        progress.probeHeartbeats = 0
         guard case .snapshot(let sending, _) = progress.state, sending == index else {
             counters.staleMessages += 1
             leaderState?.progress[node] = progress
