@@ -1,4 +1,4 @@
-# Shell helpers shared by tools/cluster-bench.sh and tools/rebalance-bench.sh; sourced, not run.
+# Shell helpers shared by tools/bench.sh, tools/cluster-bench.sh and tools/rebalance-bench.sh; sourced, not run.
 # The caller sets BENCH_NAME (the prefix of every message) first. Nothing here starts a process
 # that outlives the call, and nothing signals a process the caller did not start: stop_pid is
 # given PIDs of the caller's own children.

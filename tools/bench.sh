@@ -31,7 +31,9 @@ MODES="${BENCH_MODES:-non-durable durable}"
 RUN_TIMEOUT="${BENCH_TIMEOUT:-600}"
 HOST=127.0.0.1
 
-die() { echo "bench: $*" >&2; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=tools/bench-lib.sh
+source "$REPO_ROOT/tools/bench-lib.sh" # die, port_free, pick_port
 
 [[ -x "$CAIRN_BIN" ]] || die "cairn binary not found at $CAIRN_BIN (build it with: swift build -c release)"
 [[ -x "$REDIS_SERVER" ]] || die "redis-server not found (apt-get install redis-server)"
@@ -56,35 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# port_free PORT: true if PORT can be bound on 127.0.0.1.
-port_free() {
-    python3 - "$1" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-EOF
-}
-
-USED_PORTS=" "
-# pick_port: set PICKED to P in 17000..25000 with P, P+10000 and P+20000 free (Cairn's RESP, peer, HTTP).
-PICKED=""
-pick_port() {
-    local start=$((17000 + RANDOM % 8000)) i p
-    for ((i = 0; i < 8000; i++)); do
-        p=$((17000 + (start - 17000 + i) % 8000))
-        [[ "$USED_PORTS" == *" $p "* ]] && continue
-        if port_free "$p" && port_free $((p + 10000)) && port_free $((p + 20000)); then
-            USED_PORTS+="$p "
-            PICKED=$p
-            return 0
-        fi
-    done
-    die "no free port triple in 17000..25000"
-}
 
 # wait_ping PORT PID LOG: poll PING until it answers (deadline 30 s) or the process exits.
 wait_ping() {

@@ -45,15 +45,7 @@ extension ClusterSimulation {
             guard !client.isStopping else { return }
             keyNumber = clientPrng.below(options.keyCount)
         }
-        if client.node == nil {
-            let up = nodes.filter(\.isUp).map(\.position)
-            guard !up.isEmpty else {
-                queue.push(.clientNext(client: position), at: nowMs + 5 * SwarmOptions.tickMs)
-                return
-            }
-            connect(client: position, to: up[clientPrng.below(up.count)])
-        }
-        guard let node = client.node, let connection = client.connection else { return }
+        guard let (node, connection) = connection(of: position, orLater: .clientNext(client: position)) else { return }
         client.operationCount += 1
         let key = Array("k\(keyNumber)".utf8)
         let value = Array("c\(client.id).\(client.operationCount)".utf8)
@@ -100,6 +92,21 @@ extension ClusterSimulation {
             at: nowMs + delay)
         queue.push(
             .clientTimeout(client: position, operation: client.operationCount), at: nowMs + options.clientTimeoutMs)
+    }
+
+    /// The client's connection, opened to a random live node if it has none; nil (and `later` scheduled)
+    /// while every node is down.
+    func connection(of position: Int, orLater later: Event) -> (node: Int, connection: ClientID)? {
+        if clients[position].node == nil {
+            let up = nodes.filter(\.isUp).map(\.position)
+            guard !up.isEmpty else {
+                queue.push(later, at: nowMs + 5 * SwarmOptions.tickMs)
+                return nil
+            }
+            connect(client: position, to: up[clientPrng.below(up.count)])
+        }
+        guard let node = clients[position].node, let connection = clients[position].connection else { return nil }
+        return (node, connection)
     }
 
     /// Opens a connection from a client to a live node.
@@ -153,15 +160,7 @@ extension ClusterSimulation {
     func resendOperation(client position: Int) {
         let client = clients[position]
         guard let current = client.current, let retry = client.retry else { return }
-        if client.node == nil {
-            let up = nodes.filter(\.isUp).map(\.position)
-            guard !up.isEmpty else {
-                queue.push(.clientRetry(client: position), at: nowMs + 5 * SwarmOptions.tickMs)
-                return
-            }
-            connect(client: position, to: up[clientPrng.below(up.count)])
-        }
-        guard let node = client.node, let connection = client.connection else { return }
+        guard let (node, connection) = connection(of: position, orLater: .clientRetry(client: position)) else { return }
         client.operationCount += 1
         client.current = (client.operationCount, current.historyIndex)
         send(retry.arguments, client: position, node: node, connection: connection)
