@@ -202,7 +202,7 @@ extension NodeCore {
     /// Proposes a change to the cluster map on this node, the meta leader; `origin` hears the outcome.
     mutating func proposeMeta(_ command: MetaCommand, origin: Origin, into output: inout NodeOutput) {
         let request = RequestID(rawValue: nextRequestID())
-        groups[Self.metaGroup]!.proposals[request] = Waiter(
+        groups[existing: Self.metaGroup].proposals[request] = Waiter(
             origin: origin, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
             startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
         stepGroup(Self.metaGroup, .propose(command.encoded(), request: request), into: &output)
@@ -276,15 +276,16 @@ extension NodeCore {
     /// the chance to hear from anyone yet.
     mutating func watchLiveness(into output: inout NodeOutput) {
         guard config.deadNodeTicks > 0, let state = metaState, let me = identity,
-            let position = groups.index(forKey: Self.metaGroup), groups.values[position].isLeader
+            groups[Self.metaGroup]?.isLeader == true
         else {
             metaLeaderSince = nil
             return
         }
         let since = metaLeaderSince ?? ticks
         metaLeaderSince = since
-        let meta = groups.values[position]
-        guard ticks % 10 == 7, meta.proposals.isEmpty, meta.appended.isEmpty else { return }
+        guard ticks % 10 == 7, groups[existing: Self.metaGroup].proposals.isEmpty,
+            groups[existing: Self.metaGroup].appended.isEmpty
+        else { return }
         let timeout = UInt64(config.deadNodeTicks)
         let silent = state.nodes.filter {
             $0.state == .active && $0.id != me && ticks > max(peerLastHeard[$0.id] ?? 0, since) + timeout
@@ -313,7 +314,7 @@ extension NodeCore {
     /// otherwise: the leader stops writing to removed members).
     mutating func queryMovedAwayGroups() {
         guard let map, let me = identity, ticks % 50 == 25 else { return }
-        for (group, hosted) in groups where !hosted.isLeader {
+        for (group, hosted) in groups.entries where !hosted.isLeader {
             let target = Self.target(of: hosted, in: map)
             guard !target.contains(me) else { continue }
             for node in target where node != me { enqueue(.membersQuery(group), to: node) }
@@ -386,7 +387,7 @@ extension NodeCore {
     mutating func reconcile(into output: inout NodeOutput) {
         guard let map, let me = identity, ticks % 10 == 5 else { return }
         var movesStarted = movesInProgress(in: map)
-        for (group, hosted) in groups where hosted.isLeader && ticks >= hosted.lastReconfiguredTick + 20 {
+        for (group, hosted) in groups.entries where hosted.isLeader && ticks >= hosted.lastReconfiguredTick + 20 {
             let target = Self.target(of: hosted, in: map)
             guard !target.isEmpty else { continue }
             let configuration = hosted.raft.configuration
@@ -470,12 +471,12 @@ extension NodeCore {
             }
             guard hosted.isLeader else {
                 // Proposals made while leading may have been dropped: the next leadership proposes again.
-                if !hosted.expiring.isEmpty { groups[group]!.expiring.removeAll() }
+                if !hosted.expiring.isEmpty { groups[existing: group].expiring.removeAll() }
                 continue
             }
             let hashed = ByteKey(entry.key)
             guard !hosted.expiring.contains(hashed) else { continue }
-            groups[group]!.expiring.insert(hashed)
+            groups[existing: group].expiring.insert(hashed)
             let command = ReplicatedCommand.expire(time: nowMilliseconds, key: entry.key, expiresAt: entry.expiresAt)
             let request = RequestID(rawValue: nextRequestID())
             stepGroup(group, .propose(command.encoded(), request: request), into: &output)

@@ -79,7 +79,7 @@ extension NodeCore {
             return .verbatim(format: "txt", text: lines)
         case "info":
             let leaders = Set((0..<map.partitionCount).compactMap { leader(ofPartition: $0) })
-            let led = groups.values.filter { $0.isLeader && $0.partition != nil }.count
+            let led = groups.allValues.filter { $0.isLeader && $0.partition != nil }.count
             let lines = [
                 "cluster_state:\(isReady ? "ok" : "fail")",
                 "cluster_slots_assigned:\(HashSlot.count)",
@@ -93,7 +93,7 @@ extension NodeCore {
                 "cluster_partitions:\(map.partitionCount)",
                 "cluster_replicas:\(map.replicas)",
                 "cluster_partitions_led_here:\(led)",
-                "cluster_partitions_hosted_here:\(groups.values.filter { $0.partition != nil }.count)",
+                "cluster_partitions_hosted_here:\(groups.allValues.filter { $0.partition != nil }.count)",
                 "cluster_forwarded_commands:\(stats.forwarded)",
             ]
             return .verbatim(format: "txt", text: lines.joined(separator: "\r\n") + "\r\n")

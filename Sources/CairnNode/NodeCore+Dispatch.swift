@@ -37,7 +37,7 @@ extension NodeCore {
         case "cluster": return try cluster(arguments)
         case "readonly", "readwrite":
             guard let id, sessions[id] != nil else { preconditionFailure("\(name) ran without a client session") }
-            sessions[id]!.isReadOnly = name == "readonly"
+            sessions[existing: id].isReadOnly = name == "readonly"
             return .ok
         case "flushdb", "flushall": return try flush(arguments)
         // Strings.

@@ -59,6 +59,16 @@ struct HostedGroup: Sendable {
     var snapshotAttemptIndex = LogIndex(rawValue: 0)
 
     var isLeader: Bool { raft.role == .leader }
+
+    /// Whether a linearizable read may run now, skipping the ReadIndex round: this node's leadership
+    /// needs no confirmation (`RaftCore.immediateReadIndex`: it is the only voter), every entry it
+    /// holds is applied (the read sees each write proposed before it, as `Waiter.minimumIndex` would
+    /// make it wait for), and no earlier read still waits, so none is overtaken. An active one-node
+    /// cluster answers most reads this way.
+    var canReadNow: Bool {
+        guard readyReads.isEmpty, reads.isEmpty, let index = raft.immediateReadIndex else { return false }
+        return raft.lastAppliedIndex >= max(index, raft.lastIndex)
+    }
 }
 
 extension NodeCore {
@@ -132,9 +142,9 @@ extension NodeCore {
     // MARK: Stepping
 
     mutating func stepGroup(_ group: GroupID, _ input: RaftInput, into output: inout NodeOutput) {
-        guard let position = groups.index(forKey: group) else { return }
-        if groups.values[position].isQuiet, Self.wakes(input, groups.values[position].raft) { wake(group) }
-        let result = groups[group]!.raft.step(input)
+        guard groups.contains(group) else { return }
+        if groups[existing: group].isQuiet, Self.wakes(input, groups[existing: group].raft) { wake(group) }
+        let result = groups[existing: group].raft.step(input)
         handle(result, group: group, into: &output)
     }
 
@@ -162,8 +172,8 @@ extension NodeCore {
         // this group again, and nothing may be read before every committed entry is applied.
         sendDeferredRedispatches(into: &output)
         for read in result.reads {
-            if let waiter = groups[group]!.reads.removeValue(forKey: read.request) {
-                groups[group]!.readyReads.append((max(read.index, waiter.minimumIndex), waiter))
+            if let waiter = groups[existing: group].reads.removeValue(forKey: read.request) {
+                groups[existing: group].readyReads.append((max(read.index, waiter.minimumIndex), waiter))
             }
         }
         for reply in result.replies { handle(reply, group: group, into: &output) }
@@ -181,11 +191,11 @@ extension NodeCore {
     }
 
     mutating func handle(_ reply: RaftReply, group: GroupID, into output: inout NodeOutput) {
-        if let waiter = groups[group]!.proposals.removeValue(forKey: reply.request) {
+        if let waiter = groups[existing: group].proposals.removeValue(forKey: reply.request) {
             switch reply.outcome {
             case .appended(let index, let term):
                 stats.proposals += 1
-                if let earlier = groups[group]!.appended.updateValue((term, waiter), forKey: index),
+                if let earlier = groups[existing: group].appended.updateValue((term, waiter), forKey: index),
                     earlier.term != term
                 {
                     // This node proposed at `index` before, as leader of an earlier term, and that entry
@@ -203,7 +213,7 @@ extension NodeCore {
             case .transferStarted:
                 break
             }
-        } else if let waiter = groups[group]!.reads.removeValue(forKey: reply.request) {
+        } else if let waiter = groups[existing: group].reads.removeValue(forKey: reply.request) {
             switch reply.outcome {
             case .notLeader(let hint):
                 redispatch(waiter, partition: partition(ofGroup: group), hint: hint, into: &output)
@@ -259,7 +269,7 @@ extension NodeCore {
             }
         }
         appliedGroups.insert(group)
-        if let pending = groups[group]!.appended.removeValue(forKey: entry.index) {
+        if let pending = groups[existing: group].appended.removeValue(forKey: entry.index) {
             if pending.term != entry.term {
                 // Another leader's entry took this index: ours was never applied and never will be (a
                 // command is proposed once), so it is sent again.
@@ -294,8 +304,8 @@ extension NodeCore {
         }
         switch command {
         case .command(let time, let arguments):
-            let now = max(time, groups.values[groups.index(forKey: group)!].appliedTime)
-            groups[group]!.appliedTime = now
+            let now = max(time, groups[existing: group].appliedTime)
+            groups[existing: group].appliedTime = now
             let name = Self.lowercased(arguments[0])
             guard let spec = CommandTable.topLevel[name] else { return .error("ERR unknown replicated command") }
             var closeAfter = false
@@ -310,9 +320,9 @@ extension NodeCore {
                 return .error(error.description)
             }
         case .expire(let time, let key, let expiresAt):
-            let now = max(time, groups.values[groups.index(forKey: group)!].appliedTime)
-            groups[group]!.appliedTime = now
-            groups[group]!.expiring.remove(ByteKey(key))
+            let now = max(time, groups[existing: group].appliedTime)
+            groups[existing: group].appliedTime = now
+            groups[existing: group].expiring.remove(ByteKey(key))
             do {
                 try keyspace.expire(key, indexedAt: expiresAt, now: now)
             } catch {
@@ -324,11 +334,10 @@ extension NodeCore {
 
     /// Serves the reads whose index the state machine has reached.
     mutating func serveReadyReads(_ group: GroupID, into output: inout NodeOutput) {
-        // By position, not `groups[group]`: reading a `HostedGroup` out of the dictionary copies it.
-        guard let position = groups.index(forKey: group), !groups.values[position].readyReads.isEmpty else { return }
-        let applied = groups.values[position].raft.lastAppliedIndex
-        let reads = groups.values[position].readyReads
-        groups.values[position].readyReads.removeAll(keepingCapacity: true)
+        guard groups.contains(group), !groups[existing: group].readyReads.isEmpty else { return }
+        let applied = groups[existing: group].raft.lastAppliedIndex
+        let reads = groups[existing: group].readyReads
+        groups[existing: group].readyReads.removeAll(keepingCapacity: true)
         var waiting: [(index: LogIndex, waiter: Waiter)] = []
         for read in reads {
             if read.index <= applied {
@@ -337,20 +346,21 @@ extension NodeCore {
                 waiting.append(read)
             }
         }
-        if !waiting.isEmpty, let position = groups.index(forKey: group) {
-            groups.values[position].readyReads.append(contentsOf: waiting)
+        if !waiting.isEmpty, groups.contains(group) {
+            groups[existing: group].readyReads.append(contentsOf: waiting)
         }
     }
 
     /// The partition a hosted group replicates (nil for the meta group or a group not hosted).
     func partition(ofGroup group: GroupID) -> Int? {
-        groups.index(forKey: group).flatMap { groups.values[$0].partition }
+        groups[group]?.partition
     }
 
     /// Runs a read command against this node's state, as of now.
     mutating func serveLocally(_ waiter: Waiter, into output: inout NodeOutput) {
-        let name = Self.lowercased(waiter.arguments[0])
-        guard let spec = CommandTable.topLevel[name] else { return }
+        // The waiter's command is the table entry of its first argument (a part of a split command
+        // keeps its command's entry, and its first argument names the same command).
+        let spec = CommandTable.commands[waiter.command]
         var closeAfter = false
         let reply: RESPValue
         do {
@@ -366,10 +376,10 @@ extension NodeCore {
     /// those entries wrote: after a crash, the group re-applies exactly what the store does not hold.
     mutating func recordAppliedIndexes() {
         for group in appliedGroups {
-            guard let position = groups.index(forKey: group) else { continue }
+            guard groups.contains(group) else { continue }
             var writer = ByteWriter(capacity: 16)
-            writer.write(groups.values[position].raft.lastAppliedIndex.rawValue)
-            writer.write(UInt64(bitPattern: groups.values[position].appliedTime))
+            writer.write(groups[existing: group].raft.lastAppliedIndex.rawValue)
+            writer.write(UInt64(bitPattern: groups[existing: group].appliedTime))
             keyspace.appendRaw([.put(key: Self.appliedKey(group), value: writer.bytes)])
         }
         appliedGroups.removeAll(keepingCapacity: true)

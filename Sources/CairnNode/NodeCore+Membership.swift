@@ -193,7 +193,7 @@ extension NodeCore {
     func movesInProgress(in map: ClusterMap) -> Int {
         guard let me = identity else { return 0 }
         var count = 0
-        for hosted in groups.values where hosted.partition != nil && hosted.raft.configuration.isMember(me) {
+        for hosted in groups.allValues where hosted.partition != nil && hosted.raft.configuration.isMember(me) {
             if Self.isMoving(hosted, target: Self.target(of: hosted, in: map)) { count += 1 }
         }
         return count

@@ -24,12 +24,12 @@ extension NodeCore {
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
         let idleTicks = UInt64(config.electionTicks)
         for group in groupOrder {
-            guard let position = groups.index(forKey: group) else { continue }
-            if groups.values[position].isQuiet {
+            guard groups.contains(group) else { continue }
+            if groups[existing: group].isQuiet {
                 // Two election timeouts of silence, not one: a busy node's loop can stall for more
                 // than one on a loaded machine, and waking spuriously starts needless elections. An
                 // idle group can afford the slower failover; an active one never goes quiet.
-                guard let leader = groups.values[position].raft.leader, leader != identity,
+                guard let leader = groups[existing: group].raft.leader, leader != identity,
                     ticks > (peerLastHeard[leader] ?? 0) + 2 * idleTicks
                 else { continue }
                 // The leader's node went silent: catch up on the ticks this member missed while quiet,
@@ -40,21 +40,21 @@ extension NodeCore {
                 continue
             }
             stepGroup(group, .tick, into: &output)
-            guard let after = groups.index(forKey: group) else { continue }
-            let commit = groups.values[after].raft.commitIndex
-            if commit != groups.values[after].lastCommit {
-                groups.values[after].lastCommit = commit
-                groups.values[after].activeTick = ticks
-            } else if ticks >= groups.values[after].activeTick + idleTicks, isIdleLeader(at: after) {
-                quiesce(group, at: after)
+            guard groups.contains(group) else { continue }
+            let commit = groups[existing: group].raft.commitIndex
+            if commit != groups[existing: group].lastCommit {
+                groups[existing: group].lastCommit = commit
+                groups[existing: group].activeTick = ticks
+            } else if ticks >= groups[existing: group].activeTick + idleTicks, isIdleLeader(group) {
+                quiesce(group)
             }
         }
     }
 
-    /// Whether this node leads the group at `position` and the group has nothing to do: every member
-    /// holds and has applied every entry, no request waits, no membership change or transfer is on.
-    func isIdleLeader(at position: Dictionary<GroupID, HostedGroup>.Index) -> Bool {
-        let hosted = groups.values[position]
+    /// Whether this node leads `group` and the group has nothing to do: every member holds and has
+    /// applied every entry, no request waits, no membership change or transfer is on.
+    func isIdleLeader(_ group: GroupID) -> Bool {
+        guard let hosted = groups[group] else { return false }
         let raft = hosted.raft
         guard raft.role == .leader, raft.transferTarget == nil, raft.isConfigurationCommitted,
             !raft.configuration.isJoint, raft.commitIndex == raft.lastIndex,
@@ -72,22 +72,21 @@ extension NodeCore {
     }
 
     /// Stops ticking a group this node leads and tells its members to stop too.
-    mutating func quiesce(_ group: GroupID, at position: Dictionary<GroupID, HostedGroup>.Index) {
-        groups.values[position].isQuiet = true
-        let raft = groups.values[position].raft
-        for member in raft.configuration.members where member != identity {
-            enqueue(.quiesce(group, term: raft.term), to: member)
+    mutating func quiesce(_ group: GroupID) {
+        groups[existing: group].isQuiet = true
+        let term = groups[existing: group].raft.term
+        for member in groups[existing: group].raft.configuration.members where member != identity {
+            enqueue(.quiesce(group, term: term), to: member)
         }
     }
 
     /// A member hears that its leader quieted the group: it stops ticking it if it agrees on the leader
     /// and the term and holds every entry it knows to be committed.
     mutating func receiveQuiesce(_ group: GroupID, term: Term, from sender: NodeID) {
-        guard let position = groups.index(forKey: group) else { return }
-        let raft = groups.values[position].raft
-        guard raft.role == .follower, raft.term == term, raft.leader == sender, raft.commitIndex == raft.lastIndex
+        guard let raft = groups[group]?.raft,
+            raft.role == .follower, raft.term == term, raft.leader == sender, raft.commitIndex == raft.lastIndex
         else { return }
-        groups.values[position].isQuiet = true
+        groups[existing: group].isQuiet = true
     }
 
     /// Whether `input` wakes a quiet group: anything but a tick, a storage report, a compaction, or a
@@ -108,9 +107,9 @@ extension NodeCore {
 
     /// Makes a quiet group tick again.
     mutating func wake(_ group: GroupID) {
-        guard let position = groups.index(forKey: group), groups.values[position].isQuiet else { return }
-        groups.values[position].isQuiet = false
-        groups.values[position].activeTick = ticks
+        guard groups.contains(group), groups[existing: group].isQuiet else { return }
+        groups[existing: group].isQuiet = false
+        groups[existing: group].activeTick = ticks
     }
 
     /// Adds an empty envelope for every peer this node has sent nothing to for `heartbeatTicks`: the

@@ -183,26 +183,27 @@ extension NodeCore {
         let group = Self.group(ofPartition: partition)
         let spec = CommandTable.commands[waiter.command]
         let isWrite = spec.isWrite || spec.name == "flushall" || spec.name == "flushdb"
-        // Looked up by position: copying a `HostedGroup` out of the dictionary costs more than the
-        // rest of a GET (measured with perf).
-        if let position = groups.index(forKey: group) {
+        if groups.contains(group) {
+            let isLeader = groups[existing: group].isLeader
             if !isWrite,
-                isStaleRead(waiter)
-                    || (config._injectedBug == .followerServesLinearizableRead && !groups.values[position].isLeader)
+                isStaleRead(waiter) || (config._injectedBug == .followerServesLinearizableRead && !isLeader)
             {
                 serveLocally(waiter, into: &output)
                 return
             }
-            if groups.values[position].isLeader {
-                let request = RequestID(rawValue: nextRequestID())
+            if isLeader {
                 if isWrite {
-                    groups[group]!.proposals[request] = waiter
+                    let request = RequestID(rawValue: nextRequestID())
+                    groups[existing: group].proposals[request] = waiter
                     let entry = ReplicatedCommand.command(time: now.unixMilliseconds, arguments: waiter.arguments)
                     stepGroup(group, .propose(entry.encoded(), request: request), into: &output)
+                } else if groups[existing: group].canReadNow {
+                    serveLocally(waiter, into: &output)
                 } else {
+                    let request = RequestID(rawValue: nextRequestID())
                     var read = waiter
-                    read.minimumIndex = groups.values[position].raft.lastIndex
-                    groups[group]!.reads[request] = read
+                    read.minimumIndex = groups[existing: group].raft.lastIndex
+                    groups[existing: group].reads[request] = read
                     stepGroup(group, .readIndex(request: request), into: &output)
                 }
                 return
@@ -232,7 +233,7 @@ extension NodeCore {
 
     func isStaleRead(_ waiter: Waiter) -> Bool {
         switch waiter.origin {
-        case .client(let id, _): sessions[id]?.isReadOnly ?? false
+        case .client(let id, _): sessions.contains(id) && sessions[existing: id].isReadOnly
         case .peer(_, let id): staleForwards.contains(id)
         default: false
         }
@@ -283,10 +284,10 @@ extension NodeCore {
             origin: .peer(peer, id: request.id), arguments: request.arguments, command: spec.index,
             protocolVersion: RESPVersion(rawValue: Int(request.protocolVersion)) ?? .resp2,
             startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + request.remainingMilliseconds)
-        guard let position = groups.index(forKey: group),
-            groups.values[position].isLeader || (request.isStaleReadAllowed && !spec.isWrite)
+        guard groups.contains(group),
+            groups[existing: group].isLeader || (request.isStaleReadAllowed && !spec.isWrite)
         else {
-            let hint = groups.index(forKey: group).flatMap { groups.values[$0].raft.leader }
+            let hint = groups[group]?.raft.leader
             enqueue(.forwardReply(id: request.id, .notLeader(hint: hint)), to: peer)
             return
         }
@@ -350,21 +351,21 @@ extension NodeCore {
     mutating func expireGroupWaiters(now nowMilliseconds: Int64, into output: inout NodeOutput) {
         for group in groups.keys.sorted() {
             var expired: [(Waiter, String)] = []
-            for (request, waiter) in groups[group]!.proposals where waiter.deadline <= nowMilliseconds {
-                groups[group]!.proposals.removeValue(forKey: request)
+            for (request, waiter) in groups[existing: group].proposals where waiter.deadline <= nowMilliseconds {
+                groups[existing: group].proposals.removeValue(forKey: request)
                 expired.append((waiter, "TRYAGAIN the write was not appended in time; it was not applied"))
             }
-            for (index, pending) in groups[group]!.appended where pending.waiter.deadline <= nowMilliseconds {
-                groups[group]!.appended.removeValue(forKey: index)
+            for (index, pending) in groups[existing: group].appended where pending.waiter.deadline <= nowMilliseconds {
+                groups[existing: group].appended.removeValue(forKey: index)
                 expired.append(
                     (pending.waiter, "TRYAGAIN the write did not commit in time; it may or may not be applied later"))
             }
-            for (request, waiter) in groups[group]!.reads where waiter.deadline <= nowMilliseconds {
-                groups[group]!.reads.removeValue(forKey: request)
+            for (request, waiter) in groups[existing: group].reads where waiter.deadline <= nowMilliseconds {
+                groups[existing: group].reads.removeValue(forKey: request)
                 expired.append((waiter, "TRYAGAIN the leader could not confirm its leadership in time"))
             }
-            let ready = groups[group]!.readyReads
-            groups[group]!.readyReads = ready.filter { $0.waiter.deadline > nowMilliseconds }
+            let ready = groups[existing: group].readyReads
+            groups[existing: group].readyReads = ready.filter { $0.waiter.deadline > nowMilliseconds }
             for read in ready where read.waiter.deadline <= nowMilliseconds {
                 expired.append((read.waiter, "TRYAGAIN the replica did not catch up in time"))
             }

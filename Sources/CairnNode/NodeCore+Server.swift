@@ -157,7 +157,7 @@ extension NodeCore {
         }
         var text = ""
         for id in sessions.keys.sorted() where ids?.contains(id.rawValue) ?? true {
-            text += clientLine(sessions[id]!) + "\n"
+            text += clientLine(sessions[existing: id]) + "\n"
         }
         return text
     }

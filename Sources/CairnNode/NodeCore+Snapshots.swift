@@ -125,14 +125,13 @@ extension NodeCore {
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
         var taken = 0
         for group in groupOrder where taken < Self.snapshotsPerPass {
-            guard let position = groups.index(forKey: group) else { continue }
-            let raft = groups.values[position].raft
-            let applied = raft.lastAppliedIndex
+            guard let applied = groups[group]?.raft.lastAppliedIndex else { continue }
             // From the last attempt, not only the last snapshot: a partition too large to snapshot is
             // not read again every second.
-            let since = max(raft.snapshotMetadata.index, groups.values[position].snapshotAttemptIndex)
+            let since = max(
+                groups[existing: group].raft.snapshotMetadata.index, groups[existing: group].snapshotAttemptIndex)
             guard applied.rawValue >= since.rawValue + UInt64(config.snapshotEntries) else { continue }
-            groups.values[position].snapshotAttemptIndex = applied
+            groups[existing: group].snapshotAttemptIndex = applied
             taken += 1
             let data: [UInt8]
             do {
@@ -185,10 +184,9 @@ extension NodeCore {
         hostedGroupsChanged = true
         // Entries this node proposed that the snapshot covers: whether they were the ones committed is
         // unknown (the log that said so is gone), so their clients hear exactly that.
-        if let position = groups.index(forKey: group) {
-            let covered = groups.values[position].appended.keys.filter { $0 <= snapshot.metadata.index }
+        if let covered = groups[group]?.appended.keys.filter({ $0 <= snapshot.metadata.index }) {
             for index in covered {
-                let waiter = groups.values[position].appended.removeValue(forKey: index)!.waiter
+                guard let waiter = groups[group]?.appended.removeValue(forKey: index)?.waiter else { continue }
                 finish(
                     waiter, error: "TRYAGAIN the outcome of this write is unknown: a snapshot replaced the log",
                     into: &output)
@@ -214,8 +212,8 @@ extension NodeCore {
                 return
             }
             for (key, record) in records { keyspace.put(key, record, previous: nil) }
-            groups[group]!.appliedTime = appliedTime
-            groups[group]!.expiring.removeAll()
+            groups[existing: group].appliedTime = appliedTime
+            groups[existing: group].expiring.removeAll()
             output.logs.append(
                 NodeLog(
                     .info, "restored a partition from a snapshot",

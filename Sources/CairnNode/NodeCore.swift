@@ -93,7 +93,7 @@ public struct NodeOutput: Sendable {
 public struct NodeCore: Sendable {
     public let config: NodeConfig
     public internal(set) var keyspace: Keyspace
-    var sessions: [ClientID: ClientSession] = [:]
+    var sessions = SlotTable<ClientID, ClientSession>()
     var prng: SplitMix64
     var metrics = MetricsRegistry()
     let startedAt: Instant
@@ -111,7 +111,7 @@ public struct NodeCore: Sendable {
     var map: ClusterMap?
     /// The meta group's state machine, on the meta group's members.
     var metaState: ClusterMap?
-    var groups: [GroupID: HostedGroup] = [:]
+    var groups = SlotTable<GroupID, HostedGroup>()
     /// Per batch, the last entry of each group it carries, to report `.persisted` to the group.
     var raftPersists: [BatchSequence: [GroupID: (index: LogIndex, term: Term)]] = [:]
     /// The newest batch holding Raft writes: messages wait for it to be durable.
@@ -261,9 +261,9 @@ public struct NodeCore: Sendable {
 
     mutating func handleCommand(_ id: ClientID, _ arguments: [[UInt8]], into output: inout NodeOutput) {
         precondition(!arguments.isEmpty, "empty command from \(id); the shell must skip no-op input")
-        // Sessions are updated in place through their index: copying a session out and back costs
+        // Sessions are read and updated in place (`SlotTable`): copying a session out and back costs
         // more than most commands (measured with callgrind).
-        guard let position = sessions.index(forKey: id), !sessions.values[position].isClosing else { return }
+        guard sessions.contains(id), !sessions[existing: id].isClosing else { return }
         var closeAfter = false
         let name = Self.lowercased(arguments[0])
         let spec = CommandTable.topLevel[name]
@@ -273,11 +273,11 @@ public struct NodeCore: Sendable {
             let full = name + "|" + Self.lowercased(arguments[1])
             if let index = CommandTable.labelIndex[full] { label = index }
         }
-        let sequence = sessions.values[position].nextSequence
-        sessions.values[position].nextSequence += 1
+        let sequence = sessions[existing: id].nextSequence
+        sessions[existing: id].nextSequence += 1
         commandsAwaitingReply += 1
-        sessions.values[position].lastCommand = label
-        sessions.values[position].lastCommandAt = now
+        sessions[existing: id].lastCommand = label
+        sessions[existing: id].lastCommandAt = now
         let startedAt = now.monotonicNanoseconds
         if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count),
             commandsAwaitingReply > config.maxCommandsInFlight
@@ -289,16 +289,16 @@ public struct NodeCore: Sendable {
                     + "(--max-inflight); retry with backoff")
             deliver(
                 id, sequence: sequence,
-                ClientReply(client: id, bytes: reply.encoded(sessions.values[position].protocolVersion)),
+                ClientReply(client: id, bytes: reply.encoded(sessions[existing: id].protocolVersion)),
                 command: spec.index, isError: true, startedAt: startedAt, into: &output)
             return
         }
         if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count) {
             let waiter = Waiter(
                 origin: .client(id, sequence: sequence), arguments: arguments, command: spec.index,
-                protocolVersion: sessions.values[position].protocolVersion, startedAt: startedAt,
+                protocolVersion: sessions[existing: id].protocolVersion, startedAt: startedAt,
                 deadline: now.unixMilliseconds + config.requestTimeoutMilliseconds)
-            sessions.values[position].deadlines[sequence] = waiter.deadline
+            sessions[existing: id].deadlines[sequence] = waiter.deadline
             route(spec, arguments, waiter: waiter, into: &output)
             return
         }
@@ -309,9 +309,9 @@ public struct NodeCore: Sendable {
         } catch {
             reply = .error(error.description)
         }
-        guard let position = sessions.index(forKey: id) else { return }
-        if closeAfter { sessions.values[position].isClosing = true }
-        let bytes = reply.encoded(sessions.values[position].protocolVersion)
+        guard sessions.contains(id) else { return }
+        if closeAfter { sessions[existing: id].isClosing = true }
+        let bytes = reply.encoded(sessions[existing: id].protocolVersion)
         deliver(
             id, sequence: sequence, ClientReply(client: id, bytes: bytes, closeAfter: closeAfter),
             command: spec?.index ?? CommandTable.unknownIndex, isError: reply.isError, startedAt: startedAt,
@@ -328,27 +328,27 @@ public struct NodeCore: Sendable {
         _ id: ClientID, sequence: UInt64, _ reply: ClientReply, command: Int, isError: Bool, startedAt: UInt64,
         into output: inout NodeOutput
     ) {
-        guard let position = sessions.index(forKey: id),
+        guard sessions.contains(id),
             // Already answered (by the watchdog): a late outcome is dropped.
-            sequence >= sessions.values[position].nextReply
+            sequence >= sessions[existing: id].nextReply
         else { return }
         stats.outputBytes += UInt64(reply.bytes.count)
-        if !sessions.values[position].deadlines.isEmpty { sessions.values[position].deadlines[sequence] = nil }
-        if sequence != sessions.values[position].nextReply {
-            sessions.values[position].waitingReplies[sequence] = HeldReply(
+        if !sessions[existing: id].deadlines.isEmpty { sessions[existing: id].deadlines[sequence] = nil }
+        if sequence != sessions[existing: id].nextReply {
+            sessions[existing: id].waitingReplies[sequence] = HeldReply(
                 reply: reply, command: command, isError: isError, startedAt: startedAt)
             return
         }
         recordCommand(command, isError: isError, startedAt: startedAt)
         output.replies.append(reply)
-        sessions.values[position].nextReply += 1
+        sessions[existing: id].nextReply += 1
         commandsAwaitingReply -= 1
-        while !sessions.values[position].waitingReplies.isEmpty,
-            let held = sessions.values[position].waitingReplies.removeValue(forKey: sessions.values[position].nextReply)
+        while !sessions[existing: id].waitingReplies.isEmpty,
+            let held = sessions[existing: id].waitingReplies.removeValue(forKey: sessions[existing: id].nextReply)
         {
             recordCommand(held.command, isError: held.isError, startedAt: held.startedAt)
             output.replies.append(held.reply)
-            sessions.values[position].nextReply += 1
+            sessions[existing: id].nextReply += 1
             commandsAwaitingReply -= 1
         }
     }
@@ -362,13 +362,13 @@ public struct NodeCore: Sendable {
     mutating func answerOverdueCommands(into output: inout NodeOutput) {
         let limit = now.unixMilliseconds - 1000
         for id in sessions.keys {
-            while let position = sessions.index(forKey: id),
-                sessions.values[position].nextReply < sessions.values[position].nextSequence,
-                let deadline = sessions.values[position].deadlines[sessions.values[position].nextReply],
+            while sessions.contains(id),
+                sessions[existing: id].nextReply < sessions[existing: id].nextSequence,
+                let deadline = sessions[existing: id].deadlines[sessions[existing: id].nextReply],
                 deadline <= limit
             {
-                let sequence = sessions.values[position].nextReply
-                let command = CommandTable.label(ofIndex: sessions.values[position].lastCommand)
+                let sequence = sessions[existing: id].nextReply
+                let command = CommandTable.label(ofIndex: sessions[existing: id].lastCommand)
                 stats.lostReplies += 1
                 output.logs.append(
                     NodeLog(
@@ -379,7 +379,7 @@ public struct NodeCore: Sendable {
                 )
                 deliver(
                     id, sequence: sequence,
-                    ClientReply(client: id, bytes: reply.encoded(sessions.values[position].protocolVersion)),
+                    ClientReply(client: id, bytes: reply.encoded(sessions[existing: id].protocolVersion)),
                     command: CommandTable.unknownIndex, isError: true, startedAt: now.monotonicNanoseconds,
                     into: &output)
             }
@@ -409,16 +409,18 @@ public struct NodeCore: Sendable {
 
     /// Whether the node has no unanswered commands and no writes waiting for a batch (clean shutdown).
     public var isQuiescent: Bool {
-        sessions.values.allSatisfy { $0.nextSequence == $0.nextReply } && !keyspace.hasPendingWrites
+        sessions.allValues.allSatisfy { $0.nextSequence == $0.nextReply } && !keyspace.hasPendingWrites
             && heldMessages.isEmpty
     }
 
     /// Whether this node is in a cluster and every partition has a leader it knows of (`/ready`).
     /// Commands client `id` sent that have no reply yet (the shell stops reading a connection with too
     /// many: per-connection backpressure).
-    public func commandsAwaitingReply(of id: ClientID) -> Int {
-        guard let session = sessions[id] else { return 0 }
-        return Int(session.nextSequence - session.nextReply)
+    /// `mutating` only so that the shell's call works on its core in place: a non-mutating call on a
+    /// struct stored in a class copies the whole struct first (seen in perf, once per command).
+    public mutating func commandsAwaitingReply(of id: ClientID) -> Int {
+        guard sessions.contains(id) else { return 0 }
+        return Int(sessions[existing: id].nextSequence - sessions[existing: id].nextReply)
     }
 
     public var isReady: Bool {
@@ -464,7 +466,7 @@ public struct NodeCore: Sendable {
         var pending = 0
         var logEntries: UInt64 = 0
         var quiet = 0
-        for hosted in groups.values {
+        for hosted in groups.allValues {
             if hosted.isQuiet { quiet += 1 }
             logEntries += hosted.raft.lastIndex.rawValue - hosted.raft.snapshotMetadata.index.rawValue
             roles[hosted.raft.role.description, default: 0] += 1
@@ -487,7 +489,7 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.raftProposals, [], Double(stats.proposals))
         var moves: [MoveState: Int] = [.placed: 0, .moving: 0, .waiting: 0]
         if let map {
-            for hosted in groups.values where hosted.isLeader && hosted.partition != nil {
+            for hosted in groups.allValues where hosted.isLeader && hosted.partition != nil {
                 moves[Self.moveState(hosted, in: map), default: 0] += 1
             }
         }

@@ -87,6 +87,19 @@ extension RaftCore {
         }
     }
 
+    /// The index a read may be served at right now, with no confirmation round and no lease: the
+    /// commit index, when this node leads, has committed an entry of its own term, transfers no
+    /// leadership, and is the only voter of every configuration in force, so no other node can be
+    /// elected. Nil otherwise: the read goes through `readIndex`. (Exactly what `readIndex` would
+    /// release at once; a query, so the application can skip the request when it holds.)
+    public var immediateReadIndex: LogIndex? {
+        guard let state = leaderState, state.transfer == nil, commitIndex >= state.termStartIndex,
+            config._injectedBug != .readWithoutReadIndex, configuration.voters == [config.id],
+            configuration.outgoingVoters.isEmpty || configuration.outgoingVoters == [config.id]
+        else { return nil }
+        return commitIndex
+    }
+
     /// The highest append sequence a quorum has acknowledged (this node counts as having seen them all).
     private func confirmedSequence(_ state: LeaderState) -> UInt64 {
         var acknowledged: [NodeID: UInt64] = [config.id: UInt64.max]

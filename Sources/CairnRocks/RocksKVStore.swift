@@ -12,6 +12,7 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
     // them as thread-safe; `deinit` runs when the last reference (on one thread) goes away.
     private let database: OpaquePointer
     private let options: OpaquePointer
+    private let tableOptions: OpaquePointer
     private let readOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     private let plainWriteOptions: OpaquePointer
@@ -30,10 +31,21 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         // memtable's key comparisons were the largest single cost of a SET.
         rocksdb_options_set_allow_concurrent_memtable_write(options, 0)
         rocksdb_options_set_enable_write_thread_adaptive_yield(options, 0)
+        // Bloom filters on whole keys, in the memtable and in every table file: a lookup of a key that
+        // is not there (a GET of an absent key, or a SET of a new one reading the old record) skips
+        // the memtable's skip list and the files' blocks instead of searching each. Measured with
+        // perf: those searches were the largest cost of such reads.
+        rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, 0.1)
+        rocksdb_options_set_memtable_whole_key_filtering(options, 1)
+        tableOptions = rocksdb_block_based_options_create()
+        rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom_full(10))
+        rocksdb_block_based_options_set_whole_key_filtering(tableOptions, 1)
+        rocksdb_options_set_block_based_table_factory(options, tableOptions)
         var error: UnsafeMutablePointer<CChar>?
         guard let opened = rocksdb_open(options, path, &error) else {
             let message = Self.take(&error) ?? "unknown error"
             rocksdb_options_destroy(options)
+            rocksdb_block_based_options_destroy(tableOptions)
             throw .rocksDB(operation: "open \(path)", message: message)
         }
         database = opened
@@ -57,6 +69,7 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_writeoptions_destroy(syncWriteOptions)
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_options_destroy(options)
+        rocksdb_block_based_options_destroy(tableOptions)
     }
 
     /// Closes the database (flushing memtables as RocksDB does on close). Idempotent; no call other

@@ -89,7 +89,7 @@ struct ClusterTests {
         let settled = cluster.run(upTo: 5000) { $0.isFullyReplicated }
         if !settled { cluster.printGroups() }
         #expect(settled, "replicas did not settle on four nodes")
-        let hosted = cluster.members[3].core.groups.values.filter { $0.partition != nil }.count
+        let hosted = cluster.members[3].core.groups.allValues.filter { $0.partition != nil }.count
         #expect(hosted >= 4, "the new node holds \(hosted) of 8 partitions × 3 replicas / 4 nodes = 6")
         let client = cluster.connect(3)
         #expect(cluster.send(3, client, "SET", "x", "1") == "+OK\r\n")
@@ -283,17 +283,16 @@ struct ClusterTests {
         var cluster = try ClusterHarness(count: 3)
         #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
         let allQuiet = cluster.run(upTo: 500) { cluster in
-            cluster.members.allSatisfy { $0.core.groups.values.allSatisfy(\.isQuiet) }
+            cluster.members.allSatisfy { $0.core.groups.allValues.allSatisfy(\.isQuiet) }
         }
         #expect(allQuiet, "idle groups did not all go quiet")
         if !allQuiet {
             for (index, member) in cluster.members.enumerated() {
-                for (group, hosted) in member.core.groups where !hosted.isQuiet {
-                    let position = member.core.groups.index(forKey: group)!
+                for (group, hosted) in member.core.groups.entries where !hosted.isQuiet {
                     print(
                         "member \(index) group \(group) role \(hosted.raft.role) leader \(hosted.raft.leader.map { "\($0)" } ?? "-")",
                         "term \(hosted.raft.term) commit \(hosted.raft.commitIndex) last \(hosted.raft.lastIndex)",
-                        "idleLeader \(member.core.isIdleLeader(at: position)) active \(hosted.activeTick) ticks \(member.core.ticks)",
+                        "idleLeader \(member.core.isIdleLeader(group)) active \(hosted.activeTick) ticks \(member.core.ticks)",
                         "config \(hosted.raft.configuration)")
                 }
             }
@@ -347,7 +346,7 @@ struct ClusterTests {
         let me = try #require(cluster.members[0].core.identity)
         // Leadership moves to the preferred leaders after a while: wait until node 0 leads fewer.
         let spread = cluster.run(upTo: 3000) { cluster in
-            cluster.members[0].core.groups.values.contains {
+            cluster.members[0].core.groups.allValues.contains {
                 $0.partition != nil && !$0.isLeader && $0.raft.leader != nil
             }
         }

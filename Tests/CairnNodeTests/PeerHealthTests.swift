@@ -10,7 +10,7 @@ struct PeerHealthTests {
         // Leadership moves to each partition's preferred leader a little after the replicas settle.
         _ = cluster.run(upTo: 3000) { cluster in
             let core = cluster.members[index].core
-            return core.groups.values.contains {
+            return core.groups.allValues.contains {
                 $0.partition != nil && $0.raft.leader != nil && $0.raft.leader != core.identity
             }
         }

@@ -101,7 +101,7 @@ struct SnapshotTests {
 extension ClusterHarness {
     /// Whether member `index` applied every entry its groups' leaders committed.
     func hasApplied(everything index: Int) -> Bool {
-        for (group, hosted) in members[index].core.groups {
+        for (group, hosted) in members[index].core.groups.entries {
             guard let leader = hosted.raft.leader, let leaderIndex = self.index(of: leader),
                 let leading = members[leaderIndex].core.groups[group]
             else { return false }
