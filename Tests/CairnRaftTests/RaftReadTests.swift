@@ -64,6 +64,23 @@ struct RaftReadTests {
         #expect(rest.reads.map(\.request) == [2, 3, 4, 5])
     }
 
+    @Test("thesis §6.4: only a sole voter that committed an entry of its term may skip the confirmation round")
+    func immediateReadIndex() throws {
+        var alone = try Fixture.leader(voters: [1])
+        #expect(alone.role == .leader)
+        #expect(alone.immediateReadIndex == nil, "no entry of its term is committed yet")
+        _ = alone.step(.persisted(through: 1, term: 1))
+        #expect(alone.commitIndex == 1)
+        #expect(alone.immediateReadIndex == 1)
+        // What readIndex releases at once in that state: the same index.
+        #expect(alone.step(.readIndex(request: 7)).reads == [ReadResult(request: 7, index: 1)])
+        // With other voters, every read needs a quorum round (leases are off).
+        let three = try Self.committedLeader()
+        #expect(three.immediateReadIndex == nil)
+        // A follower never skips it.
+        #expect(try Fixture.core(2, voters: [2]).immediateReadIndex == nil)
+    }
+
     @Test("thesis §6.4: a follower refuses reads with a leader hint; a deposed leader drops its pending reads")
     func readsOffLeader() throws {
         var follower = try Fixture.core(2)
