@@ -97,7 +97,8 @@ public struct ByteReader: Sendable {
     }
 
     public mutating func readLengthPrefixed(_ field: String) throws(DecodeError) -> [UInt8] {
-        let count = try readUInt32(field + " length")
+        guard remaining >= 4 else { throw .truncated(field: field + " length", needed: 4, available: remaining) }
+        let count = try readUInt32(field)
         return Array(try take(Int(count), field))
     }
 

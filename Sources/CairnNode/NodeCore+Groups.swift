@@ -277,9 +277,9 @@ extension NodeCore {
             } else if case .joiner(let addresses) = pending.waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if let reply {
-                metrics.observe(
-                    NodeMetrics.raftCommitDuration, [],
-                    Double(now.monotonicNanoseconds &- pending.waiter.startedAt) / 1e9)
+                stats.raftCommitLatency.observe(
+                    Double(now.monotonicNanoseconds &- pending.waiter.startedAt) / 1e9,
+                    buckets: MetricFamily.latencyBucketsSeconds)
                 finish(pending.waiter, reply, into: &output)
             } else {
                 finish(pending.waiter, .ok, into: &output)

@@ -456,6 +456,7 @@ public struct NodeCore: Sendable {
             metrics.set(NodeMetrics.commands, [("command", command), ("result", "error")], Double(stat.failedCalls))
             metrics.setHistogram(NodeMetrics.commandDuration, [("command", command)], stat.latency)
         }
+        metrics.setHistogram(NodeMetrics.raftCommitDuration, [], stats.raftCommitLatency)
         metrics.set(NodeMetrics.uptime, [], Double(now.monotonicNanoseconds &- startedAt.monotonicNanoseconds) / 1e9)
         metrics.set(NodeMetrics.clusterEpoch, [], Double(map?.epoch ?? 0))
         metrics.set(NodeMetrics.clusterNodes, [], Double(map?.activeNodes.count ?? 0))
@@ -539,6 +540,9 @@ struct NodeStats: Sendable {
         var failedCalls: UInt64 = 0
         var latency = HistogramValue(bucketCount: MetricFamily.latencyBucketsSeconds.count)
     }
+    /// `NodeMetrics.raftCommitDuration`, kept here and copied into the registry when rendered: one
+    /// observation per write, and the registry's lookups by name cost more than the write's reply.
+    var raftCommitLatency = HistogramValue(bucketCount: MetricFamily.latencyBucketsSeconds.count)
     var connectionsReceived: UInt64 = 0
     var connectionsRejected: UInt64 = 0
     var protocolErrors: UInt64 = 0
