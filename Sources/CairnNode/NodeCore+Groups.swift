@@ -57,6 +57,9 @@ struct HostedGroup: Sendable {
     var activeTick: UInt64 = 0
     /// The applied index of the last snapshot attempt (`compactLogs`).
     var snapshotAttemptIndex = LogIndex(rawValue: 0)
+    /// Records in the last snapshot this node made of the group: the next one waits for at least as
+    /// many new entries, so reading the partition costs O(1) per write however large it grows.
+    var snapshotRecords = 0
 
     var isLeader: Bool { raft.role == .leader }
 

@@ -26,14 +26,15 @@ extension NodeCore {
         for group in groupOrder {
             guard groups.contains(group) else { continue }
             if groups[existing: group].isQuiet {
-                // Two election timeouts of silence, not one: a busy node's loop can stall for more
-                // than one on a loaded machine, and waking spuriously starts needless elections. An
-                // idle group can afford the slower failover; an active one never goes quiet.
+                // One election timeout of silence from the leader's node, as an active follower would
+                // wait. A busy node's loop can stall that long on a loaded machine; the member then
+                // wakes for nothing, but its PreVote round cannot win while the leader and the other
+                // members still hear each other (CheckQuorum stickiness), so no leadership changes.
                 guard let leader = groups[existing: group].raft.leader, leader != identity,
-                    ticks > (peerLastHeard[leader] ?? 0) + 2 * idleTicks
+                    ticks > (peerLastHeard[leader] ?? 0) + idleTicks
                 else { continue }
                 // The leader's node went silent: catch up on the ticks this member missed while quiet,
-                // so that it campaigns when an active member would have.
+                // so that it campaigns when an active member would have (after its randomized timeout).
                 wake(group)
                 stats.quietWakeups += 1
                 for _ in 0..<config.electionTicks { stepGroup(group, .tick, into: &output) }

@@ -66,6 +66,8 @@ public final class Server {
     /// Connections not read while they have `--max-pipeline` commands without replies.
     var awaitingReplies: [ClientConnection] = []
     var shellMetrics = MetricsRegistry()
+    /// When the last slow-turn warning was logged (monotonic nanoseconds), to log at most one per 10 s.
+    var lastSlowTurnLogAt: UInt64 = 0
     var state = State.running
     var batchesInFlight = 0
     let tickNanoseconds: UInt64
@@ -87,6 +89,11 @@ public final class Server {
         "cairn_http_requests_total", help: "Admin HTTP requests, by path and status code.", kind: .counter)
     static let peerRejected = MetricFamily(
         "cairn_peer_connections_rejected_total", help: "Peer-port connections closed, by reason.", kind: .counter)
+    static let loopTurn = MetricFamily(
+        "cairn_loop_turn_seconds",
+        help:
+            "Work in one turn of the event loop, from epoll returning events to the turn's replies being flushed. Nothing else runs on the loop meanwhile: a long turn delays every reply, heartbeat and tick (event-loop lag).",
+        kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
 
     /// Opens the data directory and storage, binds every port, and starts the storage thread.
     public init(config: ServerConfig, logger: Logger) throws(StartupError) {
@@ -146,6 +153,7 @@ public final class Server {
         shellMetrics.register(Self.httpRequests)
         shellMetrics.register(Self.pipelinePauses)
         shellMetrics.register(Self.peerRejected)
+        shellMetrics.register(Self.loopTurn)
         for family in [
             Self.peerFramesSent, Self.peerFramesReceived, Self.peerBytesSent, Self.peerFramesDropped,
             Self.peerConnects, Self.peerLinkUp,
@@ -237,10 +245,12 @@ public final class Server {
             let now = System.monotonicNanoseconds()
             let timeout = nextTickAt > now ? Int32((nextTickAt - now + 999_999) / 1_000_000) : 0
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
+            let turnStarted = System.monotonicNanoseconds()
             for index in 0..<max(0, Int(count)) {
                 handle(events[index].data.fd, events[index].events)
             }
             endTurn()
+            noteTurn(events: Int(count), nanoseconds: System.monotonicNanoseconds() - turnStarted)
             if state == .draining {
                 if drainDeadline == 0 { drainDeadline = System.monotonicNanoseconds() + 10_000_000_000 }
                 let drained =
@@ -281,6 +291,25 @@ public final class Server {
                 beginDraining(signal: Int32(info.ssi_signo))
             }
         }
+    }
+
+    /// A turn longer than this delays heartbeats enough to matter: half the shortest election timeout
+    /// (`NodeConfig.electionTicks` = 10 ticks of 10 ms).
+    static let slowTurnNanoseconds: UInt64 = 50_000_000
+
+    /// Records a turn's length, and warns (at most every 10 s) when one was long enough to make
+    /// followers of this node's leaders start elections.
+    func noteTurn(events: Int, nanoseconds: UInt64) {
+        shellMetrics.observe(Self.loopTurn, [], Double(nanoseconds) / 1e9)
+        let now = System.monotonicNanoseconds()
+        guard nanoseconds > Self.slowTurnNanoseconds, now > lastSlowTurnLogAt + 10_000_000_000 else { return }
+        lastSlowTurnLogAt = now
+        logger.log(
+            .warn, "slow event-loop turn: replies, heartbeats and ticks waited",
+            [
+                ("milliseconds", String(nanoseconds / 1_000_000)), ("events", String(events)),
+                ("limit_milliseconds", String(Self.slowTurnNanoseconds / 1_000_000)),
+            ])
     }
 
     /// Work done once per loop turn: ticks, process samples, closing the turn's batch, flushing.
