@@ -213,6 +213,31 @@ public struct Keyspace: Sendable {
     /// writes not yet durable, in storage order (slot, then key). A partition's whole state, for a
     /// snapshot or for removing it.
     func records(inSlots slots: ClosedRange<Int>) throws(StorageError) -> [(key: [UInt8], record: ValueRecord)] {
+        try Self.records(inSlots: slots, store: store, overlay: pending.isEmpty ? [:] : pendingRecords(inSlots: slots))
+    }
+
+    /// The writes not yet durable to keys in `slots`: the newest record of each key, nil for a delete.
+    func pendingRecords(inSlots slots: ClosedRange<Int>) -> [ByteKey: ValueRecord?] {
+        var found: [ByteKey: ValueRecord?] = [:]
+        for (key, write) in pending where slots.contains(Int(HashSlot.of(key.bytes))) { found[key] = write.record }
+        return found
+    }
+
+    /// The side entries not yet durable with keys in `start..<end` (nil for a delete).
+    func pendingAux(from start: [UInt8], to end: [UInt8]) -> [ByteKey: [UInt8]?] {
+        var found: [ByteKey: [UInt8]?] = [:]
+        for (key, write) in auxPending
+        where !key.bytes.lexicographicallyPrecedes(start) && key.bytes.lexicographicallyPrecedes(end) {
+            found[key] = write.value
+        }
+        return found
+    }
+
+    /// The records in `slots` of `store` (the live store, or a view of it taken earlier) with
+    /// `overlay` (writes the store does not hold yet) laid over them, in storage order.
+    static func records(
+        inSlots slots: ClosedRange<Int>, store: any KVReadView, overlay: [ByteKey: ValueRecord?]
+    ) throws(StorageError) -> [(key: [UInt8], record: ValueRecord)] {
         var start = StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start
         let end = StorageLayout.dataRange(partition: UInt16(slots.upperBound)).end
         var found: [(dataKey: [UInt8], key: [UInt8], record: ValueRecord)] = []
@@ -220,15 +245,15 @@ public struct Keyspace: Sendable {
             let chunk = try store.scan(from: start, to: end, limit: 4096)
             for (dataKey, value) in chunk {
                 let key = StorageLayout.userKey(fromDataKey: dataKey)
-                guard pending.isEmpty || pending[ByteKey(key)] == nil else { continue }
+                guard overlay.isEmpty || overlay[ByteKey(key)] == nil else { continue }
                 found.append((dataKey, key, try ValueRecord.decode(value, key: key)))
             }
             guard chunk.count == 4096, let last = chunk.last else { break }
             start = last.key + [0]
         }
         var merged = false
-        for (key, write) in pending where slots.contains(Int(HashSlot.of(key.bytes))) {
-            guard let record = write.record else { continue }
+        for (key, record) in overlay {
+            guard let record else { continue }
             found.append((Self.dataKey(key.bytes), key.bytes, record))
             merged = true
         }

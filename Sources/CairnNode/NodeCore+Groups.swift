@@ -60,6 +60,8 @@ struct HostedGroup: Sendable {
     /// Records in the last snapshot this node made of the group: the next one waits for at least as
     /// many new entries, so reading the partition costs O(1) per write however large it grows.
     var snapshotRecords = 0
+    /// The snapshot read asked for and not answered yet (`SnapshotRead.id`).
+    var snapshotReadID: UInt64?
 
     var isLeader: Bool { raft.role == .leader }
 

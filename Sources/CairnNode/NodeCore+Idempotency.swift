@@ -155,15 +155,18 @@ extension NodeCore {
         var start: [UInt8]? = range.start
         while let from = start {
             let page = try keyspace.auxScan(from: from, to: range.end, limit: pageKeys)
-            for (key, value) in page.entries where value.count >= 8 {
-                entries.append(
-                    IdempotencyEntry(
-                        token: Array(key[9...]), time: Int64(bitPattern: StorageLayout.readBigEndian(value, at: 0)),
-                        reply: Array(value[8...])))
-            }
+            entries += page.entries.compactMap(Self.idempotencyEntry)
             start = page.next
         }
         return entries
+    }
+
+    /// A stored token record (key: prefix, group, token; value: apply time, reply) as an entry.
+    static func idempotencyEntry(key: [UInt8], value: [UInt8]) -> IdempotencyEntry? {
+        guard key.count >= 9, value.count >= 8 else { return nil }
+        return IdempotencyEntry(
+            token: Array(key[9...]), time: Int64(bitPattern: StorageLayout.readBigEndian(value, at: 0)),
+            reply: Array(value[8...]))
     }
 
     /// Replaces `group`'s table with `entries` (restoring a snapshot), or just deletes it (`entries` empty).

@@ -118,14 +118,17 @@ extension NodeCore {
     // MARK: Log compaction (Raft §7)
 
     /// Snapshots every group whose log holds more than `config.snapshotEntries` applied entries past
-    /// its snapshot, so logs stop growing: the group saves the snapshot and deletes the entries it
-    /// covers in this turn's batch. A follower that needs a deleted entry is sent the snapshot.
+    /// its snapshot (or, for a large partition, as many entries as its last snapshot had records), so
+    /// logs stop growing: the group saves the snapshot and deletes the entries it covers. A follower
+    /// that needs a deleted entry is sent the snapshot. A partition is read off the loop
+    /// (`SnapshotRead`), at most `snapshotReadsMax` at a time; the meta group is small and read here.
     mutating func compactLogs(into output: inout NodeOutput) {
         guard config.snapshotEntries > 0 else { return }
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
-        var taken = 0
-        for group in groupOrder where taken < Self.snapshotsPerPass {
-            guard let applied = groups[group]?.raft.lastAppliedIndex else { continue }
+        var reading = groupOrder.filter { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }.count
+        for group in groupOrder where reading < Self.snapshotReadsMax {
+            guard groups.contains(group), groups[existing: group].snapshotReadID == nil else { continue }
+            let applied = groups[existing: group].raft.lastAppliedIndex
             // From the last attempt, not only the last snapshot: a partition too large to snapshot is
             // not read again every second.
             let since = max(
@@ -133,38 +136,20 @@ extension NodeCore {
             let interval = max(config.snapshotEntries, groups[existing: group].snapshotRecords)
             guard applied.rawValue >= since.rawValue + UInt64(interval) else { continue }
             groups[existing: group].snapshotAttemptIndex = applied
-            taken += 1
-            let data: [UInt8]
-            do {
-                let state = try snapshotData(of: group)
-                if case .partition(_, let records, _) = state {
-                    groups[existing: group].snapshotRecords = records.count
-                }
-                data = state.encoded()
-            } catch {
-                output.fatal = "could not read group \(group) to snapshot it: \(error)"
-                return
+            if let partition = groups[existing: group].partition {
+                requestSnapshotRead(group, partition: partition, into: &output)
+                reading += 1
+            } else {
+                let data = GroupSnapshot.meta(metaState).encoded()
+                stats.snapshotsCreated += 1
+                stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
             }
-            guard data.count <= Limits.raftSnapshotBytesMax else {
-                output.logs.append(
-                    NodeLog(
-                        .warn, "group too large to snapshot; its log keeps growing",
-                        [
-                            ("group", "\(group)"), ("bytes", "\(data.count)"),
-                            ("limit", "\(Limits.raftSnapshotBytesMax)"),
-                        ]))
-                continue
-            }
-            stats.snapshotsCreated += 1
-            stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
         }
     }
 
-    /// How many groups one pass may snapshot: each costs a read of the whole partition in the loop
-    /// (about 50 ms for 100,000 keys of 100 bytes), and a turn much longer than that holds up the
-    /// node's heartbeats long enough for followers to start elections (measured: 3 large partitions
-    /// snapshotted in one pass stalled the loop 100 to 370 ms, and terms climbed under load).
-    static let snapshotsPerPass = 1
+    /// Partition snapshot reads in flight at once: each holds a whole partition in memory while it is
+    /// built, and takes a core's worth of CPU from the loop on a small machine.
+    static let snapshotReadsMax = 2
 
     /// The state machine of `group` as of the last entry it applied.
     func snapshotData(of group: GroupID) throws(StorageError) -> GroupSnapshot {

@@ -32,6 +32,8 @@ public enum NodeInput: Sendable {
     case peer(PeerEnvelope)
     /// An operator asked for a membership change (admin HTTP API); the answer is `NodeOutput.adminReply`.
     case admin(AdminRequest)
+    /// A partition snapshot the core asked for (`NodeOutput.snapshotReads`) was read and encoded.
+    case snapshotBuilt(SnapshotBuilt)
 }
 
 /// A line for the node's log, emitted by the core and written by the shell.
@@ -78,6 +80,9 @@ public struct NodeOutput: Sendable {
     public var fatal: String?
     /// 7. The answer to an `.admin` input, for the shell to send back over HTTP.
     public var adminReply: AdminReply?
+    /// Partitions to read into snapshots off the loop: take a `KVReadView` of the store for each
+    /// *before* writing any later batch, then step `read.build(from: view)` (`SnapshotRead`).
+    public var snapshotReads: [SnapshotRead] = []
 
     public init() {}
 }
@@ -195,6 +200,8 @@ public struct NodeCore: Sendable {
             receive(envelope, into: &output)
         case .admin(let request):
             output.adminReply = admin(request, into: &output)
+        case .snapshotBuilt(let built):
+            snapshotBuilt(built, into: &output)
         case .command(let id, let arguments, let wireBytes):
             stats.inputBytes += UInt64(wireBytes)
             handleCommand(id, arguments, into: &output)

@@ -108,8 +108,24 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
     public func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {
+        try scan(from: start, to: end, limit: limit, options: readOptions)
+    }
+
+    /// A RocksDB snapshot: reads through it see the database as it was when it was taken.
+    public func readView() -> any KVReadView { RocksReadView(store: self) }
+
+    /// Whether `close` ran (a view taken before must not touch the database after).
+    var isClosed: Bool { closed.withLock { $0 } }
+
+    func createSnapshot() -> OpaquePointer { rocksdb_create_snapshot(database) }
+
+    func releaseSnapshot(_ snapshot: OpaquePointer) { rocksdb_release_snapshot(database, snapshot) }
+
+    func scan(from start: [UInt8], to end: [UInt8], limit: Int, options: OpaquePointer) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )] {
         guard limit > 0 else { return [] }
-        let iterator = rocksdb_create_iterator(database, readOptions)!
+        let iterator = rocksdb_create_iterator(database, options)!
         defer { rocksdb_iter_destroy(iterator) }
         start.withUnsafeBufferPointer { bytes in
             bytes.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek(iterator, $0.baseAddress, $0.count) }
@@ -201,5 +217,34 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
             return withUnsafePointer(to: &zero) { body(UnsafeBufferPointer(start: $0, count: 0)) }
         }
         return bytes.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self, body) }
+    }
+}
+
+/// A `RocksKVStore` as of one moment (a RocksDB snapshot). The shell releases every view before it
+/// closes the store (RocksDB refuses to close with snapshots held); a view used after that fails.
+final class RocksReadView: KVReadView, @unchecked Sendable {
+    // Unchecked Sendable: the pointers are immutable after init, and RocksDB snapshots and read
+    // options may be used from any thread.
+    private let store: RocksKVStore
+    private let snapshot: OpaquePointer
+    private let options: OpaquePointer
+
+    init(store: RocksKVStore) {
+        self.store = store
+        snapshot = store.createSnapshot()
+        options = rocksdb_readoptions_create()
+        rocksdb_readoptions_set_snapshot(options, snapshot)
+    }
+
+    deinit {
+        rocksdb_readoptions_destroy(options)
+        if !store.isClosed { store.releaseSnapshot(snapshot) }
+    }
+
+    func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )] {
+        guard !store.isClosed else { throw .rocksDB(operation: "scan", message: "the store is closed") }
+        return try store.scan(from: start, to: end, limit: limit, options: options)
     }
 }

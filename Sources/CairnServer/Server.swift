@@ -54,6 +54,7 @@ public final class Server {
     let directory: DataDirectory
     let store: RocksKVStore
     let worker: StorageWorker
+    let snapshotWorker: SnapshotWorker
     let inbox = Inbox()
     var core: NodeCore
     let epoll: Int32
@@ -150,6 +151,7 @@ public final class Server {
         }
         let inbox = self.inbox
         worker = StorageWorker(store: store, policy: config.fsync) { inbox.post($0) }
+        snapshotWorker = SnapshotWorker { inbox.post($0) }
         shellMetrics.register(Self.httpRequests)
         shellMetrics.register(Self.pipelinePauses)
         shellMetrics.register(Self.peerRejected)
@@ -166,6 +168,7 @@ public final class Server {
         register(inbox.wakeDescriptor, as: .wake)
         register(signalDescriptor, as: .signal)
         worker.start()
+        snapshotWorker.start()
         logger.log(
             .info, "cairn server started",
             [
@@ -349,6 +352,8 @@ public final class Server {
             worker.enqueue(batch)
             batchesInFlight += 1
         }
+        // Views are taken now, before any later batch can reach the store (`SnapshotRead`).
+        for read in output.snapshotReads { snapshotWorker.enqueue(read, view: store.readView()) }
         if let addresses = output.peerAddresses { updatePeerAddresses(addresses) }
         if !output.peerSends.isEmpty { sendToPeers(output.peerSends) }
         for reply in output.replies {
@@ -378,6 +383,8 @@ public final class Server {
             step(.persisted(through: through, durationNanoseconds: duration, batches: batches, mutations: mutations))
         case .failed(let sequence, let error):
             step(.persistFailed(sequence, error))
+        case .snapshot(let input):
+            step(input)
         }
     }
 
@@ -396,6 +403,7 @@ public final class Server {
     }
 
     func shutdown() -> Int32 {
+        snapshotWorker.stopAndWait()
         worker.stopAndWait()
         for connection in clients.values { closeClient(connection) }
         for fd in Array(registrations.keys) { unregister(fd) }

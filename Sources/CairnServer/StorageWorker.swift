@@ -11,6 +11,8 @@ import Synchronization
 enum StorageCompletion: Sendable {
     case persisted(through: BatchSequence, durationNanoseconds: UInt64, batches: Int, mutations: Int)
     case failed(BatchSequence, StorageError)
+    /// A partition snapshot the snapshot thread built (`SnapshotWorker`).
+    case snapshot(NodeInput)
 }
 
 /// The storage thread: applies the loop's batches to RocksDB with group commit.

@@ -55,6 +55,13 @@ extension ClusterSimulation {
     func carryOut(_ output: NodeOutput, of position: Int) {
         let node = nodes[position]
         for batch in output.writes { write(batch, at: node) }
+        // As the server does: the view is taken now and the snapshot comes back later, while the node
+        // goes on applying writes (a fixed delay: no draw, so the random streams stay as they were).
+        for read in output.snapshotReads {
+            queue.push(
+                .snapshotBuilt(node: position, incarnation: node.incarnation, read.build(from: node.store.readView())),
+                at: nowMs + Self.snapshotBuildMs)
+        }
         // As the server does: the core names peers by ID, and says where they listen when that changes.
         if let addresses = output.peerAddresses { node.peerAddresses = addresses }
         // Outputs list envelopes and replies in the order of dictionaries inside the core; a fixed
@@ -99,6 +106,9 @@ extension ClusterSimulation {
             step(position, .persisted(through: last.sequence, durationNanoseconds: 0, batches: 1, mutations: 0))
         }
     }
+
+    /// How long the simulated snapshot thread takes to read a partition.
+    static let snapshotBuildMs: UInt64 = 30
 
     /// The node listening at a peer address, if any.
     func nodeListening(at address: String) -> Int? {

@@ -56,6 +56,8 @@ public final class ClusterSimulation {
         case tick(node: Int, incarnation: Int)
         case deliver(from: Int, to: Int, incarnation: Int, payload: [UInt8])
         case diskDone(node: Int, incarnation: Int)
+        /// A partition snapshot read finished on the node's snapshot thread.
+        case snapshotBuilt(node: Int, incarnation: Int, NodeInput)
         case command(node: Int, incarnation: Int, connection: ClientID, arguments: [[UInt8]])
         case reply(client: Int, connection: ClientID, bytes: [UInt8])
         case clientNext(client: Int)
@@ -228,6 +230,9 @@ public final class ClusterSimulation {
             deliver(payload, from: from, to: to, incarnation: incarnation)
         case .diskDone(let position, let incarnation):
             diskDone(position, incarnation: incarnation)
+        case .snapshotBuilt(let position, let incarnation, let input):
+            guard nodes[position].isUp, nodes[position].incarnation == incarnation else { return }
+            step(position, input)
         case .command(let position, let incarnation, let connection, let arguments):
             guard nodes[position].isUp, nodes[position].incarnation == incarnation else { return }
             step(

@@ -23,14 +23,11 @@ public final class MemoryKVStore: KVStore, @unchecked Sendable {
     public func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
         key: [UInt8], value: [UInt8]
     )] {
-        var result: [(key: [UInt8], value: [UInt8])] = []
-        var index = lowerBound(start)
-        while index < keys.count, result.count < limit, keys[index].lexicographicallyPrecedes(end) {
-            result.append((keys[index], values[keys[index]]!))
-            index += 1
-        }
-        return result
+        try MemoryReadView(keys: keys, values: values).scan(from: start, to: end, limit: limit)
     }
+
+    /// A copy of the keys and values (copy on write: O(1) now, the copy is paid by the next write).
+    public func readView() -> any KVReadView { MemoryReadView(keys: keys, values: values) }
 
     public func lastKey(from start: [UInt8], before end: [UInt8]) throws(StorageError) -> [UInt8]? {
         let index = lowerBound(end) - 1
@@ -66,16 +63,33 @@ public final class MemoryKVStore: KVStore, @unchecked Sendable {
     public func sync() throws(StorageError) {}
 
     /// The index of the first key not less than `key`.
-    private func lowerBound(_ key: [UInt8]) -> Int {
+    private func lowerBound(_ key: [UInt8]) -> Int { MemoryReadView.lowerBound(key, in: keys) }
+}
+
+/// A `MemoryKVStore` frozen at one moment.
+struct MemoryReadView: KVReadView {
+    let keys: [[UInt8]]
+    let values: [[UInt8]: [UInt8]]
+
+    func scan(from start: [UInt8], to end: [UInt8], limit: Int) throws(StorageError) -> [(
+        key: [UInt8], value: [UInt8]
+    )] {
+        var low = Self.lowerBound(start, in: keys)
+        var result: [(key: [UInt8], value: [UInt8])] = []
+        while low < keys.count, result.count < limit, keys[low].lexicographicallyPrecedes(end) {
+            result.append((keys[low], values[keys[low]]!))
+            low += 1
+        }
+        return result
+    }
+
+    /// The position of the first key not below `key` in sorted `keys`.
+    static func lowerBound(_ key: [UInt8], in keys: [[UInt8]]) -> Int {
         var low = 0
         var high = keys.count
         while low < high {
             let middle = (low + high) / 2
-            if keys[middle].lexicographicallyPrecedes(key) {
-                low = middle + 1
-            } else {
-                high = middle
-            }
+            if keys[middle].lexicographicallyPrecedes(key) { low = middle + 1 } else { high = middle }
         }
         return low
     }

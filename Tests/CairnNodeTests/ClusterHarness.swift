@@ -90,6 +90,11 @@ struct ClusterHarness {
         for reply in output.replies {
             replies[index, default: [:]][reply.client, default: []].append(String(decoding: reply.bytes, as: UTF8.self))
         }
+        // As the server does, but at once: a view of the store now, the snapshot built from it.
+        for read in output.snapshotReads {
+            let built = read.build(from: members[index].store.readView())
+            carryOut(members[index].core.step(built, now: clock(of: index)), of: index)
+        }
     }
 
     mutating func step(_ index: Int, _ input: NodeInput) {

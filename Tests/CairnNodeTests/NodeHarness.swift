@@ -49,7 +49,9 @@ struct NodeHarness {
         let output = core.step(input, now: now)
         precondition(output.fatal == nil, "unexpected fatal: \(output.fatal ?? "")")
         unapplied += output.writes
-        return output.replies
+        var replies = output.replies
+        for read in output.snapshotReads { replies += step(read.build(from: store.readView())) }
+        return replies
     }
 
     /// Applies every unapplied batch and reports it durable; returns the replies that released.
