@@ -11,8 +11,9 @@ import CairnRaft
 ///
 /// Failure detection moves to the node: each node sends every peer an envelope at least every
 /// `heartbeatTicks` (an empty one when it has nothing else to say: one heartbeat per pair of nodes,
-/// whatever the number of groups). A quiet follower whose leader's node has been silent for two
-/// election timeouts wakes up and is given an election timeout's worth of the ticks it missed, so it campaigns as it would have. Any
+/// whatever the number of groups). A quiet follower whose leader's node has been silent for an
+/// election timeout wakes up and is given an election timeout's worth of the ticks it missed, so it
+/// campaigns as it would have. Any
 /// input other than a tick (a message, a proposal, a read, a membership change) wakes a quiet group.
 ///
 /// Safety does not depend on any of this: a quiet leader that was cut off still believes it leads,

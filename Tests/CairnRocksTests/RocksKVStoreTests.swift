@@ -23,6 +23,8 @@ struct RocksKVStoreTests {
         func randomKey() -> [UInt8] { (0..<(1 + prng.below(3))).map { _ in UInt8(97 + prng.below(4)) } }
         do {
             let rocks = try RocksKVStore(path: path)
+            // Views taken along the way (RocksDB snapshots and model copies): frozen at their moment.
+            var views: [(rocks: any KVReadView, model: any KVReadView)] = []
             for batchNumber in 1...40 {
                 var mutations: [StorageMutation] = []
                 for _ in 0..<(1 + prng.below(6)) {
@@ -52,7 +54,15 @@ struct RocksKVStoreTests {
                 #expect(
                     try rocks.lastKey(from: low, before: high) == model.lastKey(from: low, before: high),
                     "seed \(seed) batch \(batchNumber) lastKey")
+                if batchNumber % 7 == 0 { views.append((rocks.readView(), model.readView())) }
+                for (index, view) in views.enumerated() {
+                    let fromRocksView = try view.rocks.scan(from: start, to: [0xFF], limit: limit)
+                    let fromModelView = try view.model.scan(from: start, to: [0xFF], limit: limit)
+                    #expect(fromRocksView.map(\.key) == fromModelView.map(\.key), "seed \(seed) view \(index)")
+                    #expect(fromRocksView.map(\.value) == fromModelView.map(\.value), "seed \(seed) view \(index)")
+                }
             }
+            views.removeAll()  // RocksDB must not close with snapshots held.
             rocks.close()
         }
         let reopened = try RocksKVStore(path: path)

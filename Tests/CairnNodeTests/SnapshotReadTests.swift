@@ -1,0 +1,77 @@
+import CairnCore
+import CairnPlacement
+import CairnStorage
+import Testing
+
+@testable import CairnNode
+
+@Suite("snapshot reads off the loop: a store view plus the writes not yet durable")
+struct SnapshotReadTests {
+    static func record(_ text: String) -> ValueRecord { ValueRecord(value: Array(text.utf8)) }
+
+    @Test("view + overlay taken at one moment equal the partition then, whatever the store takes after")
+    func viewPlusOverlayIsThePartitionThen() throws {
+        let store = MemoryKVStore()
+        var keyspace = try Keyspace(store: store, cacheBytes: 1 << 20)
+        let all = 0...16383
+        // Durable: k0..k9 (k0..k4 in the store, k5..k9 in a batch still in flight).
+        for index in 0..<10 { keyspace.put(Array("k\(index)".utf8), Self.record("v\(index)"), previous: nil) }
+        let firstBatch = keyspace.closeBatch()
+        let first = try #require(firstBatch)
+        try store.apply([first], sync: true)
+        keyspace.persisted(through: first.sequence)
+        // Not durable yet: an update, a delete and a new key.
+        keyspace.put(Array("k1".utf8), Self.record("updated"), previous: Self.record("v1"))
+        keyspace.delete(Array("k2".utf8), previous: Self.record("v2"))
+        keyspace.put(Array("k10".utf8), Self.record("new"), previous: nil)
+        let secondBatch = keyspace.closeBatch()
+        let second = try #require(secondBatch)
+
+        let expected = try keyspace.records(inSlots: all)
+        let overlay = keyspace.pendingRecords(inSlots: all)
+        let view = store.readView()
+        #expect(overlay.count == 3)
+        // Later: the in-flight batch lands, and writes made after the moment land too.
+        try store.apply([second], sync: true)
+        keyspace.persisted(through: second.sequence)
+        keyspace.put(Array("k3".utf8), Self.record("after"), previous: Self.record("v3"))
+        keyspace.put(Array("k11".utf8), Self.record("after"), previous: nil)
+        let thirdBatch = keyspace.closeBatch()
+        let third = try #require(thirdBatch)
+        try store.apply([third], sync: true)
+
+        let read = try Keyspace.records(inSlots: all, store: view, overlay: overlay)
+        #expect(read.map(\.key) == expected.map(\.key))
+        #expect(read.map(\.record) == expected.map(\.record))
+        #expect(read.contains { $0.key == Array("k1".utf8) && $0.record == Self.record("updated") })
+        #expect(!read.contains { $0.key == Array("k2".utf8) })
+        #expect(read.contains { $0.key == Array("k3".utf8) && $0.record == Self.record("v3") })
+        #expect(!read.contains { $0.key == Array("k11".utf8) })
+        // The live store moved on: reading it now (without the view) would differ.
+        #expect(try Keyspace.records(inSlots: all, store: store, overlay: [:]).count != expected.count)
+    }
+
+    @Test("side entries: the view's pages merged with the overlay, deletes hidden, order kept")
+    func mergedSideEntries() throws {
+        let store = MemoryKVStore()
+        func key(_ name: String) -> [UInt8] { [StorageLayout.idempotencyPrefix] + Array(name.utf8) }
+        let durable = (0..<5000).map {
+            StorageMutation.put(key: key("t" + String(String($0 + 100_000).dropFirst())), value: [1])
+        }
+        try store.apply([StorageBatch(sequence: BatchSequence(1), mutations: durable)], sync: true)
+        let overlay: [ByteKey: [UInt8]?] = [
+            ByteKey(key("t00001")): nil, ByteKey(key("t04999")): [2], ByteKey(key("t05000a")): [3],
+        ]
+        let view = store.readView()
+        try store.apply(
+            [StorageBatch(sequence: BatchSequence(2), mutations: [.delete(key: key("t00002"))])], sync: true)
+        let merged = try SnapshotRead.merged(
+            view, from: [StorageLayout.idempotencyPrefix], to: [StorageLayout.idempotencyPrefix + 1], overlay: overlay)
+        #expect(merged.count == 5000)
+        #expect(!merged.contains { $0.key == key("t00001") })
+        #expect(merged.contains { $0.key == key("t00002") }, "deleted after the view was taken")
+        #expect(merged.first { $0.key == key("t04999") }?.value == [2])
+        #expect(merged.last?.key == key("t05000a"))
+        #expect(zip(merged, merged.dropFirst()).allSatisfy { $0.key.lexicographicallyPrecedes($1.key) })
+    }
+}
