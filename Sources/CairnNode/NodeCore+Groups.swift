@@ -358,7 +358,7 @@ extension NodeCore {
 
     /// The partition a hosted group replicates (nil for the meta group or a group not hosted).
     func partition(ofGroup group: GroupID) -> Int? {
-        groups[group]?.partition
+        groups.contains(group) ? groups[existing: group].partition : nil
     }
 
     /// Runs a read command against this node's state, as of now.

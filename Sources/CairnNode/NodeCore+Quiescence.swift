@@ -28,9 +28,10 @@ extension NodeCore {
             guard groups.contains(group) else { continue }
             if groups[existing: group].isQuiet {
                 // One election timeout of silence from the leader's node, as an active follower would
-                // wait. A busy node's loop can stall that long on a loaded machine; the member then
-                // wakes for nothing, but its PreVote round cannot win while the leader and the other
-                // members still hear each other (CheckQuorum stickiness), so no leadership changes.
+                // wait. If only this member missed the heartbeats it wakes for nothing, and its PreVote
+                // round cannot win while the other members still hear the leader. If the leader's node
+                // itself stalled that long, its groups elect new leaders, as active groups would: keep
+                // the loop's turns short (`cairn_loop_turn_seconds`).
                 guard let leader = groups[existing: group].raft.leader, leader != identity,
                     ticks > (peerLastHeard[leader] ?? 0) + idleTicks
                 else { continue }

@@ -126,14 +126,19 @@ extension NodeCore {
         guard config.snapshotEntries > 0 else { return }
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
         var reading = groupOrder.filter { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }.count
-        for group in groupOrder where reading < Self.snapshotReadsMax {
+        for group in groupOrder {
             guard groups.contains(group), groups[existing: group].snapshotReadID == nil else { continue }
+            let isPartition = groups[existing: group].partition != nil
+            if isPartition && reading >= Self.snapshotReadsMax { continue }
             let applied = groups[existing: group].raft.lastAppliedIndex
             // From the last attempt, not only the last snapshot: a partition too large to snapshot is
             // not read again every second.
             let since = max(
                 groups[existing: group].raft.snapshotMetadata.index, groups[existing: group].snapshotAttemptIndex)
-            let interval = max(config.snapshotEntries, groups[existing: group].snapshotRecords)
+            // Capped, so that a very large partition's log (held in memory) stays bounded.
+            let interval = min(
+                max(config.snapshotEntries, groups[existing: group].snapshotRecords),
+                Self.snapshotIntervalGrowthMax * config.snapshotEntries)
             guard applied.rawValue >= since.rawValue + UInt64(interval) else { continue }
             groups[existing: group].snapshotAttemptIndex = applied
             if let partition = groups[existing: group].partition {
@@ -146,6 +151,9 @@ extension NodeCore {
             }
         }
     }
+
+    /// How far a large partition's snapshot interval may grow past `--snapshot-entries`.
+    static let snapshotIntervalGrowthMax = 10
 
     /// Partition snapshot reads in flight at once: each holds a whole partition in memory while it is
     /// built, and takes a core's worth of CPU from the loop on a small machine.

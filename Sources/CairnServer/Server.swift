@@ -253,7 +253,7 @@ public final class Server {
                 handle(events[index].data.fd, events[index].events)
             }
             endTurn()
-            noteTurn(events: Int(count), nanoseconds: System.monotonicNanoseconds() - turnStarted)
+            noteTurn(events: max(0, Int(count)), nanoseconds: System.monotonicNanoseconds() - turnStarted)
             if state == .draining {
                 if drainDeadline == 0 { drainDeadline = System.monotonicNanoseconds() + 10_000_000_000 }
                 let drained =
@@ -348,12 +348,13 @@ public final class Server {
     @discardableResult
     func step(_ input: NodeInput) -> NodeOutput {
         let output = core.step(input, now: Self.now())
+        // Views first: the step may have closed a batch after asking for a read, and that batch's
+        // writes must not reach the store before the view is taken (`SnapshotRead`).
+        for read in output.snapshotReads { snapshotWorker.enqueue(read, view: store.readView()) }
         for batch in output.writes {
             worker.enqueue(batch)
             batchesInFlight += 1
         }
-        // Views are taken now, before any later batch can reach the store (`SnapshotRead`).
-        for read in output.snapshotReads { snapshotWorker.enqueue(read, view: store.readView()) }
         if let addresses = output.peerAddresses { updatePeerAddresses(addresses) }
         if !output.peerSends.isEmpty { sendToPeers(output.peerSends) }
         for reply in output.replies {

@@ -54,14 +54,15 @@ extension ClusterSimulation {
     /// Carries out an output in its documented order: storage, envelopes, replies, logs, fatal.
     func carryOut(_ output: NodeOutput, of position: Int) {
         let node = nodes[position]
-        for batch in output.writes { write(batch, at: node) }
-        // As the server does: the view is taken now and the snapshot comes back later, while the node
-        // goes on applying writes (a fixed delay: no draw, so the random streams stay as they were).
+        // As the server does: the view is taken first (before this output's batches), and the snapshot
+        // comes back later while the node goes on applying writes (a fixed delay: no draw, so the
+        // random streams stay as they were).
         for read in output.snapshotReads {
             queue.push(
                 .snapshotBuilt(node: position, incarnation: node.incarnation, read.build(from: node.store.readView())),
                 at: nowMs + Self.snapshotBuildMs)
         }
+        for batch in output.writes { write(batch, at: node) }
         // As the server does: the core names peers by ID, and says where they listen when that changes.
         if let addresses = output.peerAddresses { node.peerAddresses = addresses }
         // Outputs list envelopes and replies in the order of dictionaries inside the core; a fixed
