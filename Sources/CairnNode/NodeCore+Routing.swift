@@ -209,8 +209,18 @@ extension NodeCore {
                 return
             }
         }
-        let leader = hint ?? groups[group]?.raft.leader ?? leaderHints[partition] ?? map?.placement[partition].first
-        if let leader, leader != identity {
+        // The first node named that is not this one. A hint naming this node is stale (it would have
+        // served the command above): following it parked the command until its deadline, 5 s
+        // (the rebalance benchmark's stalls when leadership moved to a new node: a replica removed
+        // from a group heard "the leader is you" from the new member, which had not caught up).
+        // Then the other replicas the map places it on: a copy that is not a voter yet (a new node
+        // whose move waits for its turn) knows no leader and hears of none until its move starts;
+        // parking there stalled commands for their whole deadline. A replica that does not lead
+        // answers with the leader it knows.
+        let known = groups.contains(group) ? groups[existing: group].raft.leader : nil
+        let leader = ([hint, known, leaderHints[partition]] + (map?.placement[partition] ?? []).map(Optional.some))
+            .lazy.compactMap { $0 }.first { $0 != identity }
+        if let leader {
             forward(waiter, partition: partition, to: leader, into: &output)
         } else {
             parked.append((partition, waiter))
@@ -303,7 +313,7 @@ extension NodeCore {
         case .reply(let bytes, let isError):
             finish(pending.waiter, encoded: bytes, isError: isError, into: &output)
         case .notLeader(let hint):
-            if let hint, hint != pending.target {
+            if let hint, hint != pending.target, hint != identity {
                 leaderHints[pending.partition] = hint
                 dispatch(pending.waiter, partition: pending.partition, hint: hint, into: &output)
             } else {
@@ -336,8 +346,13 @@ extension NodeCore {
                     waiter, error: "CLUSTERDOWN partition \(partition) has no leader; retry shortly", into: &output)
             } else {
                 let group = Self.group(ofPartition: partition)
-                let known = groups[group]?.raft.leader ?? leaderHints[partition]
-                if known == nil, groups[group] != nil {
+                let hosted = groups.contains(group)
+                let leads = hosted && groups[existing: group].isLeader
+                let votes = hosted && identity.map { groups[existing: group].raft.configuration.isVoter($0) } == true
+                let known = (hosted ? groups[existing: group].raft.leader : nil) ?? leaderHints[partition]
+                // A voter that knows no leader waits for the election it takes part in (a hint naming
+                // this node, which does not lead, is no leader); any other copy sends it on.
+                if votes, !leads, known == nil || known == identity {
                     parked.append((partition, waiter))
                 } else {
                     dispatch(waiter, partition: partition, into: &output)

@@ -180,6 +180,40 @@ struct ClusterTests {
 
     /// Method: two decommissions of different nodes are accepted by two nodes against the same map (4
     /// nodes, 3 replicas: each alone is fine). Applied in log order, the second must be refused.
+    @Test("a joining node answers keys of partitions whose move to it waits its turn, by forwarding them")
+    func joiningNodeForwardsWaitingPartitions() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 8) { $0.maxMoves = 1 }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let writer = cluster.connect(0)
+        let candidates = (0..<400).map { "key\($0)" }
+        for key in candidates { #expect(cluster.send(0, writer, "SET", key, "v-\(key)") == "+OK\r\n") }
+        try cluster.addMember(joiningThrough: 0)
+        // Wait until node 4 holds a copy it does not vote in yet, of a partition the map wants it to
+        // lead: with one move at a time per node, such a move waits for its turn, and that copy knows
+        // no leader (nobody has written to it).
+        func waitingPartitions(_ cluster: ClusterHarness) -> [Int] {
+            let core = cluster.members[3].core
+            guard let me = core.identity, let map = core.map else { return [] }
+            return (0..<map.partitionCount).filter { partition in
+                let group = NodeCore.group(ofPartition: partition)
+                return map.placement[partition].first == me && core.groups.contains(group)
+                    && !core.groups[existing: group].raft.configuration.isVoter(me)
+            }
+        }
+        #expect(cluster.run(upTo: 2000) { !waitingPartitions($0).isEmpty }, "no move to node 4 waited")
+        let waiting = Set(waitingPartitions(cluster))
+        let map = try #require(cluster.members[3].core.map)
+        let keys = candidates.filter { waiting.contains(map.partition(ofKey: Array($0.utf8))) }
+        #expect(!keys.isEmpty)
+        let reader = cluster.connect(3)
+        // Each read must come back well before the 5 s request deadline (100 turns = 1 s): the copy
+        // sends the command to the other replicas instead of holding it until a leader shows up.
+        for key in keys.prefix(5) {
+            let reply = cluster.send(3, reader, "GET", key, turns: 100)
+            #expect(reply == "$\(2 + key.count)\r\nv-\(key)\r\n", "\(key): \(reply ?? "no reply within 1 s")")
+        }
+    }
+
     @Test("two concurrent decommissions that together would leave too few nodes: only one applies")
     func concurrentDecommissions() throws {
         var cluster = try ClusterHarness(count: 4, partitions: 4)
