@@ -218,9 +218,8 @@ extension NodeCore {
         // parking there stalled commands for their whole deadline. A replica that does not lead
         // answers with the leader it knows.
         let known = groups.contains(group) ? groups[existing: group].raft.leader : nil
-        let leader = ([hint, known, leaderHints[partition]] + (map?.placement[partition] ?? []).map(Optional.some))
-            .lazy.compactMap { $0 }.first { $0 != identity }
-        if let leader {
+        let named = [hint, known, leaderHints[partition]].lazy.compactMap { $0 }.first { $0 != identity }
+        if let leader = named ?? map?.placement[partition].first(where: { $0 != identity }) {
             forward(waiter, partition: partition, to: leader, into: &output)
         } else {
             parked.append((partition, waiter))

@@ -159,16 +159,6 @@ extension NodeCore {
     /// built, and takes a core's worth of CPU from the loop on a small machine.
     static let snapshotReadsMax = 2
 
-    /// The state machine of `group` as of the last entry it applied.
-    func snapshotData(of group: GroupID) throws(StorageError) -> GroupSnapshot {
-        guard let hosted = groups[group], let partition = hosted.partition else { return .meta(metaState) }
-        guard let map else { preconditionFailure("group \(group) of partition \(partition) hosted without a map") }
-        let slots = map.slots(of: partition)
-        let records = try keyspace.records(inSlots: Int(slots.lowerBound)...Int(slots.upperBound))
-        return .partition(
-            appliedTime: hosted.appliedTime, records: records, idempotency: try idempotencyEntries(of: group))
-    }
-
     /// Replaces the state machine of `group` with `snapshot` (a snapshot the leader sent, or one saved
     /// before a crash that the applied data does not cover yet). Everything lands in this turn's batch
     /// with the snapshot itself and the group's applied index, so a crash keeps all of it or none.

@@ -15,10 +15,9 @@ struct AdmissionTests {
         #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
         let client = cluster.connect(1)
         for index in 0..<6 {
-            cluster.step(
-                1, .command(client, arguments: [Array("SET".utf8), Array("k\(index)".utf8), [1]], wireBytes: 10))
+            cluster.submit(1, client, "SET", "k\(index)", "\u{1}")
         }
-        cluster.step(1, .command(client, arguments: [Array("PING".utf8)], wireBytes: 6))
+        cluster.submit(1, client, "PING")
         #expect(cluster.run(upTo: 1000) { ($0.replies[1]?[client]?.count ?? 0) == 7 })
         let replies = cluster.replies[1]?[client] ?? []
         #expect(Array(replies.prefix(3)) == Array(repeating: "+OK\r\n", count: 3), "\(replies)")
@@ -40,8 +39,7 @@ struct AdmissionTests {
         #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
         let leaving = cluster.connect(0)
         for index in 0..<2 {
-            cluster.step(
-                0, .command(leaving, arguments: [Array("SET".utf8), Array("x\(index)".utf8), [1]], wireBytes: 10))
+            cluster.submit(0, leaving, "SET", "x\(index)", "\u{1}")
         }
         #expect(cluster.members[0].core.commandsAwaitingReply(of: leaving) == 2)
         cluster.step(0, .disconnected(leaving))

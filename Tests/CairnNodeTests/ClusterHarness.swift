@@ -169,9 +169,18 @@ struct ClusterHarness {
 
     mutating func send(_ index: Int, _ client: ClientID, words: [String], turns: Int = 1000) -> String? {
         let before = replies[index]?[client]?.count ?? 0
-        step(index, .command(client, arguments: words.map { Array($0.utf8) }, wireBytes: 10))
+        submit(index, client, words: words)
         let arrived = run(upTo: turns) { ($0.replies[index]?[client]?.count ?? 0) > before }
         return arrived ? replies[index]![client]![before] : nil
+    }
+
+    /// Hands a command to node `index` without waiting for its reply (pipelining).
+    mutating func submit(_ index: Int, _ client: ClientID, _ words: String...) {
+        submit(index, client, words: words)
+    }
+
+    mutating func submit(_ index: Int, _ client: ClientID, words: [String]) {
+        step(index, .command(client, arguments: words.map { Array($0.utf8) }, wireBytes: 10))
     }
 
     /// Stops a node as `kill -9` would: what it wrote is in its store (batches apply at once here).

@@ -393,9 +393,8 @@ struct ClusterTests {
                 return core.groups[group].map { $0.raft.leader != me && $0.raft.leader != nil } ?? true
             })
         let client = cluster.connect(0)
-        cluster.step(
-            0, .command(client, arguments: [Array("SET".utf8), Array(key.utf8), Array("v".utf8)], wireBytes: 10))
-        cluster.step(0, .command(client, arguments: [Array("PING".utf8)], wireBytes: 10))
+        cluster.submit(0, client, "SET", key, "v")
+        cluster.submit(0, client, "PING")
         // Simulate the bug the watchdog is for: the node forgets the forwarded command.
         #expect(cluster.members[0].core.forwards.count == 1)
         cluster.members[0].core.forwards.removeAll()

@@ -76,7 +76,7 @@ struct PeerHealthTests {
         for _ in 0..<40 where fastFailure == nil {
             let before = clients.map { cluster.replies[0]?[$0]?.count ?? 0 }
             for reader in clients {
-                cluster.step(0, .command(reader, arguments: [Array("GET".utf8), Array(key.utf8)], wireBytes: 10))
+                cluster.submit(0, reader, "GET", key)
             }
             _ = cluster.run(upTo: 600) { cluster in
                 clients.indices.allSatisfy { (cluster.replies[0]?[clients[$0]]?.count ?? 0) > before[$0] }
