@@ -69,6 +69,10 @@ public struct NodeConfig: Sendable {
     /// Client commands this node holds without a reply yet, over all connections (`--max-inflight`):
     /// past it, a new command that must wait (a routed one) is refused at once with `-TRYAGAIN`.
     public var maxCommandsInFlight = 50_000
+    /// Commands per second that all connections from one client address may send together
+    /// (`--client-rate-limit`; a burst of one second's worth); past it, a command that must wait for
+    /// the cluster is refused at once with `-TRYAGAIN`. 0, the default, limits nothing.
+    public var clientCommandsPerSecond = 0
     /// How long an idempotency token is remembered (`IDEMPOTENT token command ...`), by apply time.
     public var idempotencyWindowMilliseconds: Int64 = 600_000
     /// Snapshot bytes (partition moves and lagging followers) this node sends per second, over all

@@ -160,6 +160,8 @@ public struct NodeCore: Sendable {
     var retryBudget: RetryBudget
     /// Client commands received and not yet answered, over every session (admission control).
     var commandsAwaitingReply = 0
+    /// One token bucket per client address with a connection open (`--client-rate-limit`).
+    var clientBuckets: [String: ClientBucket] = [:]
     /// Whether this node logged that the cluster removed it.
     var removalLogged = false
 
@@ -189,12 +191,14 @@ public struct NodeCore: Sendable {
             let identity = ClientIdentity(
                 address: address, localAddress: localAddress, fileDescriptor: fileDescriptor, connectedAt: now)
             sessions[id] = ClientSession(id: id, identity: identity, lastCommandAt: now)
+            clientConnected(address: address)
             stats.connectionsReceived += 1
         case .connectionRejected:
             stats.connectionsRejected += 1
         case .disconnected(let id):
             if let session = sessions.removeValue(forKey: id) {
                 commandsAwaitingReply -= Int(session.nextSequence - session.nextReply)
+                clientDisconnected(address: session.identity.address)
             }
         case .peer(let envelope):
             receive(envelope, into: &output)
@@ -287,13 +291,9 @@ public struct NodeCore: Sendable {
         sessions[existing: id].lastCommandAt = now
         let startedAt = now.monotonicNanoseconds
         if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count),
-            commandsAwaitingReply > config.maxCommandsInFlight
+            let refusal = admissionRefusal(id)
         {
-            // Admission control: refusing now, cheaply and clearly, beats timing out later.
-            stats.commandsRefused += 1
-            let reply = RESPValue.error(
-                "TRYAGAIN node overloaded: more than \(config.maxCommandsInFlight) commands wait for replies here "
-                    + "(--max-inflight); retry with backoff")
+            let reply = RESPValue.error(refusal)
             deliver(
                 id, sequence: sequence,
                 ClientReply(client: id, bytes: reply.encoded(sessions[existing: id].protocolVersion)),
@@ -513,6 +513,7 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.breakerRejections, [], Double(stats.breakerRejections))
         metrics.set(NodeMetrics.forwardRetries, [], Double(stats.forwardRetries))
         metrics.set(NodeMetrics.commandsRefused, [("reason", "overloaded")], Double(stats.commandsRefused))
+        metrics.set(NodeMetrics.commandsRefused, [("reason", "rate-limited")], Double(stats.commandsRateLimited))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
         metrics.set(
@@ -571,6 +572,7 @@ struct NodeStats: Sendable {
     var idempotentReplays: UInt64 = 0
     /// Commands refused because the node held `maxCommandsInFlight` without replies.
     var commandsRefused: UInt64 = 0
+    var commandsRateLimited: UInt64 = 0
     /// Forwards refused because the target's circuit breaker was open.
     var breakerRejections: UInt64 = 0
     /// Forwards sent again after their target went silent (reads and idempotent writes).

@@ -131,7 +131,8 @@ public enum NodeMetrics {
         kind: .gauge)
     public static let commandsRefused = MetricFamily(
         "cairn_commands_refused_total",
-        help: "Client commands refused at once with TRYAGAIN because the node was overloaded (--max-inflight).",
+        help:
+            "Client commands refused at once with TRYAGAIN, by reason: overloaded (--max-inflight) or rate-limited (--client-rate-limit).",
         kind: .counter)
 
     public static let breakerState = MetricFamily(

@@ -140,6 +140,7 @@ public final class Server {
         nodeConfig.snapshotEntries = config.snapshotEntries
         nodeConfig.maxMoves = config.maxMoves
         nodeConfig.maxCommandsInFlight = config.maxInflight
+        nodeConfig.clientCommandsPerSecond = config.clientRateLimit
         nodeConfig.moveBytesPerSecond = config.moveBytesPerSecond
         nodeConfig.deadNodeTicks = config.deadNodeTimeoutMilliseconds / nodeConfig.tickMilliseconds
         jitter = SplitMix64(seed: seed ^ 0x5EED)

@@ -49,6 +49,8 @@ public struct ServerConfig: Sendable {
     public var maxPipeline = 1024
     /// Commands without replies over all connections before new ones are refused (`--max-inflight`).
     public var maxInflight = 50_000
+    /// Commands per second per client address (`--client-rate-limit`); 0 limits nothing.
+    public var clientRateLimit = 0
     /// Partition moves led by this node at once (`--max-moves`).
     public var maxMoves = 4
     /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.

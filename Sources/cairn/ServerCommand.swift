@@ -51,6 +51,10 @@ enum ServerCommand {
           --max-inflight N      Commands without replies over all connections; past it a command that
                                 must wait for the cluster is refused at once with -TRYAGAIN (admission
                                 control). 1 to 10000000. Default 50000.
+          --client-rate-limit R Commands per second that all connections from one client address may send
+                                this node together (bursts of one second's worth); past it a command that
+                                must wait for the cluster is refused at once with -TRYAGAIN. 0 to
+                                100000000; 0 (the default) limits nothing.
           --max-moves N         A leader here starts moving a partition (join, decommission, dead-node
                                 rebuild) only while fewer than N partitions this node holds are
                                 moving; the rest wait. 1 to 1024. Default 4.
@@ -118,7 +122,7 @@ enum ServerCommand {
             let known = [
                 "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
                 "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout", "--max-moves", "--move-rate",
-                "--max-pipeline", "--max-inflight",
+                "--max-pipeline", "--max-inflight", "--client-rate-limit",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -204,6 +208,13 @@ enum ServerCommand {
                     return .failure("--max-inflight must be a number from 1 to 10000000, got '\(text)'")
                 }
                 config.maxInflight = count
+            case "--client-rate-limit":
+                guard let rate = Int(text), (0...100_000_000).contains(rate) else {
+                    return .failure(
+                        "--client-rate-limit must be commands per second from 0 to 100000000 (0: no limit), got '\(text)'"
+                    )
+                }
+                config.clientRateLimit = rate
             case "--max-moves":
                 guard let count = Int(text), (1...1024).contains(count) else {
                     return .failure("--max-moves must be a number from 1 to 1024, got '\(text)'")

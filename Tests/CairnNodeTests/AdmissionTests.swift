@@ -47,4 +47,48 @@ struct AdmissionTests {
         let client = cluster.connect(0)
         #expect(cluster.send(0, client, "SET", "y", "1") == "+OK\r\n")
     }
+
+    /// Method: a node limits each client address to 4 commands per second. Two connections from one
+    /// address send 6 writes in one turn: the first 4 pass, the other 2 are refused at once with a
+    /// retryable error naming the address, the limit and the wait; PING is never counted; another
+    /// address has its own bucket; a second later the address may send again; and the bucket is gone
+    /// once the address has no connection left (the table stays bounded by the connections).
+    @Test("--client-rate-limit: connections from one address share a token bucket; the rest are refused")
+    func rateLimitsPerAddress() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 2) { $0.clientCommandsPerSecond = 4 }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let first = cluster.connect(1, from: "10.0.0.7")
+        let second = cluster.connect(1, from: "10.0.0.7")
+        let other = cluster.connect(1, from: "10.0.0.8")
+        for index in 0..<6 {
+            cluster.submit(1, index % 2 == 0 ? first : second, "SET", "k\(index)", "v")
+        }
+        cluster.submit(1, first, "PING")
+        cluster.submit(1, other, "SET", "elsewhere", "v")
+        #expect(
+            cluster.run(upTo: 1000) {
+                ($0.replies[1]?[first]?.count ?? 0) == 4 && ($0.replies[1]?[second]?.count ?? 0) == 3
+                    && ($0.replies[1]?[other]?.count ?? 0) == 1
+            })
+        let replies = (cluster.replies[1]?[first] ?? []).prefix(3) + (cluster.replies[1]?[second] ?? [])
+        let refused = replies.filter { $0.hasPrefix("-TRYAGAIN rate limited") }
+        #expect(replies.filter { $0 == "+OK\r\n" }.count == 4, "\(replies)")
+        #expect(refused.count == 2, "\(replies)")
+        for reply in refused {
+            #expect(
+                reply.hasPrefix(
+                    "-TRYAGAIN rate limited: clients from 10.0.0.7 may send 4 commands per second to this node (--client-rate-limit); retry in "
+                ), "\(reply)")
+        }
+        #expect(cluster.replies[1]?[first]?.last == "+PONG\r\n")
+        #expect(cluster.replies[1]?[other] == ["+OK\r\n"])
+        #expect(
+            cluster.members[1].core.renderMetrics(now: cluster.now).contains(
+                "cairn_commands_refused_total{reason=\"rate-limited\"} 2"))
+        // Refilled after a second (100 turns of 10 ms) at most.
+        _ = cluster.run(upTo: 100) { _ in false }
+        #expect(cluster.send(1, second, "SET", "later", "v") == "+OK\r\n")
+        for client in [first, second, other] { cluster.step(1, .disconnected(client)) }
+        #expect(cluster.members[1].core.clientBuckets.isEmpty)
+    }
 }

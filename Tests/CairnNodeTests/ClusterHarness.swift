@@ -155,10 +155,11 @@ struct ClusterHarness {
         return true
     }
 
-    mutating func connect(_ index: Int) -> ClientID {
+    mutating func connect(_ index: Int, from host: String = "c") -> ClientID {
         let id = ClientID(nextClient)
         nextClient += 1
-        step(index, .connected(id, address: "c:\(id.rawValue)", localAddress: "n\(index):1", fileDescriptor: 3))
+        step(
+            index, .connected(id, address: "\(host):\(id.rawValue)", localAddress: "n\(index):1", fileDescriptor: 3))
         return id
     }
 

@@ -123,3 +123,40 @@ def test_backpressure_and_admission_control(cluster_factory):
     assert metric_total(node.metrics(), "cairn_commands_refused_total") == len(refused)
     with node.client() as r:
         assert r.set("after", "1") is True
+
+
+def test_client_rate_limit(server_factory):
+    """`--client-rate-limit 50`: a pipeline of 300 writes from one address gets about a second's
+    burst (50, plus what refills while they are read) accepted and the rest refused at once with a
+    retryable error naming the address and the limit; PING is never counted; the refusals are
+    counted by reason in /metrics; once the bucket refills the client may write again."""
+    from conftest import RawConn, http_get, wait_until
+
+    node = server_factory.start("cairn", fsync="none", extra_args=("--client-rate-limit", "50"))
+    raw = RawConn(node.port, timeout=60)
+    try:
+        raw.send_raw(b"".join(encode_command("SET", f"rl:{i}", "x") for i in range(300)) + encode_command("PING"))
+        replies = [raw.read_raw_reply() for _ in range(301)]
+    finally:
+        raw.close()
+    accepted = [r for r in replies[:300] if r == b"+OK\r\n"]
+    refused = [r for r in replies[:300] if r.startswith(b"-TRYAGAIN rate limited: clients from 127.0.0.1 may send "
+                                                       b"50 commands per second to this node (--client-rate-limit)")]
+    assert len(accepted) + len(refused) == 300, replies[:5]
+    assert 50 <= len(accepted) < 300, len(accepted)
+    assert replies[300] == b"+PONG\r\n"
+    status, body = http_get(node.http_port, "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert f'cairn_commands_refused_total{{reason="rate-limited"}} {len(refused)}' in text
+    with node.client() as r:
+        wait_until(lambda: _set_succeeds(r), timeout=10, message="a write accepted once the bucket refilled")
+
+
+def _set_succeeds(r) -> bool:
+    import redis
+
+    try:
+        return r.set("rl:after", "1") is True
+    except redis.ResponseError:
+        return False

@@ -1,0 +1,60 @@
+import CairnResilience
+
+/// The token bucket that every connection from one client address shares (`--client-rate-limit`).
+/// It exists while that address has a connection open, so the table is bounded by the connections.
+struct ClientBucket {
+    var limiter: RateLimiter
+    var connections: Int
+}
+
+extension NodeCore {
+    /// The host part of a connection's `host:port` address: the key of its rate limit.
+    static func clientHost(_ address: String) -> String {
+        guard let colon = address.lastIndex(of: ":") else { return address }
+        return String(address[..<colon])
+    }
+
+    mutating func clientConnected(address: String) {
+        guard config.clientCommandsPerSecond > 0 else { return }
+        let host = Self.clientHost(address)
+        if clientBuckets[host] == nil {
+            let rate = UInt64(config.clientCommandsPerSecond)
+            clientBuckets[host] = ClientBucket(
+                limiter: RateLimiter(tokensPerSecond: rate, burst: rate, now: MonotonicTime(now)), connections: 0)
+        }
+        clientBuckets[host]!.connections += 1
+    }
+
+    mutating func clientDisconnected(address: String) {
+        let host = Self.clientHost(address)
+        guard let bucket = clientBuckets[host] else { return }
+        if bucket.connections <= 1 {
+            clientBuckets.removeValue(forKey: host)
+        } else {
+            clientBuckets[host]!.connections -= 1
+        }
+    }
+
+    /// Why a command that must wait for the cluster is refused at once, or nil to admit it: the node
+    /// holds `--max-inflight` commands already, or the client's address used its `--client-rate-limit`.
+    /// Refusing now, cheaply and clearly, beats timing out later.
+    mutating func admissionRefusal(_ id: ClientID) -> String? {
+        if commandsAwaitingReply > config.maxCommandsInFlight {
+            stats.commandsRefused += 1
+            return "TRYAGAIN node overloaded: more than \(config.maxCommandsInFlight) commands wait for replies here "
+                + "(--max-inflight); retry with backoff"
+        }
+        guard config.clientCommandsPerSecond > 0 else { return nil }
+        let host = Self.clientHost(sessions[existing: id].identity.address)
+        guard clientBuckets[host] != nil else { return nil }
+        switch clientBuckets[host]!.limiter.tryAcquire(now: MonotonicTime(now)) {
+        case .acquired:
+            return nil
+        case .denied(let retryAfter):
+            stats.commandsRateLimited += 1
+            let milliseconds = (retryAfter.nanoseconds + 999_999) / 1_000_000
+            return "TRYAGAIN rate limited: clients from \(host) may send \(config.clientCommandsPerSecond) commands "
+                + "per second to this node (--client-rate-limit); retry in \(milliseconds) ms"
+        }
+    }
+}
