@@ -32,6 +32,9 @@ public enum Limits {
     public static let scanCountMax = 100_000
     /// Bytes of one HTTP request head on the admin port.
     public static let httpRequestHeadBytesMax = 16 * 1024
+    /// Bytes of one HTTP request body (a value `PUT` through the data API, `/v1/kv/KEY`). Larger
+    /// values go over RESP (up to `valueBytesMax`).
+    public static let httpRequestBodyBytesMax = 8 * 1024 * 1024
     /// Bytes of one frame's payload on the peer port (DESIGN.md §7; the 16-byte frame header is not
     /// counted). A frame must carry the largest Raft entry with its headers, so it is sized from
     /// `raftEntryBytesMax`; a peer that announces a larger payload is disconnected before any of it is read.

@@ -41,6 +41,9 @@ final class HTTPConnection {
     var output: [UInt8] = []
     var outputOffset = 0
     var responded = false
+    /// A data API request (`/v1/kv/`) running in the core as this session, until its reply comes.
+    var session: ClientID?
+    var request: HTTPDataRequest?
 
     init(descriptor: Int32) {
         self.descriptor = descriptor

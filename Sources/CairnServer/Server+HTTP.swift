@@ -10,12 +10,20 @@ extension Substring {
 }
 
 extension Server {
-    /// Serves one admin HTTP request: `/metrics`, `/health`, `/ready`. Anything malformed gets a 4xx
-    /// and the connection closes; nothing a client sends here can reach the node core.
+    /// Serves one HTTP request: the admin paths (`/metrics`, `/health`, `/ready`, `/v1/...`) and the
+    /// data API (`/v1/kv/KEY`, run by the core as a command of its own session). Anything malformed
+    /// gets a 4xx and the connection closes.
     func serviceHTTP(_ connection: HTTPConnection, _ events: UInt32) {
+        if let session = connection.session, !connection.responded {
+            // Only a hang-up is watched while the core runs the command: the client gave up on it.
+            httpSessions.removeValue(forKey: session)
+            step(.disconnected(session))
+            unregister(connection.descriptor)
+            return
+        }
         if !connection.responded {
             var total = 0
-            while total < Limits.httpRequestHeadBytesMax + 1 {
+            while total < Limits.httpRequestHeadBytesMax + Limits.httpRequestBodyBytesMax + 1 {
                 let count = scratch.withUnsafeMutableBytes {
                     Glibc.read(connection.descriptor, $0.baseAddress, $0.count)
                 }
@@ -31,8 +39,12 @@ extension Server {
                     return
                 }
             }
-            if let headEnd = Self.find([0x0D, 0x0A, 0x0D, 0x0A], in: connection.input) {
-                respond(connection, head: Array(connection.input[..<headEnd]))
+            if let headEnd = Self.find([0x0D, 0x0A, 0x0D, 0x0A], in: connection.input),
+                headEnd <= Limits.httpRequestHeadBytesMax
+            {
+                respond(connection, head: Array(connection.input[..<headEnd]), bodyStart: headEnd + 4)
+                // Still reading the body, or waiting for the core's reply to a data request.
+                guard connection.responded else { return }
             } else if connection.input.count > Limits.httpRequestHeadBytesMax {
                 reply(
                     connection, status: "431 Request Header Fields Too Large",
@@ -57,7 +69,7 @@ extension Server {
         unregister(connection.descriptor)
     }
 
-    func respond(_ connection: HTTPConnection, head: [UInt8]) {
+    func respond(_ connection: HTTPConnection, head: [UInt8], bodyStart: Int) {
         let requestLine = head.split(separator: 0x0D, maxSplits: 1).first.map { Array($0) } ?? []
         let parts = requestLine.split(separator: 0x20).map { String(decoding: $0, as: UTF8.self) }
         guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
@@ -68,6 +80,10 @@ extension Server {
         }
         if let problem = Self.headerProblem(head) {
             reply(connection, status: "400 Bad Request", body: problem + "\n")
+            return
+        }
+        if HTTPDataRequest.isDataPath(parts[1][...]) {
+            respondData(connection, method: parts[0], target: parts[1], head: head, bodyStart: bodyStart)
             return
         }
         let path = String(parts[1].split(separator: "?", maxSplits: 1).first ?? "")
@@ -123,7 +139,7 @@ extension Server {
             reply(
                 connection, status: "404 Not Found",
                 body:
-                    "no such path; try /metrics, /health, /ready, /v1/status, /v1/cluster, /v1/partitions or /v1/rebalance\n",
+                    "no such path; try /metrics, /health, /ready, /v1/status, /v1/cluster, /v1/partitions, /v1/rebalance or /v1/kv/KEY\n",
                 path: "other", includeBody: includeBody)
         }
     }
@@ -177,8 +193,80 @@ extension Server {
         connection.output = Array(head.utf8) + (includeBody ? bodyBytes : [])
         connection.responded = true
         let code = String(status.prefix(3))
-        let label = ["/metrics", "/health", "/ready"].contains(path) ? path : "other"
+        let label = ["/metrics", "/health", "/ready", "/v1/kv"].contains(path) ? path : "other"
         shellMetrics.add(Self.httpRequests, [("path", label), ("code", code)])
+    }
+
+    /// A data API request: once its body is in, the core runs its command as a session of its own;
+    /// `finishData` answers when the reply comes (in this step or a later one).
+    func respondData(_ connection: HTTPConnection, method: String, target: String, head: [UInt8], bodyStart: Int) {
+        let length = Self.headerValue("content-length", in: head).flatMap { Int($0) } ?? 0
+        if Self.headerValue("transfer-encoding", in: head) != nil {
+            respond(connection, .problem(411, "Transfer-Encoding is not supported here; send Content-Length"))
+            return
+        }
+        guard length <= Limits.httpRequestBodyBytesMax else {
+            respond(
+                connection,
+                .problem(
+                    413,
+                    "the body has \(length) bytes; the HTTP API takes at most \(Limits.httpRequestBodyBytesMax) (larger values go over RESP)"
+                ))
+            return
+        }
+        guard connection.input.count >= bodyStart + length else { return }
+        let body = Array(connection.input[bodyStart..<(bodyStart + length)])
+        let request: HTTPDataRequest
+        switch HTTPDataRequest.parse(
+            method: method, target: target, idempotencyKey: Self.headerValue("idempotency-key", in: head), body: body)
+        {
+        case .failure(let problem):
+            respond(connection, problem)
+            return
+        case .success(let parsed):
+            request = parsed
+        }
+        let id = ClientID(nextClientID)
+        nextClientID += 1
+        connection.session = id
+        connection.request = request
+        httpSessions[id] = connection
+        modify(connection.descriptor, events: EPOLLRDHUP.rawValue)
+        step(
+            .connected(
+                id, address: System.address(of: connection.descriptor, peer: true),
+                localAddress: System.address(of: connection.descriptor, peer: false),
+                fileDescriptor: connection.descriptor))
+        step(.command(id, arguments: request.words, wireBytes: bodyStart + length))
+    }
+
+    /// The core replied to a data request's session: the response goes out as soon as the socket is
+    /// writable, and the session ends.
+    func finishData(_ connection: HTTPConnection, reply: [UInt8]) {
+        guard let request = connection.request, let session = connection.session else { return }
+        httpSessions.removeValue(forKey: session)
+        respond(connection, request.response(to: reply))
+        modify(connection.descriptor, events: EPOLLOUT.rawValue)
+        finishedSessions.append(session)
+    }
+
+    func respond(_ connection: HTTPConnection, _ response: HTTPDataResponse) {
+        var head = "HTTP/1.1 \(response.status) \(response.reason)\r\nContent-Type: \(response.contentType)\r\n"
+        head += "Content-Length: \(response.body.count)\r\nConnection: close\r\n"
+        if let seconds = response.retryAfterSeconds { head += "Retry-After: \(seconds)\r\n" }
+        connection.output = Array((head + "\r\n").utf8) + response.body
+        connection.responded = true
+        shellMetrics.add(Self.httpRequests, [("path", "/v1/kv"), ("code", String(response.status))])
+    }
+
+    /// The value of the first header line named `name` (lowercase), trimmed; nil if there is none.
+    static func headerValue(_ name: String, in head: [UInt8]) -> String? {
+        let text = String(decoding: head, as: UTF8.self)
+        for line in text.split(separator: "\r\n", omittingEmptySubsequences: false).dropFirst() {
+            guard let colon = line.firstIndex(of: ":"), line[..<colon].lowercased() == name else { continue }
+            return line[line.index(after: colon)...].trimmingCharacters(in: " \t")
+        }
+        return nil
     }
 
     /// Why the header lines of a request head are malformed, or nil if they are fine: each must be

@@ -62,6 +62,10 @@ public final class Server {
     var registrations: [Int32: Registration] = [:]
     var listeners: [Int32] = []
     var clients: [ClientID: ClientConnection] = [:]
+    /// Data API requests (`/v1/kv/`) the core is running, by their sessions' IDs.
+    var httpSessions: [ClientID: HTTPConnection] = [:]
+    /// Sessions of data requests answered in this step, ended once its replies are handed out.
+    var finishedSessions: [ClientID] = []
     var nextClientID: UInt64 = 1
     var pendingFlush: [ClientConnection] = []
     /// Connections not read while they have `--max-pipeline` commands without replies.
@@ -359,11 +363,15 @@ public final class Server {
         if let addresses = output.peerAddresses { updatePeerAddresses(addresses) }
         if !output.peerSends.isEmpty { sendToPeers(output.peerSends) }
         for reply in output.replies {
-            guard let connection = clients[reply.client] else { continue }
+            guard let connection = clients[reply.client] else {
+                if let request = httpSessions[reply.client] { finishData(request, reply: reply.bytes) }
+                continue
+            }
             if connection.pendingOutputBytes == 0 { pendingFlush.append(connection) }
             connection.output.append(contentsOf: reply.bytes)
             if reply.closeAfter { connection.closeAfterFlush = true }
         }
+        while let session = finishedSessions.popLast() { step(.disconnected(session)) }
         for entry in output.logs { logger.log(entry) }
         if let fatal = output.fatal {
             logger.log(.error, "stopping: storage failure", [("error", fatal)])
