@@ -22,8 +22,15 @@ public struct BenchSettings: Sendable, Equatable {
     /// The deadline of every network wait: connecting, a reply, draining at the end.
     public var timeout: UInt64 = 5_000_000_000
     public var loads = true
+    /// Attempts after the first for an operation that failed retryably (`--retries`), within a retry
+    /// budget of 10% of operations; 0 never retries.
+    public var retries = 2
+    /// One circuit breaker per node: an operation for a node that keeps failing fails fast (`--no-breakers`).
+    public var usesBreakers = true
 
     public init() {}
+
+    public static let retriesMax = 10
 
     public static let clientsMax = 10_000
     public static let pipelineMax = 10_000
@@ -42,11 +49,11 @@ public struct BenchSettings: Sendable, Equatable {
     public static func parse(_ arguments: [String]) -> Result<Parsed, BenchInputError> {
         var settings = BenchSettings()
         var index = 0
-        let valueless = ["--quiet", "-q", "--cluster", "--no-load"]
+        let valueless = ["--quiet", "-q", "--cluster", "--no-load", "--no-breakers"]
         let valued = [
             "--target", "--workload", "-w", "--clients", "-c", "--pipeline", "-P", "--duration", "-d", "--rate",
             "--profile", "--keys", "--value-size", "--json", "--html", "--compare", "--fault", "--fault-at", "--resp",
-            "--seed", "--timeout",
+            "--seed", "--timeout", "--retries",
         ]
         while index < arguments.count {
             var flag = arguments[index]
@@ -61,6 +68,7 @@ public struct BenchSettings: Sendable, Equatable {
                 switch flag {
                 case "--cluster": settings.isCluster = true
                 case "--no-load": settings.loads = false
+                case "--no-breakers": settings.usesBreakers = false
                 default: settings.isQuiet = true
                 }
                 index += 1
@@ -175,6 +183,11 @@ public struct BenchSettings: Sendable, Equatable {
                 return .invalid(flag: "--timeout", value: text, expected: "a duration from 1ms to 1h such as 5s")
             }
             timeout = nanoseconds
+        case "--retries":
+            guard let count = Int(text), (0...Self.retriesMax).contains(count) else {
+                return .invalid(flag: "--retries", value: text, expected: "a number from 0 to \(Self.retriesMax)")
+            }
+            retries = count
         default:
             preconditionFailure("flag \(flag) is known but not handled")
         }

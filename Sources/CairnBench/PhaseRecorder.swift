@@ -61,6 +61,8 @@ public struct PhaseRecorder: Sendable {
     public private(set) var operations: UInt64 = 0
     public private(set) var errors: UInt64 = 0
     public private(set) var errorsByKind: [String: UInt64] = [:]
+    /// Attempts after the first (retryable failures retried within the retry budget).
+    public private(set) var retries: UInt64 = 0
     public private(set) var seconds: [SecondSample] = []
     public var availability = AvailabilityTracker()
     /// Requests an open-loop schedule had due but the client never sent (all connections busy or down).
@@ -83,6 +85,20 @@ public struct PhaseRecorder: Sendable {
     public init(targetRate: (@Sendable (Int) -> Double)? = nil, duration: UInt64? = nil) {
         self.targetRate = targetRate
         lastSecond = duration.map { Int((Swift.max($0, 1) - 1) / 1_000_000_000) }
+    }
+
+    /// Times a node's circuit breaker opened (it failed fast) and closed again (probes succeeded).
+    public private(set) var circuitsOpened: UInt64 = 0
+    public private(set) var circuitsClosed: UInt64 = 0
+
+    /// Counts one retry: an operation failed retryably and will be sent again after its backoff.
+    public mutating func countRetry() {
+        retries &+= 1
+    }
+
+    /// Counts a breaker's state change.
+    public mutating func countCircuit(opened: Bool) {
+        if opened { circuitsOpened &+= 1 } else { circuitsClosed &+= 1 }
     }
 
     /// Counts one reply to `command` (the report's counts are checked against the server's).

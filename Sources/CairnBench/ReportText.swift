@@ -62,7 +62,13 @@ public enum ReportText {
                 + (report.load != nil ? " (load and run)" : ""))
         let errors = run.recorder.errorsByKind.sorted { $0.key < $1.key }
         lines.append(
-            "errors: " + (errors.isEmpty ? "none" : errors.map { "\($0.key)=\($0.value)" }.joined(separator: " ")))
+            "errors: " + (errors.isEmpty ? "none" : errors.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                + (run.recorder.retries > 0 ? " (retries: \(run.recorder.retries))" : ""))
+        if run.recorder.circuitsOpened > 0 {
+            lines.append(
+                "circuit breakers: opened \(run.recorder.circuitsOpened) times, closed \(run.recorder.circuitsClosed) "
+                    + "(operations for a node that kept failing failed fast as circuit-open)")
+        }
         if let fault = report.fault { lines.append(faultLine(fault, run.recorder.availability)) }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -1,4 +1,5 @@
 import CairnBench
+import CairnResilience
 import Glibc
 
 /// A first-in first-out queue over an array, dropping consumed items in bulk.
@@ -44,6 +45,16 @@ struct WaitingOperation {
     var redirects: UInt8 = 0
     /// Send `ASKING` first (after an `-ASK` redirection).
     var isAsking = false
+    /// Attempts made before this one (retries after retryable failures).
+    var attempt: UInt8 = 0
+}
+
+/// An operation that failed retryably, waiting out its backoff before it is sent again.
+struct DelayedRetry {
+    var waiting: WaitingOperation
+    var at: UInt64
+    /// The failure it is retrying, counted as its error if the phase ends first.
+    var kind: String
 }
 
 /// A command sent and not yet answered, in the order sent (replies come back in that order).
@@ -56,6 +67,9 @@ struct InFlight {
     var redirects: UInt8
     /// The GET of a read-modify-write: its reply triggers the SET.
     var isReadOfReadModifyWrite: Bool
+    var attempt: UInt8 = 0
+    /// The endpoint's breaker let it through; its outcome goes back to the breaker.
+    var permit: CircuitBreaker.Permit?
 }
 
 /// One connection of the load driver, owned by its loop.
@@ -103,9 +117,12 @@ final class EndpointState {
     /// Connections that are ready and have room for more commands.
     var readyList: [LoadConnection] = []
     var waiting = RingQueue<WaitingOperation>()
+    /// Fails operations fast while the node keeps failing (timeouts, broken connections).
+    var breaker: CircuitBreaker
 
-    init(endpoint: Endpoint, address: sockaddr_in) {
+    init(endpoint: Endpoint, address: sockaddr_in, breaker: CircuitBreaker.Configuration) {
         self.endpoint = endpoint
         self.address = address
+        self.breaker = CircuitBreaker(configuration: breaker)
     }
 }

@@ -154,7 +154,11 @@ extension LoadDriver {
 
     /// Every 10 ms: open idle connections whose retry time came, time out slow connects and replies.
     func maintain(now: UInt64) {
+        releaseDelayedRetries(now: now)
         for endpoint in endpoints {
+            for transition in endpoint.breaker.drainTransitions() where transition.to != .halfOpen {
+                recorder.countCircuit(opened: transition.to == .open)
+            }
             for connection in endpoint.connections {
                 switch connection.state {
                 case .idle(let retryAt):
@@ -215,8 +219,12 @@ extension LoadDriver {
         endpoints.reduce(0) { sum, endpoint in sum + endpoint.connections.reduce(0) { $0 + $1.pipelined } }
     }
 
-    /// Forgets operations generated but never sent (the caller counted them).
+    /// Forgets operations generated but never sent (the caller counted them); retries still waiting
+    /// out their backoff end as errors of the failure they were retrying.
     func dropWaiting() {
+        let now = BenchSystem.monotonicNanoseconds()
+        for retry in delayed { finishFailed(retry.waiting.operation, kind: retry.kind, now: now) }
+        delayed.removeAll()
         for endpoint in endpoints {
             let dropped = endpoint.waiting.removeAll()
             outstanding -= dropped.count

@@ -64,11 +64,27 @@ final class LoadDriver {
     /// that many connections to a node that comes back do not all return at once.
     static let reconnectBackoff = Backoff(base: .milliseconds(50), cap: .seconds(1))
     var jitter: SplitMix64
+    /// Retries of failed operations: at most 10% of operations (plus a floor), each after a backoff
+    /// with full jitter (the node's forwards use the same primitives).
+    var retryBudget: RetryBudget
+    static let retryBackoff = Backoff.standard
+    /// The node's breaker settings (`.standard`) over a 2 s window, open 1 s: a benchmark runs for
+    /// seconds at thousands of operations per second, so a 10 s window would hide a node that stopped
+    /// answering behind its earlier successes for most of the run. Probes wait one `--timeout`.
+    var breakerConfiguration: CircuitBreaker.Configuration {
+        var configuration = CircuitBreaker.Configuration.standard
+        configuration.window = .seconds(2)
+        configuration.openDuration = .seconds(1)
+        configuration.halfOpenTimeout = TimeSpan(nanoseconds: settings.timeout)
+        return configuration
+    }
+    var delayed: [DelayedRetry] = []
 
     init(settings: BenchSettings, encoder: CommandEncoder) {
         self.settings = settings
         self.encoder = encoder
         jitter = SplitMix64(seed: (settings.seed ?? 0) ^ 0xB4C0)
+        retryBudget = RetryBudget(now: MonotonicTime(nanoseconds: BenchSystem.monotonicNanoseconds()))
         pipelineLimit = settings.pipeline
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         precondition(epoll >= 0, "epoll_create1 failed: \(BenchSystem.errorText())")
@@ -111,7 +127,7 @@ final class LoadDriver {
         case .success(let resolved): address = resolved
         case .failure(let failure): throw failure
         }
-        let state = EndpointState(endpoint: endpoint, address: address)
+        let state = EndpointState(endpoint: endpoint, address: address, breaker: breakerConfiguration)
         for _ in 0..<count { state.connections.append(LoadConnection(endpointIndex: endpoints.count)) }
         endpoints.append(state)
         return endpoints.count - 1
@@ -164,7 +180,7 @@ final class LoadDriver {
         let endpoint = endpoints[connection.endpointIndex]
         if let waiting = endpoint.waiting.popFirst() {
             waitingTotal -= 1
-            finishFailed(waiting.operation, kind: BenchSystem.errorKind(code), now: now)
+            failed(waiting, kind: BenchSystem.errorKind(code), now: now)
         }
     }
 
@@ -188,8 +204,14 @@ final class LoadDriver {
         connection.output.removeAll(keepingCapacity: true)
         connection.outputOffset = 0
         connection.input.removeAll(keepingCapacity: true)
+        let endpoint = endpoints[connection.endpointIndex]
         for entry in connection.inFlight.removeAll() where entry.command != nil {
-            finishFailed(entry.operation, kind: kind, now: now)
+            if let permit = entry.permit {
+                endpoint.breaker.record(.failure, permit: permit, now: MonotonicTime(nanoseconds: now))
+            }
+            var waiting = WaitingOperation(operation: entry.operation, intended: entry.intended)
+            waiting.attempt = entry.attempt
+            failed(waiting, kind: kind, now: now)
         }
         connection.pipelined = 0
         connection.state = .idle(retryAt: now + reconnectDelay(connection))
@@ -218,6 +240,51 @@ final class LoadDriver {
     }
 
     // MARK: Operations
+
+    /// An operation failed: it is retried after a backoff if the failure is retryable, attempts remain
+    /// and the budget allows (never while the phase drains); otherwise it ends as an error of `kind`.
+    func failed(_ waiting: WaitingOperation, kind: String, now: UInt64) {
+        if !isStopping, Int(waiting.attempt) < settings.retries, Self.isRetryable(kind),
+            retryBudget.spendRetry(now: MonotonicTime(nanoseconds: now))
+        {
+            var retry = WaitingOperation(operation: waiting.operation, intended: waiting.intended)
+            retry.attempt = waiting.attempt + 1
+            let delay = Self.retryBackoff.delay(attempt: Int(waiting.attempt), using: &jitter).nanoseconds
+            delayed.append(DelayedRetry(waiting: retry, at: now + delay, kind: kind))
+            recorder.countRetry()
+            return
+        }
+        finishFailed(waiting.operation, kind: kind, now: now)
+    }
+
+    /// Failures worth another attempt: the node asked for one (TRYAGAIN: overloaded, rate limited,
+    /// leader moving; CLUSTERDOWN: a partition between leaders; LOADING), or the transport failed.
+    /// The workloads' writes are idempotent (a record's SET), so a retry cannot apply anything twice
+    /// that matters to the report. Errors in the command (ERR, WRONGTYPE) and an open breaker are not.
+    static func isRetryable(_ kind: String) -> Bool {
+        switch kind {
+        case "TRYAGAIN", "CLUSTERDOWN", "LOADING", "timeout", "connection-closed", "connection-reset",
+            "connection-refused", "unreachable", "socket-error":
+            true
+        default:
+            false
+        }
+    }
+
+    /// Sends retries whose backoff has passed.
+    func releaseDelayedRetries(now: UInt64) {
+        guard !delayed.isEmpty else { return }
+        var index = 0
+        while index < delayed.count {
+            guard delayed[index].at <= now else {
+                index += 1
+                continue
+            }
+            delayed.swapAt(index, delayed.count - 1)
+            let retry = delayed.removeLast()
+            enqueue(retry.waiting, at: route(retry.waiting.operation))
+        }
+    }
 
     @inline(__always)
     func finishFailed(_ operation: Operation, kind: String, now: UInt64) {
@@ -271,12 +338,14 @@ final class LoadDriver {
             while waitingTotal < budget, let intended = open.takeDue(now: elapsed) {
                 guard let operation = nextOperation() else { break }
                 outstanding += 1
+                retryBudget.recordRequest(now: MonotonicTime(nanoseconds: now))
                 enqueue(WaitingOperation(operation: operation, intended: intended), at: route(operation))
             }
             schedule = open
         } else {
             while outstanding < budget, let operation = nextOperation() {
                 outstanding += 1
+                retryBudget.recordRequest(now: MonotonicTime(nanoseconds: now))
                 enqueue(WaitingOperation(operation: operation, intended: elapsed), at: route(operation))
             }
         }
@@ -285,6 +354,13 @@ final class LoadDriver {
     /// Moves waiting operations onto connections with room.
     func fill(now: UInt64) {
         for endpoint in endpoints where !endpoint.waiting.isEmpty {
+            if settings.usesBreakers, endpoint.readyList.isEmpty, endpoint.breaker.state == .open {
+                // No connection to probe with, and the node keeps failing: fail fast, not after a timeout.
+                while let waiting = endpoint.waiting.popFirst() {
+                    waitingTotal -= 1
+                    finishFailed(waiting.operation, kind: "circuit-open", now: now)
+                }
+            }
             while !endpoint.waiting.isEmpty, let connection = endpoint.readyList.last {
                 guard connection.isReady, connection.pipelined < pipelineLimit else {
                     connection.isInReadyList = false
@@ -293,7 +369,17 @@ final class LoadDriver {
                 }
                 let waiting = endpoint.waiting.popFirst()!
                 waitingTotal -= 1
-                send(waiting, on: connection, now: now)
+                var permit: CircuitBreaker.Permit?
+                if settings.usesBreakers {
+                    switch endpoint.breaker.allow(now: MonotonicTime(nanoseconds: now)) {
+                    case .allowed(let granted):
+                        permit = granted
+                    case .rejected:
+                        finishFailed(waiting.operation, kind: "circuit-open", now: now)
+                        continue
+                    }
+                }
+                send(waiting, permit: permit, on: connection, now: now)
                 if connection.pipelined >= pipelineLimit {
                     connection.isInReadyList = false
                     endpoint.readyList.removeLast()
@@ -303,7 +389,7 @@ final class LoadDriver {
     }
 
     @inline(__always)
-    func send(_ waiting: WaitingOperation, on connection: LoadConnection, now: UInt64) {
+    func send(_ waiting: WaitingOperation, permit: CircuitBreaker.Permit?, on connection: LoadConnection, now: UInt64) {
         let operation = waiting.operation
         if waiting.isAsking {
             connection.output.append(contentsOf: CommandEncoder.command(["ASKING"]))
@@ -326,7 +412,8 @@ final class LoadDriver {
         connection.inFlight.append(
             InFlight(
                 operation: operation, intended: waiting.intended, sent: now, command: command,
-                redirects: waiting.redirects, isReadOfReadModifyWrite: operation.kind == .readModifyWrite))
+                redirects: waiting.redirects, isReadOfReadModifyWrite: operation.kind == .readModifyWrite,
+                attempt: waiting.attempt, permit: permit))
         connection.pipelined += 1
         markDirty(connection)
     }
@@ -414,6 +501,11 @@ final class LoadDriver {
                 guard let command = entry.command else { continue }
                 connection.pipelined -= 1
                 recorder.countReply(command)
+                if let permit = entry.permit {
+                    // Any reply, an error too, shows the node alive and answering.
+                    endpoints[connection.endpointIndex].breaker.record(
+                        .success, permit: permit, now: MonotonicTime(nanoseconds: now))
+                }
                 if let error {
                     handleError(error, entry, connection, now)
                 } else if entry.isReadOfReadModifyWrite {
@@ -423,6 +515,7 @@ final class LoadDriver {
                     var write = entry
                     write.command = .set
                     write.isReadOfReadModifyWrite = false
+                    write.permit = nil
                     connection.inFlight.append(write)
                     connection.pipelined += 1
                     markDirty(connection)
@@ -459,10 +552,13 @@ final class LoadDriver {
             var waiting = WaitingOperation(operation: entry.operation, intended: entry.intended)
             waiting.redirects = entry.redirects + 1
             waiting.isAsking = redirection.isAsk
+            waiting.attempt = entry.attempt
             enqueue(waiting, at: target)
             return
         }
-        finishFailed(entry.operation, kind: kind, now: now)
+        var waiting = WaitingOperation(operation: entry.operation, intended: entry.intended)
+        waiting.attempt = entry.attempt
+        failed(waiting, kind: kind, now: now)
     }
 
     /// Reloads the slot map from `CLUSTER SLOTS` of any reachable endpoint, at most every 100 ms.

@@ -7,7 +7,7 @@ enum BenchCommand {
     static let help = """
         Usage: cairn bench [--target HOST:PORT[,HOST:PORT...]] [--workload NAME] [-c N] [-P N] [--duration D]
                            [--rate R [--profile P]] [--keys N] [--value-size N|A..B] [--json FILE] [--html FILE]
-                           [--compare HOST:PORT] [--fault CMD --fault-at T] [--cluster] [--resp 2|3] [--quiet]
+                           [--compare HOST:PORT] [--fault CMD --fault-at T] [--cluster] [--resp 2|3] [--retries N] [--no-breakers] [--quiet]
 
         Loads a Redis-protocol endpoint and reports throughput and latency percentiles (p50, p90, p99, p99.9,
         max) overall, per operation kind and per second. Closed loop by default: each connection keeps
@@ -36,6 +36,15 @@ enum BenchCommand {
           --cluster             Route by CLUSTER SLOTS (hash slots with {hash tags}), follow MOVED and ASK.
           --resp 2|3            Protocol version (3 sends HELLO 3 on each connection). Default 2.
           --timeout D           Deadline of every network wait (connect, each reply, the final drain). Default 5s.
+          --retries N           Attempts after the first for an operation that failed retryably (TRYAGAIN,
+                                CLUSTERDOWN, LOADING, a timeout or a broken connection), each after a backoff
+                                with full jitter (10 ms doubling to 1 s), within a retry budget of 10% of
+                                operations (plus 10 per second). Latency counts from the first attempt's
+                                intended start. 0 to 10; 0 never retries. Default 2.
+          --no-breakers         No circuit breaker per node. By default an operation for a node whose
+                                timeouts and broken connections reached 50% of at least 20 operations in
+                                2 s fails fast as circuit-open for 1 s; then 3 probes decide whether it
+                                recovered.
           --seed N              Seed of the workload's random choices (printed in the report).
           -q, --quiet           No progress line (the summary is still printed).
           -h, --help            Print this help.

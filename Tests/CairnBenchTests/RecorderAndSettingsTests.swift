@@ -56,7 +56,7 @@ struct RecorderAndSettingsTests {
     func flagsParse() throws {
         guard
             case .settings(let settings) = try Self.parse(
-                "--target 127.0.0.1:6379,localhost:7000 --workload ycsb-b -c 8 -P 4 --duration 3s --rate 500 --profile spike:x=3 --keys 77 --value-size 10..20 --json a.json --html=b.html --resp 3 --seed 9 --quiet"
+                "--target 127.0.0.1:6379,localhost:7000 --workload ycsb-b -c 8 -P 4 --duration 3s --rate 500 --profile spike:x=3 --keys 77 --value-size 10..20 --json a.json --html=b.html --resp 3 --seed 9 --quiet --retries 0 --no-breakers"
             ).get()
         else {
             Issue.record("no settings")
@@ -68,6 +68,8 @@ struct RecorderAndSettingsTests {
         #expect(
             settings.valueSize == ValueSize(10, 20) && settings.jsonPath == "a.json" && settings.htmlPath == "b.html")
         #expect(settings.resp == 3 && settings.seed == 9 && settings.isQuiet)
+        #expect(settings.retries == 0 && !settings.usesBreakers)
+        #expect(BenchSettings().retries == 2 && BenchSettings().usesBreakers)
         #expect(try Self.parse("--help").get() == .help)
     }
 
@@ -89,6 +91,7 @@ struct RecorderAndSettingsTests {
             ("--cluster --workload ycsb-e", "--workload ycsb-e scans keys"),
             ("--bogus", "unknown flag '--bogus'"),
             ("--keys", "--keys needs a value"),
+            ("--retries 11", "--retries: expected a number from 0 to 10"),
         ]
         for (text, prefix) in cases {
             guard case .failure(let error) = Self.parse(text) else {

@@ -128,6 +128,8 @@ def test_fault_kills_the_server_and_the_report_shows_failures(server_factory, tm
     (["--duration", "forever"], "--duration: expected a duration"),
     (["--profile", "spike"], "needs --rate"),
     (["--frobnicate"], "unknown flag '--frobnicate'"),
+    (["--retries", "11"], "--retries: expected a number from 0 to 10"),
+    (["--no-breakers=1"], "--no-breakers: expected no value"),
 ])
 def test_bad_input_is_named_and_exits_2(args, needle):
     proc = bench(*args, timeout=30)
@@ -183,3 +185,54 @@ def test_cluster_mode_routes_by_slot_and_follows_a_reshard(server_factory, tmp_p
             seen += int(stats.get("calls", 0)) + int(stats.get("rejected_calls", 0))
         assert run["commands"][name] == seen, name
     assert all(c.info("commandstats").get("cmdstat_get") for c in clients), "every node served reads"
+
+
+def test_retries_stay_within_the_budget(server_factory, tmp_path):
+    """A node limits the bench to 100 commands per second and the bench offers 600 (open loop): the
+    refusals (TRYAGAIN) are retried with backoff, but never more than the retry budget allows (10%
+    of operations, plus 10 per second, plus the 100 it may bank), so retries cannot multiply the
+    overload. With --retries 0 nothing is retried."""
+    node = server_factory.start("cairn", fsync="none", extra_args=("--client-rate-limit", "100"))
+    for retries, name in ((2, "with"), (0, "without")):
+        out = tmp_path / f"{name}.json"
+        proc = bench("--target", f"{HOST}:{node.port}", "--workload", "set", "--no-load", "-c", "4",
+                     "--rate", "600", "--duration", "2s", "--retries", str(retries), "--quiet", "--json", str(out))
+        assert proc.returncode == 0, proc.stderr
+        (run,) = json.loads(out.read_text())["runs"]
+        phase = run["run"]
+        assert phase["errors_by_kind"].get("TRYAGAIN", 0) > 0, phase["errors_by_kind"]
+        issued = phase["operations"] + phase["errors"]
+        if retries:
+            assert 0 < phase["retries"] <= 0.1 * issued + 10 * 2 + 110, (phase["retries"], issued)
+            assert "retries: " in proc.stdout
+        else:
+            assert phase["retries"] == 0
+
+
+def test_breakers_open_on_a_stopped_node_and_close_after_it_resumes(cluster_factory, tmp_path):
+    """Clients hammer a 3-node cluster (`cairn bench --cluster`) while one node is SIGSTOPped for
+    4 s: operations for it time out until its breaker opens, then fail fast (circuit-open) instead of
+    waiting; the other nodes keep serving every second; after SIGCONT, probes close the breaker and
+    operations for that node succeed again."""
+    c = cluster_factory.start(3, partitions=4)
+    victim = c.nodes[2]
+    fault = f"kill -STOP {victim.proc.pid}; sleep 4; kill -CONT {victim.proc.pid}"
+    out = tmp_path / "breaker.json"
+    try:
+        proc = bench("--target", f"{HOST}:{c.nodes[0].port}", "--cluster", "--workload", "mixed", "--keys", "1000",
+                     "-c", "4", "-P", "8", "--duration", "10s", "--timeout", "300ms", "--quiet", "--json", str(out),
+                     "--fault", fault, "--fault-at", "1s")
+    finally:
+        victim.sigcont()
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout)
+    (run,) = json.loads(out.read_text())["runs"]
+    phase = run["run"]
+    kinds = phase["errors_by_kind"]
+    assert kinds.get("timeout", 0) > 0 and kinds.get("circuit-open", 0) > 0, kinds
+    assert phase["circuits_opened"] >= 1 and phase["circuits_closed"] >= 1, (phase["circuits_opened"],
+                                                                            phase["circuits_closed"])
+    seconds = phase["seconds"]
+    assert all(s["operations"] > 0 for s in seconds), [s["operations"] for s in seconds]
+    assert seconds[-1]["errors"] == 0, seconds[-1]
+    assert "circuit breakers: opened" in proc.stdout
