@@ -73,6 +73,11 @@ public struct NodeConfig: Sendable {
     /// (`--client-rate-limit`; a burst of one second's worth); past it, a command that must wait for
     /// the cluster is refused at once with `-TRYAGAIN`. 0, the default, limits nothing.
     public var clientCommandsPerSecond = 0
+    /// Admission by queueing delay (`--overload-latency`, see `LatencyAdmission`): while even the
+    /// fastest routed read (or write) of the last 100 ms took longer than this, new ones are admitted
+    /// only at the rate they complete, scaled down by how far over; the rest get `-TRYAGAIN` at once.
+    /// 0 turns it off.
+    public var overloadLatencyMilliseconds = 250
     /// How long an idempotency token is remembered (`IDEMPOTENT token command ...`), by apply time.
     public var idempotencyWindowMilliseconds: Int64 = 600_000
     /// Snapshot bytes (partition moves and lagging followers) this node sends per second, over all

@@ -162,6 +162,8 @@ public struct NodeCore: Sendable {
     var commandsAwaitingReply = 0
     /// One token bucket per client address with a connection open (`--client-rate-limit`).
     var clientBuckets: [String: ClientBucket] = [:]
+    /// Admission by queueing delay for routed reads and writes (`--overload-latency`); empty when off.
+    var latencyAdmission: [LatencyAdmission] = []
     /// Whether this node logged that the cluster removed it.
     var removalLogged = false
 
@@ -173,6 +175,10 @@ public struct NodeCore: Sendable {
         self.prng = SplitMix64(seed: config.seed)
         self.startedAt = now
         self.retryBudget = RetryBudget(now: MonotonicTime(now))
+        if config.overloadLatencyMilliseconds > 0 {
+            let target = TimeSpan.milliseconds(UInt64(config.overloadLatencyMilliseconds))
+            latencyAdmission = Array(repeating: LatencyAdmission(target: target, now: MonotonicTime(now)), count: 2)
+        }
         self.now = now
         // Request and forward IDs must not repeat across restarts: a peer may still answer a forward
         // this node sent before it restarted, and that answer must not match a new command.
@@ -291,7 +297,7 @@ public struct NodeCore: Sendable {
         sessions[existing: id].lastCommandAt = now
         let startedAt = now.monotonicNanoseconds
         if let spec, Self.isRouted(spec), spec.accepts(argumentCount: arguments.count),
-            let refusal = admissionRefusal(id)
+            let refusal = admissionRefusal(id, command: spec.index)
         {
             let reply = RESPValue.error(refusal)
             deliver(
@@ -403,6 +409,7 @@ public struct NodeCore: Sendable {
     mutating func recordCommand(_ command: Int, isError: Bool, startedAt: UInt64) {
         let seconds = Double(now.monotonicNanoseconds &- startedAt) / 1e9
         stats.record(command, isError: isError, seconds: seconds)
+        noteCompletion(command, isError: isError, startedAt: startedAt)
     }
 
     // MARK: Expiry
@@ -514,6 +521,11 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.forwardRetries, [], Double(stats.forwardRetries))
         metrics.set(NodeMetrics.commandsRefused, [("reason", "overloaded")], Double(stats.commandsRefused))
         metrics.set(NodeMetrics.commandsRefused, [("reason", "rate-limited")], Double(stats.commandsRateLimited))
+        for (kind, admission) in latencyAdmission.enumerated() {
+            let name = Self.admissionClassNames[kind]
+            metrics.set(NodeMetrics.commandsRefused, [("reason", "slow-\(name)")], Double(admission.refusedCount))
+            metrics.set(NodeMetrics.overloadedIntervals, [("class", name)], Double(admission.overloadedIntervals))
+        }
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))
         metrics.set(

@@ -135,6 +135,12 @@ public enum NodeMetrics {
             "Client commands refused at once with TRYAGAIN, by reason: overloaded (--max-inflight) or rate-limited (--client-rate-limit).",
         kind: .counter)
 
+    public static let overloadedIntervals = MetricFamily(
+        "cairn_overloaded_intervals_total",
+        help:
+            "100 ms intervals in which even the fastest routed read (or write) took longer than --overload-latency: the node then admitted new ones only at the rate it completes them.",
+        kind: .counter)
+
     public static let breakerState = MetricFamily(
         "cairn_peer_circuit_state",
         help: "State of the circuit breaker for forwards to each peer: 0 closed, 1 open, 2 half-open.", kind: .gauge)
@@ -154,7 +160,7 @@ public enum NodeMetrics {
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
-        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, breakerState,
+        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, overloadedIntervals, breakerState,
         breakerRejections, forwardRetries,
     ]
 }

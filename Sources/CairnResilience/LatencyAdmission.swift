@@ -6,7 +6,10 @@
 /// The signal is CoDel's (Nichols and Jacobson, "Controlling Queue Delay", ACM Queue 2012): the
 /// *minimum* time spent by the requests that completed in an interval. One slow request (a partition
 /// between leaders, a forward to a dead node) does not raise it; it is above the target only when
-/// every request waited, which is what a standing queue looks like. A count limit (`--max-inflight`)
+/// every request waited, which is what a standing queue looks like. A burst that waited out an
+/// election together also raises it, so a second condition asks for the queue itself: the requests
+/// still waiting (the caller's `backlog`) must be at least what the node completes in `target` at
+/// its best rate seen; after the burst is answered the backlog is small and nothing is refused. A count limit (`--max-inflight`)
 /// cannot tell: 50,000 waiting commands are 50 ms of work on one machine and 5 s on another.
 ///
 /// The allowance per interval comes from `capacity`, the most requests that completed in one interval
@@ -66,8 +69,9 @@ public struct LatencyAdmission: Sendable, Equatable {
     }
 
     /// Whether a new request may start now. Each admitted request spends one unit of the allowance.
-    public mutating func admit(now: MonotonicTime) -> Bool {
-        roll(now: now)
+    /// `backlog` is how many admitted requests still wait for their answer.
+    public mutating func admit(now: MonotonicTime, backlog: Int) -> Bool {
+        roll(now: now, backlog: backlog)
         guard let left = allowance else { return true }
         guard left > 0 else {
             refusedCount += 1
@@ -79,21 +83,23 @@ public struct LatencyAdmission: Sendable, Equatable {
     }
 
     /// An admitted request completed successfully after `latency` (from its arrival to its answer).
-    public mutating func completed(latency: TimeSpan, now: MonotonicTime) {
-        roll(now: now)
+    public mutating func completed(latency: TimeSpan, now: MonotonicTime, backlog: Int) {
+        roll(now: now, backlog: backlog)
         completed += 1
         if latency < fastest { fastest = latency }
     }
 
     /// Ends every interval that is over by `now`, setting the next allowance from the last one's evidence.
-    private mutating func roll(now: MonotonicTime) {
+    private mutating func roll(now: MonotonicTime, backlog: Int) {
         guard now >= intervalEnd else { return }
         if completed > 0 {
             lastFastest = fastest
             if recentCompletions.count == Self.capacityIntervals { recentCompletions.removeFirst() }
             recentCompletions.append(completed)
             let capacity = recentCompletions.max()!
-            if fastest > target {
+            let standingQueue =
+                Double(backlog) * Double(interval.nanoseconds) >= Double(capacity) * Double(target.nanoseconds)
+            if fastest > target, standingQueue {
                 overloadedIntervals += 1
                 let scaled = Double(capacity) * Double(target.nanoseconds) / Double(fastest.nanoseconds)
                 granted = max(1, Int(scaled))

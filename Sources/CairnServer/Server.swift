@@ -145,6 +145,7 @@ public final class Server {
         nodeConfig.maxMoves = config.maxMoves
         nodeConfig.maxCommandsInFlight = config.maxInflight
         nodeConfig.clientCommandsPerSecond = config.clientRateLimit
+        nodeConfig.overloadLatencyMilliseconds = config.overloadLatencyMilliseconds
         nodeConfig.moveBytesPerSecond = config.moveBytesPerSecond
         nodeConfig.deadNodeTicks = config.deadNodeTimeoutMilliseconds / nodeConfig.tickMilliseconds
         jitter = SplitMix64(seed: seed ^ 0x5EED)

@@ -51,6 +51,8 @@ public struct ServerConfig: Sendable {
     public var maxInflight = 50_000
     /// Commands per second per client address (`--client-rate-limit`); 0 limits nothing.
     public var clientRateLimit = 0
+    /// Target queueing delay of routed reads and writes in milliseconds (`--overload-latency`); 0 is off.
+    public var overloadLatencyMilliseconds = 250
     /// Partition moves led by this node at once (`--max-moves`).
     public var maxMoves = 4
     /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.

@@ -51,6 +51,12 @@ enum ServerCommand {
           --max-inflight N      Commands without replies over all connections; past it a command that
                                 must wait for the cluster is refused at once with -TRYAGAIN (admission
                                 control). 1 to 10000000. Default 50000.
+          --overload-latency T  Admission by queueing delay: while even the fastest reads (or writes) of the
+                                last 100 ms took longer than T, new ones are admitted only at the rate they
+                                complete, scaled down by how far over T; the rest are refused at once with
+                                -TRYAGAIN. T in ms or s (e.g. 250ms; a bare number is seconds), 50ms to
+                                60s; 0 turns it off.
+                                Default 250ms.
           --client-rate-limit R Commands per second that all connections from one client address may send
                                 this node together (bursts of one second's worth); past it a command that
                                 must wait for the cluster is refused at once with -TRYAGAIN. 0 to
@@ -122,7 +128,7 @@ enum ServerCommand {
             let known = [
                 "--port", "--bind", "--client-addr", "--peer-addr", "--http-addr", "--data-dir", "--fsync", "--join",
                 "--partitions", "--replicas", "--snapshot-entries", "--dead-node-timeout", "--max-moves", "--move-rate",
-                "--max-pipeline", "--max-inflight", "--client-rate-limit",
+                "--max-pipeline", "--max-inflight", "--client-rate-limit", "--overload-latency",
                 "--cache-bytes", "--log-level", "--seed",
             ]
             guard known.contains(flag) else { return .failure("unknown flag '\(flag)'") }
@@ -208,6 +214,15 @@ enum ServerCommand {
                     return .failure("--max-inflight must be a number from 1 to 10000000, got '\(text)'")
                 }
                 config.maxInflight = count
+            case "--overload-latency":
+                guard let milliseconds = parseDuration(text), milliseconds == 0 || milliseconds >= 50,
+                    milliseconds <= 60_000
+                else {
+                    return .failure(
+                        "--overload-latency must be 0 (off) or a duration from 50ms to 60s such as 250ms, got '\(text)'"
+                    )
+                }
+                config.overloadLatencyMilliseconds = milliseconds
             case "--client-rate-limit":
                 guard let rate = Int(text), (0...100_000_000).contains(rate) else {
                     return .failure(

@@ -91,4 +91,39 @@ struct AdmissionTests {
         for client in [first, second, other] { cluster.step(1, .disconnected(client)) }
         #expect(cluster.members[1].core.clientBuckets.isEmpty)
     }
+
+    /// Method: every peer message spends 40 ms on the wire, so each write takes about 80 ms to commit,
+    /// over a 50 ms `--overload-latency` target, while a client pipelines 10 writes per 10 ms turn to
+    /// the node (about 80 wait at any time: a queue, as far as the node can tell). Writes beyond the
+    /// allowance are refused at once with a message naming the class, the wait and the flag, counted
+    /// by reason; the admitted ones succeed; once messages are fast again nothing is refused. The
+    /// same run with the target off refuses nothing.
+    @Test("--overload-latency: writes queueing past the target are admitted only at the rate they complete")
+    func refusesWhenWritesQueue() throws {
+        for target in [50, 0] {
+            var cluster = try ClusterHarness(count: 3, partitions: 1) { $0.overloadLatencyMilliseconds = target }
+            #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+            let client = cluster.connect(0)
+            cluster.messageDelayTurns = 4
+            for turn in 0..<100 {
+                for index in 0..<10 { cluster.submit(0, client, "SET", "k\(turn).\(index)", "v") }
+                cluster.turn()
+            }
+            cluster.messageDelayTurns = 0
+            #expect(cluster.run(upTo: 500) { ($0.replies[0]?[client]?.count ?? 0) == 1000 })
+            let replies = cluster.replies[0]?[client] ?? []
+            let refused = replies.filter { $0.hasPrefix("-TRYAGAIN node overloaded: even the fastest writes waited") }
+            #expect(refused.count + replies.filter { $0 == "+OK\r\n" }.count == 1000, "\(Set(replies))")
+            let metrics = cluster.members[0].core.renderMetrics(now: cluster.now)
+            if target > 0 {
+                #expect(refused.count > 100, "\(refused.count) refused")
+                #expect(refused.first?.contains("ms here (target 50 ms, --overload-latency)") == true)
+                #expect(metrics.contains("cairn_commands_refused_total{reason=\"slow-writes\"} \(refused.count)"))
+                #expect(cluster.send(0, client, "SET", "after", "v") == "+OK\r\n")
+            } else {
+                #expect(refused.isEmpty)
+                #expect(!metrics.contains("slow-writes"))
+            }
+        }
+    }
 }

@@ -29,6 +29,10 @@ struct ClusterHarness {
     var now = Instant(unixMicroseconds: 1_700_000_000_000_000, monotonicNanoseconds: 1_000_000)
     /// Envelopes to deliver at the start of the next turn: (member index, bytes).
     var inFlight: [(Int, [UInt8])] = []
+    /// Extra turns every peer message spends on the wire (0: delivered on the next turn).
+    var messageDelayTurns = 0
+    var delayed: [(due: Int, target: Int, bytes: [UInt8])] = []
+    var turnCount = 0
     var replies: [Int: [ClientID: [String]]] = [:]
     var nextClient: UInt64 = 1
 
@@ -115,8 +119,14 @@ struct ClusterHarness {
     mutating func turn() {
         now.unixMicroseconds += 10_000
         now.monotonicNanoseconds += 10_000_000
-        let delivering = inFlight
+        turnCount += 1
+        var delivering = inFlight
         inFlight = []
+        if messageDelayTurns > 0 || !delayed.isEmpty {
+            delayed += delivering.map { (turnCount + messageDelayTurns, $0.0, $0.1) }
+            delivering = delayed.filter { $0.due <= turnCount }.map { ($0.target, $0.bytes) }
+            delayed.removeAll { $0.due <= turnCount }
+        }
         for (target, bytes) in delivering where members[target].isUp {
             do {
                 step(target, .peer(try PeerEnvelope.decode(bytes)))

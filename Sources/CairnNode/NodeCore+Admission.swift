@@ -1,3 +1,4 @@
+import CairnRESP
 import CairnResilience
 
 /// The token bucket that every connection from one client address shares (`--client-rate-limit`).
@@ -35,14 +36,43 @@ extension NodeCore {
         }
     }
 
+    /// For each command (by `CommandSpec.index`): which latency admission it belongs to, 0 for reads
+    /// and 1 for writes of the routed commands, -1 for commands answered locally. Reads and writes
+    /// queue in different places (a write waits for its entry to commit, a read for a leadership
+    /// check), so a backlog of writes must not make the node refuse reads, or the reverse.
+    static let admissionClass: [Int] = CommandTable.commands.map { spec in
+        isRouted(spec) ? (spec.isWrite ? 1 : 0) : -1
+    }
+
+    static let admissionClassNames = ["reads", "writes"]
+
+    /// A routed command completed without an error: its time from arrival to reply feeds the latency
+    /// admission of its class.
+    mutating func noteCompletion(_ command: Int, isError: Bool, startedAt: UInt64) {
+        guard !latencyAdmission.isEmpty, !isError else { return }
+        let kind = Self.admissionClass[command]
+        guard kind >= 0 else { return }
+        latencyAdmission[kind].completed(
+            latency: TimeSpan(nanoseconds: now.monotonicNanoseconds &- startedAt), now: MonotonicTime(now),
+            backlog: commandsAwaitingReply)
+    }
+
     /// Why a command that must wait for the cluster is refused at once, or nil to admit it: the node
-    /// holds `--max-inflight` commands already, or the client's address used its `--client-rate-limit`.
-    /// Refusing now, cheaply and clearly, beats timing out later.
-    mutating func admissionRefusal(_ id: ClientID) -> String? {
+    /// holds `--max-inflight` commands already, its reads or writes queue longer than
+    /// `--overload-latency`, or the client's address used its `--client-rate-limit`. Refusing now,
+    /// cheaply and clearly, beats timing out later.
+    mutating func admissionRefusal(_ id: ClientID, command: Int) -> String? {
         if commandsAwaitingReply > config.maxCommandsInFlight {
             stats.commandsRefused += 1
             return "TRYAGAIN node overloaded: more than \(config.maxCommandsInFlight) commands wait for replies here "
                 + "(--max-inflight); retry with backoff"
+        }
+        if !latencyAdmission.isEmpty, case let kind = Self.admissionClass[command], kind >= 0,
+            !latencyAdmission[kind].admit(now: MonotonicTime(now), backlog: commandsAwaitingReply)
+        {
+            let waited = (latencyAdmission[kind].lastFastest?.nanoseconds ?? 0) / 1_000_000
+            return "TRYAGAIN node overloaded: even the fastest \(Self.admissionClassNames[kind]) waited \(waited) ms "
+                + "here (target \(config.overloadLatencyMilliseconds) ms, --overload-latency); retry with backoff"
         }
         guard config.clientCommandsPerSecond > 0 else { return nil }
         let host = Self.clientHost(sessions[existing: id].identity.address)
