@@ -525,6 +525,9 @@ public struct NodeCore: Sendable {
             let name = Self.admissionClassNames[kind]
             metrics.set(NodeMetrics.commandsRefused, [("reason", "slow-\(name)")], Double(admission.refusedCount))
             metrics.set(NodeMetrics.overloadedIntervals, [("class", name)], Double(admission.overloadedIntervals))
+            metrics.set(
+                NodeMetrics.fastestCompletion, [("class", name)], Double(admission.lastFastest?.nanoseconds ?? 0) / 1e9)
+            metrics.set(NodeMetrics.admissionAllowance, [("class", name)], Double(admission.allowance ?? -1))
         }
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "sent")], Double(stats.snapshotBytesSent))
         metrics.set(NodeMetrics.snapshotBytes, [("direction", "received")], Double(stats.snapshotBytesReceived))

@@ -141,6 +141,17 @@ public enum NodeMetrics {
             "100 ms intervals in which even the fastest routed read (or write) took longer than --overload-latency: the node then admitted new ones only at the rate it completes them.",
         kind: .counter)
 
+    public static let fastestCompletion = MetricFamily(
+        "cairn_admission_fastest_seconds",
+        help:
+            "The fastest routed read (or write) of the last 100 ms interval in which any completed, from arrival to reply: the queueing-delay signal of --overload-latency.",
+        kind: .gauge)
+    public static let admissionAllowance = MetricFamily(
+        "cairn_admission_allowance",
+        help:
+            "New routed reads (or writes) the current 100 ms interval may still admit under --overload-latency; -1 while not limited.",
+        kind: .gauge)
+
     public static let breakerState = MetricFamily(
         "cairn_peer_circuit_state",
         help: "State of the circuit breaker for forwards to each peer: 0 closed, 1 open, 2 half-open.", kind: .gauge)
@@ -160,7 +171,8 @@ public enum NodeMetrics {
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
-        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, overloadedIntervals, breakerState,
+        snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, overloadedIntervals,
+        fastestCompletion, admissionAllowance, breakerState,
         breakerRejections, forwardRetries,
     ]
 }

@@ -20,6 +20,8 @@ final class ClientConnection {
     var waitingForWritable = false
     /// Reading is paused because the client has `--max-pipeline` commands without replies yet.
     var waitingForReplies = false
+    /// It has commands read but not run: the turn's budget ran out (`Server.deferredInput`).
+    var isDeferred = false
 
     /// The epoll events the connection needs now.
     var interest: UInt32 {

@@ -70,6 +70,11 @@ public final class Server {
     var pendingFlush: [ClientConnection] = []
     /// Connections not read while they have `--max-pipeline` commands without replies.
     var awaitingReplies: [ClientConnection] = []
+    /// Connections with whole commands read but not run yet: the turn's budget for client commands
+    /// ran out. They run first in the next turn (their sockets may have nothing new to report).
+    var deferredInput: [ClientConnection] = []
+    /// When the current turn started (monotonic nanoseconds), for the client-work budget.
+    var turnStartedAt: UInt64 = 0
     var shellMetrics = MetricsRegistry()
     /// When the last slow-turn warning was logged (monotonic nanoseconds), to log at most one per 10 s.
     var lastSlowTurnLogAt: UInt64 = 0
@@ -252,9 +257,12 @@ public final class Server {
         var drainDeadline: UInt64 = 0
         while true {
             let now = System.monotonicNanoseconds()
-            let timeout = nextTickAt > now ? Int32((nextTickAt - now + 999_999) / 1_000_000) : 0
+            var timeout = nextTickAt > now ? Int32((nextTickAt - now + 999_999) / 1_000_000) : 0
+            if !deferredInput.isEmpty { timeout = 0 }
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             let turnStarted = System.monotonicNanoseconds()
+            turnStartedAt = turnStarted
+            runDeferredInput()
             for index in 0..<max(0, Int(count)) {
                 handle(events[index].data.fd, events[index].events)
             }
