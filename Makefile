@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 PORT ?= 7001
 DATA_DIR ?= ./cairn-dev
 
-.PHONY: run test build release unit integration lint format bench cluster-bench rebalance-bench clean
+.PHONY: run test build release unit integration lint format bench cluster-bench rebalance-bench overload-bench clean
 
 run:
 	@tools/ensure-deps.sh build
@@ -56,6 +56,11 @@ rebalance-bench:
 	@tools/ensure-deps.sh bench
 	swift build -c release --product cairn
 	tools/rebalance-bench.sh
+
+overload-bench:
+	@tools/ensure-deps.sh bench
+	swift build -c release --product cairn
+	python3 tools/overload_bench.py
 
 clean:
 	rm -rf .build

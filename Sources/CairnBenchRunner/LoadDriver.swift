@@ -337,6 +337,12 @@ final class LoadDriver {
         if var open = schedule {
             while waitingTotal < budget, let intended = open.takeDue(now: elapsed) {
                 guard let operation = nextOperation() else { break }
+                if elapsed - intended > settings.timeout {
+                    // Its deadline passed before the client could even send it: a user with a
+                    // deadline would have given up, so it fails without loading the server.
+                    recorder.failed(operation.kind, errorKind: "deadline", completed: elapsed)
+                    continue
+                }
                 outstanding += 1
                 retryBudget.recordRequest(now: MonotonicTime(nanoseconds: now))
                 enqueue(WaitingOperation(operation: operation, intended: intended), at: route(operation))
@@ -369,6 +375,10 @@ final class LoadDriver {
                 }
                 let waiting = endpoint.waiting.popFirst()!
                 waitingTotal -= 1
+                if now - phaseStart > waiting.intended + settings.timeout {
+                    finishFailed(waiting.operation, kind: "deadline", now: now)
+                    continue
+                }
                 var permit: CircuitBreaker.Permit?
                 if settings.usesBreakers {
                     switch endpoint.breaker.allow(now: MonotonicTime(nanoseconds: now)) {

@@ -166,9 +166,9 @@ extension NodeCore {
                 // durable index itself.)
                 raftPersists[sequence, default: [:]][group] = (snapshot.metadata.index, snapshot.metadata.term)
             }
-            raftWriteGate = sequence
+            raftWriteGates[group] = sequence
         }
-        for message in result.messages { sendRaft(message) }
+        for message in result.messages { sendRaft(message, group: group) }
         if let snapshot = result.snapshotToRestore { restore(snapshot, group: group, into: &output) }
         applyingDepth += 1
         for entry in result.committed { apply(entry, group: group, into: &output) }
@@ -232,10 +232,12 @@ extension NodeCore {
         }
     }
 
-    /// Sends raft messages once every Raft write made so far is durable (RaftCore's lane order).
-    mutating func sendRaft(_ message: OutboundMessage) {
-        if raftWriteGate > keyspace.durableThrough {
-            heldMessages[raftWriteGate, default: []].append(message)
+    /// Sends a group's raft message once every Raft write the group made so far is durable (RaftCore's
+    /// lane order). Held messages are released batch by batch, oldest first, so a group's messages
+    /// keep their order.
+    mutating func sendRaft(_ message: OutboundMessage, group: GroupID) {
+        if let gate = raftWriteGates[group], gate > keyspace.durableThrough {
+            heldMessages[gate, default: []].append(message)
         } else {
             dispatchRaft(message)
         }

@@ -59,12 +59,12 @@ extension NodeCore {
     func isIdleLeader(_ group: GroupID) -> Bool {
         guard let hosted = groups[group] else { return false }
         let raft = hosted.raft
-        guard raft.role == .leader, raft.transferTarget == nil, raft.isConfigurationCommitted,
+        // Messages held for durability would arrive after the quiesce message.
+        let holdsMessages = raftWriteGates[group].map { $0 > keyspace.durableThrough } ?? false
+        guard raft.role == .leader, !holdsMessages, raft.transferTarget == nil, raft.isConfigurationCommitted,
             !raft.configuration.isJoint, raft.commitIndex == raft.lastIndex,
             raft.lastAppliedIndex == raft.commitIndex, hosted.proposals.isEmpty, hosted.appended.isEmpty,
-            hosted.reads.isEmpty, hosted.readyReads.isEmpty, hosted.expiring.isEmpty,
-            // Messages held for durability would arrive after the quiesce message.
-            raftWriteGate <= keyspace.durableThrough
+            hosted.reads.isEmpty, hosted.readyReads.isEmpty, hosted.expiring.isEmpty
         else { return false }
         for member in raft.configuration.members where member != identity {
             guard let progress = raft.progress(of: member), progress.match == raft.lastIndex, isAlive(member) else {

@@ -119,8 +119,11 @@ public struct NodeCore: Sendable {
     var groups = SlotTable<GroupID, HostedGroup>()
     /// Per batch, the last entry of each group it carries, to report `.persisted` to the group.
     var raftPersists: [BatchSequence: [GroupID: (index: LogIndex, term: Term)]] = [:]
-    /// The newest batch holding Raft writes: messages wait for it to be durable.
-    var raftWriteGate = BatchSequence(0)
+    /// Per group, the newest batch holding its Raft writes: the group's messages wait for it to be
+    /// durable (they may speak of those writes: a vote, a term, an acknowledged entry). Per group, not
+    /// per node: a heartbeat response of an idle group must not wait for another group's batch (under
+    /// load that wait made leaders miss their quorum's responses for an election timeout and step down).
+    var raftWriteGates: [GroupID: BatchSequence] = [:]
     var heldMessages: [BatchSequence: [OutboundMessage]] = [:]
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
@@ -477,6 +480,8 @@ public struct NodeCore: Sendable {
         var roles: [String: Int] = [:]
         for role in [RaftRole.leader, .follower, .candidate, .preCandidate] { roles[role.description] = 0 }
         var campaigns: UInt64 = 0
+        var elections: UInt64 = 0
+        var stepDowns: UInt64 = 0
         var termMax: UInt64 = 0
         var pending = 0
         var logEntries: UInt64 = 0
@@ -486,11 +491,15 @@ public struct NodeCore: Sendable {
             logEntries += hosted.raft.lastIndex.rawValue - hosted.raft.snapshotMetadata.index.rawValue
             roles[hosted.raft.role.description, default: 0] += 1
             campaigns += hosted.raft.counters.campaigns
+            elections += hosted.raft.counters.elections
+            stepDowns += hosted.raft.counters.quorumLossStepDowns
             termMax = max(termMax, hosted.raft.term.rawValue)
             pending += hosted.proposals.count + hosted.appended.count + hosted.reads.count + hosted.readyReads.count
         }
         for (role, count) in roles { metrics.set(NodeMetrics.raftGroups, [("role", role)], Double(count)) }
         metrics.set(NodeMetrics.raftElections, [], Double(campaigns))
+        metrics.set(NodeMetrics.raftRealElections, [], Double(elections))
+        metrics.set(NodeMetrics.raftQuorumLossStepDowns, [], Double(stepDowns))
         metrics.set(NodeMetrics.raftTermMax, [], Double(termMax))
         metrics.set(NodeMetrics.raftPendingProposals, [], Double(pending))
         metrics.set(NodeMetrics.forwarded, [], Double(stats.forwarded))

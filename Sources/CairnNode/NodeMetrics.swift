@@ -74,6 +74,16 @@ public enum NodeMetrics {
     public static let peerRefused = MetricFamily(
         "cairn_peer_messages_refused_total",
         help: "Peer messages ignored: wrong cluster, unknown group, or values out of range.", kind: .counter)
+    public static let raftRealElections = MetricFamily(
+        "cairn_raft_elections_total",
+        help:
+            "Elections started by this node's groups after a successful pre-election (each increments a term); campaigns_total counts pre-elections too.",
+        kind: .counter)
+    public static let raftQuorumLossStepDowns = MetricFamily(
+        "cairn_raft_quorum_loss_stepdowns_total",
+        help:
+            "Times a leader here stepped down because it had not heard from a quorum for an election timeout (CheckQuorum).",
+        kind: .counter)
 
     public static let raftSnapshots = MetricFamily(
         "cairn_raft_snapshots_total",
@@ -172,6 +182,7 @@ public enum NodeMetrics {
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,
         snapshotBytesThrottled, idempotentReplays, commandsInFlight, commandsRefused, overloadedIntervals,
+        raftRealElections, raftQuorumLossStepDowns,
         fastestCompletion, admissionAllowance, breakerState,
         breakerRejections, forwardRetries,
     ]

@@ -125,4 +125,8 @@ public struct RaftCounters: Sendable, Equatable {
     public internal(set) var rejectedSnapshotChunks: UInt64 = 0
     /// Elections this node started (pre-elections included).
     public internal(set) var campaigns: UInt64 = 0
+    /// Elections this node started that were real (not pre-elections): each one increments the term.
+    public internal(set) var elections: UInt64 = 0
+    /// Times this node stepped down as leader because it had not heard from a quorum (CheckQuorum).
+    public internal(set) var quorumLossStepDowns: UInt64 = 0
 }

@@ -82,6 +82,7 @@ extension RaftCore {
     mutating func campaign(isPreVote: Bool, isTransfer: Bool, into output: inout RaftOutput) {
         precondition(isPromotable, "node \(config.id): a non-voter cannot campaign")
         counters.campaigns += 1
+        if !isPreVote { counters.elections += 1 }
         let electionTerm: Term
         if isPreVote {
             transition(to: .preCandidate)

@@ -16,6 +16,7 @@ extension RaftCore {
             electionElapsed = 0
             // CheckQuorum (thesis §6.2): a leader cut off from a quorum steps down, so clients go elsewhere.
             if config.checkQuorum && !isQuorumRecentlyActive() {
+                counters.quorumLossStepDowns += 1
                 becomeFollower(term: term, leader: nil, into: &output)
                 return
             }

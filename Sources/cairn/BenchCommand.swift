@@ -35,7 +35,9 @@ enum BenchCommand {
           --fault-at T          of a node); the report shows the unavailability window and errors by kind.
           --cluster             Route by CLUSTER SLOTS (hash slots with {hash tags}), follow MOVED and ASK.
           --resp 2|3            Protocol version (3 sends HELLO 3 on each connection). Default 2.
-          --timeout D           Deadline of every network wait (connect, each reply, the final drain). Default 5s.
+          --timeout D           Deadline of every network wait (connect, each reply, the final drain), and of
+                                each operation from its intended start: one that could not be sent by then
+                                fails as 'deadline' without being sent. Default 5s.
           --retries N           Attempts after the first for an operation that failed retryably (TRYAGAIN,
                                 CLUSTERDOWN, LOADING, a timeout or a broken connection), each after a backoff
                                 with full jitter (10 ms doubling to 1 s), within a retry budget of 10% of
