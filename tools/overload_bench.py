@@ -3,7 +3,8 @@
 never fails on numbers, only on setup.
 
 On 127.0.0.1, in a temporary directory:
-  1. `cairn dev --nodes 3` (defaults: fsync always, 128 partitions, 3 replicas);
+  1. 3 x `cairn server` (defaults: fsync always, 128 partitions, 3 replicas; BENCH_SERVER_ARGS adds
+     flags to every node): node 1 founds the cluster, 2 and 3 --join it; waits for /ready on all;
   2. capacity: `cairn bench --cluster --workload mixed` closed loop after loading 100,000 keys, with
      -c 16 per node and -P 16: C, the most it serves at a p99 of tens of ms. Also -P 2048 for reference
      (deep pipelines batch better, at a p99 of seconds);
@@ -23,7 +24,8 @@ second half of the overload (goal: bounded, no growth with the overload's length
 the overload until per-second p99 is back within 2x of the p99 before it and no errors.
 
 Environment: CAIRN_BIN (default <repo>/.build/release/cairn), BENCH_FACTOR (10), BENCH_BEFORE (10),
-BENCH_OVERLOAD (30), BENCH_AFTER (30), BENCH_PIPELINE (2048), BENCH_KEEP (1: keep the work dir).
+BENCH_OVERLOAD (30), BENCH_AFTER (30), BENCH_PIPELINE (2048), BENCH_SERVER_ARGS (extra `cairn server`
+flags, e.g. "--snapshot-entries 1000"), BENCH_KEEP (1: keep the work dir).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ OVERLOAD = int(os.environ.get("BENCH_OVERLOAD", "30"))
 AFTER = int(os.environ.get("BENCH_AFTER", "30"))
 PIPELINE = int(os.environ.get("BENCH_PIPELINE", "2048"))
 KEEP = os.environ.get("BENCH_KEEP") == "1"
+SERVER_ARGS = os.environ.get("BENCH_SERVER_ARGS", "").split()
 HOST = "127.0.0.1"
 
 
@@ -124,6 +127,32 @@ def resident_kb(pid: int) -> int:
     return 0
 
 
+def wait_ready(port: int, process: subprocess.Popen, log: Path) -> None:
+    """Until the node's /ready answers 200 (it is in the cluster and knows every leader)."""
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            die(f"node on port {port} exited ({process.returncode}); see {log}")
+        try:
+            if urllib.request.urlopen(f"http://{HOST}:{port + 20000}/ready", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            die(f"node on port {port} not ready within 120 s; see {log}")
+        time.sleep(0.2)
+
+
+def fully_replicated(port: int) -> bool:
+    """Whether node 1 sees every partition with 3 voters and a leader."""
+    try:
+        cluster = json.loads(urllib.request.urlopen(f"http://{HOST}:{port + 20000}/v1/cluster", timeout=5).read())
+    except (OSError, ValueError):
+        return False
+    partitions = cluster.get("partitions", [])
+    return bool(partitions) and all(len(p.get("voters", [])) == 3 and p.get("leader") for p in partitions)
+
+
 def bench(*args: str, log: Path) -> None:
     with open(log, "w") as out:
         code = subprocess.run([str(CAIRN), "bench", *args], stdout=out, stderr=subprocess.STDOUT).returncode
@@ -137,19 +166,26 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cairn-overload-"))
     base = pick_base_port()
     ports = [base + i for i in range(3)]
-    dev_log = open(work / "dev.log", "w")
-    dev = subprocess.Popen([str(CAIRN), "dev", "--nodes", "3", "--port", str(base), "--data-dir", str(work / "data")],
-                           stdout=dev_log, stderr=subprocess.STDOUT)
+    nodes: list[subprocess.Popen] = []
     try:
-        deadline = time.monotonic() + 120
-        while "connect:" not in (work / "dev.log").read_text():
-            if dev.poll() is not None or time.monotonic() > deadline:
-                die("the cluster did not start:\n" + (work / "dev.log").read_text()[-2000:])
-            time.sleep(0.2)
-        pids = [int((work / "data" / f"node{i + 1}.pid").read_text()) for i in range(3)]
+        for index, port in enumerate(ports):
+            args = [str(CAIRN), "server", "--port", str(port), "--data-dir", str(work / f"node{index + 1}"),
+                    *SERVER_ARGS]
+            if index > 0:
+                args += ["--join", f"{HOST}:{base + 10000}"]
+            with open(work / f"node{index + 1}.log", "w") as log:
+                nodes.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+            wait_ready(port, nodes[-1], work / f"node{index + 1}.log")
+        deadline = time.monotonic() + 180
+        while not fully_replicated(base):
+            if time.monotonic() > deadline:
+                die("partitions did not reach 3 voters each within 180 s")
+            time.sleep(0.5)
+        pids = [node.pid for node in nodes]
         target = f"{HOST}:{base}"
         common = ["--target", target, "--cluster", "--workload", "mixed", "--keys", "100000", "--quiet"]
-        print(f"cluster: 3 nodes on ports {ports[0]}-{ports[2]}, pids {pids}; work dir {work}")
+        print(f"cluster: 3 nodes on ports {ports[0]}-{ports[2]}, pids {pids}; work dir {work}"
+              + (f"; server flags {' '.join(SERVER_ARGS)}" if SERVER_ARGS else ""))
 
         capacities = []
         for pipeline in (16, PIPELINE):
@@ -198,12 +234,13 @@ def main() -> None:
             thread.join()
         report(work, capacity, deep, samples, started, scrapes)
     finally:
-        dev.send_signal(signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            dev.kill()
-        dev_log.close()
+        for node in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
         if KEEP:
             print(f"work dir kept: {work}")
         else:
@@ -261,6 +298,14 @@ def report(work: Path, capacity: float, deep: float, samples, started: float, sc
           f"{[f'{k / 1024:.0f} MB' for k in peaks]}, growth over the second half "
           f"{[f'{k / 1024:+.0f} MB' for k in growth]} "
           f"(goal bounded: {'met' if all(g <= 0.1 * p for g, p in zip(growth, peaks)) else 'NOT met'})")
+
+    trajectory = []
+    for mark in range(0, OVERLOAD + 1, 10):
+        at = overload_start + mark
+        nearest = min(samples, key=lambda sample: abs(sample[0] - at), default=None)
+        if nearest:
+            trajectory.append(f"{mark}s: {'/'.join(f'{k / 1024:.0f}' for k in nearest[1])}")
+    print(f"  memory every 10 s of the overload (MB per node): {', '.join(trajectory)}")
 
     recovered = None
     for index, s in enumerate(after):

@@ -57,7 +57,7 @@ public struct NodeConfig: Sendable {
     /// How long a coordinator waits for a command's outcome before answering TRYAGAIN/CLUSTERDOWN.
     public var requestTimeoutMilliseconds: Int64 = 5000
     /// A group snapshots its state and deletes its log once this many applied entries follow its last
-    /// snapshot (etcd's `--snapshot-count` is 10,000 too); 0 never compacts. Checked once a second.
+    /// snapshot (etcd's `--snapshot-count` is 10,000 too); 0 never compacts. Checked every 100 ms.
     public var snapshotEntries = 10_000
     /// Ticks without hearing from a node after which the meta leader marks it dead and rebuilds its
     /// replicas elsewhere (`--dead-node-timeout`, default 60 s); 0 never marks a node dead.

@@ -265,6 +265,7 @@ extension NodeCore {
         }
         let breakers = breakerSummary()
         lines.append(breakers.isEmpty ? "circuits to peers: all closed" : breakers)
+        lines.append(resilienceSummary())
         return lines.joined(separator: "\n") + "\n"
     }
 

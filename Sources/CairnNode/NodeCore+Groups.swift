@@ -232,11 +232,11 @@ extension NodeCore {
         }
     }
 
-    /// Sends a group's raft message once every Raft write the group made so far is durable (RaftCore's
-    /// lane order). Held messages are released batch by batch, oldest first, so a group's messages
-    /// keep their order.
+    /// Sends a group's raft message, at once or, if it speaks of the node's durable state (a vote, an
+    /// acknowledged entry or snapshot), once every Raft write the group made so far is durable (see
+    /// `RaftCore`'s contract). Held messages are released batch by batch, oldest first.
     mutating func sendRaft(_ message: OutboundMessage, group: GroupID) {
-        if let gate = raftWriteGates[group], gate > keyspace.durableThrough {
+        if message.message.requiresDurability, let gate = raftWriteGates[group], gate > keyspace.durableThrough {
             heldMessages[gate, default: []].append(message)
         } else {
             dispatchRaft(message)

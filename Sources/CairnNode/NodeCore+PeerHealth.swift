@@ -73,6 +73,16 @@ extension NodeCore {
     }
 
     /// One line per peer with a breaker that is not closed, for `cairn ctl status` (empty if none).
+    /// One line of this node's protective counters since it started, for `cairn ctl status`.
+    func resilienceSummary() -> String {
+        let slow = latencyAdmission.reduce(0) { $0 + $1.refusedCount }
+        return
+            "this node: \(commandsAwaitingReply) commands in flight; refused \(stats.commandsRefused) (--max-inflight), "
+            + "\(slow) (--overload-latency), \(stats.commandsRateLimited) (--client-rate-limit); forwards retried "
+            + "\(stats.forwardRetries) (\(retryBudget.retriesDenied) denied by the retry budget), failed fast by a circuit "
+            + "\(stats.breakerRejections)"
+    }
+
     func breakerSummary() -> String {
         let lines = breakers.keys.sorted().compactMap { peer -> String? in
             let breaker = breakers[peer]!

@@ -132,7 +132,7 @@ extension NodeCore {
             if isPartition && reading >= Self.snapshotReadsMax { continue }
             let applied = groups[existing: group].raft.lastAppliedIndex
             // From the last attempt, not only the last snapshot: a partition too large to snapshot is
-            // not read again every second.
+            // not read again on every pass.
             let since = max(
                 groups[existing: group].raft.snapshotMetadata.index, groups[existing: group].snapshotAttemptIndex)
             // Capped, so that a very large partition's log (held in memory) stays bounded.

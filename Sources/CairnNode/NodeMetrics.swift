@@ -142,7 +142,7 @@ public enum NodeMetrics {
     public static let commandsRefused = MetricFamily(
         "cairn_commands_refused_total",
         help:
-            "Client commands refused at once with TRYAGAIN, by reason: overloaded (--max-inflight) or rate-limited (--client-rate-limit).",
+            "Client commands refused at once with TRYAGAIN, by reason: overloaded (--max-inflight), slow-reads or slow-writes (--overload-latency), rate-limited (--client-rate-limit).",
         kind: .counter)
 
     public static let overloadedIntervals = MetricFamily(

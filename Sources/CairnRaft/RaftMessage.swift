@@ -41,6 +41,21 @@ public struct RaftMessage: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         "\(kind) term=\(term)"
     }
+
+    /// Whether the shell must make the writes of this output, and of every earlier output, durable
+    /// before sending this message: a real vote request or vote (the term and vote), an append
+    /// acknowledgement (the entries, and a term adopted from the append) and a snapshot acknowledgement.
+    /// A leader's appends and heartbeats, snapshot chunks, TimeoutNow and pre-vote messages depend on
+    /// nothing that is not durable already (thesis §10.2.1: the leader may write its own entries in
+    /// parallel with replicating them; it counts them for commitment only once `.persisted`), so they
+    /// may leave at once, which keeps heartbeats flowing while a busy node's storage lags.
+    public var requiresDurability: Bool {
+        switch kind {
+        case .requestVote(_, _, let isPreVote, _), .requestVoteResponse(_, let isPreVote): !isPreVote
+        case .appendEntriesResponse, .installSnapshotResponse: true
+        case .appendEntries, .installSnapshot, .timeoutNow: false
+        }
+    }
 }
 
 /// The body of an AppendEntries request.

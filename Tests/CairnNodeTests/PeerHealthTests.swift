@@ -1,4 +1,5 @@
 import CairnCore
+import CairnResilience
 import Testing
 
 @testable import CairnNode
@@ -85,7 +86,11 @@ struct PeerHealthTests {
         }
         let failure = try #require(fastFailure, "no breaker opened")
         #expect(failure.hasPrefix("-TRYAGAIN node "), "\(failure)")
-        #expect(cluster.members[0].core.statusText().contains("circuit to node"))
+        let status = cluster.members[0].core.statusText()
+        #expect(status.contains("circuit to node"))
+        let counted = status.split(separator: "\n").first { $0.hasPrefix("this node: ") }.map(String.init) ?? ""
+        let rejections = cluster.members[0].core.stats.breakerRejections
+        #expect(rejections > 0 && counted.hasSuffix("failed fast by a circuit \(rejections)"), "\(counted)")
         #expect(cluster.members[0].core.renderMetrics(now: cluster.now).contains("cairn_peer_circuit_state{peer="))
         try cluster.restart(1)
         try cluster.restart(2)
@@ -96,6 +101,10 @@ struct PeerHealthTests {
             if !recovered { _ = cluster.run(upTo: 50) { _ in false } }
         }
         #expect(recovered, "commands did not succeed again after the peers returned")
+        // A half-open breaker closes after `halfOpenProbes` successes: a few more reads.
+        for _ in 0..<CircuitBreaker.Configuration.standard.halfOpenProbes {
+            #expect(cluster.send(0, client, "GET", key, turns: 600) == "$1\r\nv\r\n")
+        }
         // The breaker of the peer that now leads the key saw successes: it is closed.
         let group = NodeCore.group(
             ofPartition: try #require(cluster.members[0].core.map).partition(ofKey: Array(key.utf8)))

@@ -24,6 +24,41 @@ struct RaftDurabilityTests {
         #expect(output.messages.count == 1)
     }
 
+    /// Method: the messages that speak of a node's own durable state (votes, acknowledgements) must wait
+    /// for the writes; the ones that do not (a leader's appends and heartbeats, snapshot chunks,
+    /// TimeoutNow, pre-votes) may leave at once. And in practice: the output that acknowledges new
+    /// entries carries them as writes and its one message requires durability.
+    @Test("contract: which messages must wait for durable writes, and which may leave at once")
+    func whichMessagesWait() throws {
+        let append = AppendEntries(previousIndex: 0, previousTerm: 0, entries: [], commit: 0, sequence: 1)
+        let waits: [(RaftMessage.Kind, Bool)] = [
+            (.requestVote(lastLogIndex: 0, lastLogTerm: 0, isPreVote: false, isTransfer: false), true),
+            (.requestVote(lastLogIndex: 0, lastLogTerm: 0, isPreVote: true, isTransfer: false), false),
+            (.requestVoteResponse(granted: true, isPreVote: false), true),
+            (.requestVoteResponse(granted: true, isPreVote: true), false),
+            (.appendEntries(append), false),
+            (.installSnapshotResponse(snapshotIndex: 1, receivedBytes: 0, isComplete: true), true),
+            (.timeoutNow, false),
+        ]
+        for (kind, expected) in waits {
+            #expect(RaftMessage(group: 1, term: 1, kind: kind).requiresDurability == expected, "\(kind)")
+        }
+        var core = try Fixture.core(2)
+        let entries = [Entry(term: 1, index: 1, kind: .empty)]
+        let output = core.step(
+            .received(
+                Fixture.message(
+                    1,
+                    .appendEntries(
+                        AppendEntries(
+                            previousIndex: 0, previousTerm: 0, entries: entries, commit: 0, sequence: 1))), from: 1))
+        #expect(output.writes.entries == entries)
+        #expect(output.messages.allSatisfy { $0.message.requiresDurability })
+        var voter = try Fixture.core(2)
+        let vote = voter.step(.received(Fixture.vote(4), from: 1))
+        #expect(vote.messages.map { $0.message.requiresDurability } == [true])
+    }
+
     @Test("thesis §10.2.1: a single-voter leader commits only once its entries are reported persisted")
     func leaderCountsItselfOnlyWhenDurable() throws {
         var core = try Fixture.core(1, voters: [1])
