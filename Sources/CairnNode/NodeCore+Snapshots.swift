@@ -126,6 +126,10 @@ extension NodeCore {
         guard config.snapshotEntries > 0 else { return }
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
         var reading = groupOrder.filter { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }.count
+        // The logs live in memory: all groups together keep about `logEntriesPerNodeMax` entries at most
+        // (each group's share, never under `snapshotEntriesMin`), however many groups the node hosts.
+        let share = max(Self.snapshotEntriesMin, config.logEntriesPerNodeMax / max(1, groups.count))
+        let baseInterval = min(config.snapshotEntries, share)
         for group in groupOrder {
             guard groups.contains(group), groups[existing: group].snapshotReadID == nil else { continue }
             let isPartition = groups[existing: group].partition != nil
@@ -137,7 +141,7 @@ extension NodeCore {
                 groups[existing: group].raft.snapshotMetadata.index, groups[existing: group].snapshotAttemptIndex)
             // Capped, so that a very large partition's log (held in memory) stays bounded.
             let interval = min(
-                max(config.snapshotEntries, groups[existing: group].snapshotRecords),
+                max(baseInterval, groups[existing: group].snapshotRecords),
                 Self.snapshotIntervalGrowthMax * config.snapshotEntries)
             guard applied.rawValue >= since.rawValue + UInt64(interval) else { continue }
             groups[existing: group].snapshotAttemptIndex = applied
@@ -151,6 +155,9 @@ extension NodeCore {
             }
         }
     }
+
+    /// The least entries between a group's snapshots when the node's log budget is shared out.
+    static let snapshotEntriesMin = 1000
 
     /// How far a large partition's snapshot interval may grow past `--snapshot-entries`.
     static let snapshotIntervalGrowthMax = 10

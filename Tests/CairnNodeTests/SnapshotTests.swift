@@ -36,6 +36,26 @@ struct SnapshotTests {
         }
     }
 
+    /// Method: 4 partitions, `--snapshot-entries` 10,000 but a node log budget of 4,000 entries: each
+    /// group's share is 1,000, so 1,100 writes to one partition compact its log. With the budget out of
+    /// the way (the control), the same writes leave the log whole.
+    @Test("a node hosting many groups compacts each at its share of the node's log budget")
+    func logBudgetShare() throws {
+        for budget in [4000, 100_000_000] {
+            var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.logEntriesPerNodeMax = budget }
+            #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+            let client = cluster.connect(0)
+            for index in 0..<1100 { cluster.submit(0, client, "SET", "{t}k\(index)", "v") }
+            #expect(cluster.run(upTo: 3000) { ($0.replies[0]?[client]?.count ?? 0) == 1100 })
+            let group = NodeCore.group(
+                ofPartition: try #require(cluster.members[0].core.map).partition(ofKey: Array("{t}".utf8)))
+            let compacted = cluster.run(upTo: 100) { cluster in
+                cluster.members.allSatisfy { $0.core.groups[group]!.raft.snapshotMetadata.index.rawValue >= 1000 }
+            }
+            #expect(compacted == (budget == 4000), "budget \(budget)")
+        }
+    }
+
     @Test("logs are compacted; a node that missed the deleted entries, and a new node, catch up from snapshots")
     func catchUpFromSnapshot() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 2) { $0.snapshotEntries = 20 }
@@ -48,7 +68,7 @@ struct SnapshotTests {
             #expect(reply == "+OK\r\n", "SET k\(key): \(reply ?? "no reply")")
         }
         #expect(cluster.send(0, client, "DEL", "k7") == ":1\r\n")
-        // Compaction runs once a second (100 turns).
+        // Compaction is checked every 100 ms (10 turns).
         let compacted = cluster.run(upTo: 300) { cluster in
             (0..<2).allSatisfy {
                 cluster.members[0].core.groups[NodeCore.group(ofPartition: $0)]!.raft.snapshotMetadata.index.rawValue
