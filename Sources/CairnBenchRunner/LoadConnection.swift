@@ -45,8 +45,9 @@ struct WaitingOperation {
     var redirects: UInt8 = 0
     /// Send `ASKING` first (after an `-ASK` redirection).
     var isAsking = false
-    /// Attempts made before this one (retries after retryable failures).
+    /// Attempts made before this one (retries after retryable failures), and the last one's failure.
     var attempt: UInt8 = 0
+    var lastFailure: String?
 }
 
 /// An operation that failed retryably, waiting out its backoff before it is sent again.

@@ -226,8 +226,14 @@ extension LoadDriver {
         for retry in delayed { finishFailed(retry.waiting.operation, kind: retry.kind, now: now) }
         delayed.removeAll()
         for endpoint in endpoints {
-            let dropped = endpoint.waiting.removeAll()
-            outstanding -= dropped.count
+            for waiting in endpoint.waiting.removeAll() {
+                if let failure = waiting.lastFailure {
+                    // A retry that was queued but never sent: the operation failed, as its last attempt did.
+                    finishFailed(waiting.operation, kind: failure, now: now)
+                } else {
+                    outstanding -= 1
+                }
+            }
         }
         waitingTotal = 0
     }

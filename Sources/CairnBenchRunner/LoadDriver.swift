@@ -244,12 +244,16 @@ final class LoadDriver {
     /// An operation failed: it is retried after a backoff if the failure is retryable, attempts remain
     /// and the budget allows (never while the phase drains); otherwise it ends as an error of `kind`.
     func failed(_ waiting: WaitingOperation, kind: String, now: UInt64) {
-        if !isStopping, Int(waiting.attempt) < settings.retries, Self.isRetryable(kind),
+        // A retry that could not start before the operation's deadline would only fail as 'deadline':
+        // the operation ends with the failure it had, and the budget is not spent on it.
+        let delay = Self.retryBackoff.delay(attempt: Int(waiting.attempt), using: &jitter).nanoseconds
+        let beforeDeadline = now + delay < phaseStart + waiting.intended + settings.timeout
+        if !isStopping, beforeDeadline, Int(waiting.attempt) < settings.retries, Self.isRetryable(kind),
             retryBudget.spendRetry(now: MonotonicTime(nanoseconds: now))
         {
             var retry = WaitingOperation(operation: waiting.operation, intended: waiting.intended)
             retry.attempt = waiting.attempt + 1
-            let delay = Self.retryBackoff.delay(attempt: Int(waiting.attempt), using: &jitter).nanoseconds
+            retry.lastFailure = kind
             delayed.append(DelayedRetry(waiting: retry, at: now + delay, kind: kind))
             recorder.countRetry()
             return

@@ -175,6 +175,7 @@ public struct HTTPDataResponse: Error, Sendable, Equatable {
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 409: "Conflict"
+        case 411: "Length Required"
         case 413: "Content Too Large"
         case 500: "Internal Server Error"
         default: "Service Unavailable"

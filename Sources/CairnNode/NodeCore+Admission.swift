@@ -2,7 +2,9 @@ import CairnRESP
 import CairnResilience
 
 /// The token bucket that every connection from one client address shares (`--client-rate-limit`).
-/// It exists while that address has a connection open, so the table is bounded by the connections.
+/// It exists while that address has a connection open, and after its last one closes until it is
+/// full again (at most a second), so reconnecting does not refill it; the table is bounded by the
+/// connections and the connections closed within the last second.
 struct ClientBucket {
     var limiter: RateLimiter
     var connections: Int
@@ -28,11 +30,17 @@ extension NodeCore {
 
     mutating func clientDisconnected(address: String) {
         let host = Self.clientHost(address)
-        guard let bucket = clientBuckets[host] else { return }
-        if bucket.connections <= 1 {
+        guard clientBuckets[host] != nil else { return }
+        clientBuckets[host]!.connections = max(0, clientBuckets[host]!.connections - 1)
+    }
+
+    /// Forgets the buckets of addresses with no connection once they are full again (on every tick).
+    mutating func pruneClientBuckets() {
+        guard !clientBuckets.isEmpty else { return }
+        let time = MonotonicTime(now)
+        for (host, bucket) in clientBuckets
+        where bucket.connections == 0 && bucket.limiter.availableTokens(now: time) >= bucket.limiter.burst {
             clientBuckets.removeValue(forKey: host)
-        } else {
-            clientBuckets[host]!.connections -= 1
         }
     }
 
@@ -49,7 +57,7 @@ extension NodeCore {
     /// A routed command completed without an error: its time from arrival to reply feeds the latency
     /// admission of its class.
     mutating func noteCompletion(_ command: Int, isError: Bool, startedAt: UInt64) {
-        guard !latencyAdmission.isEmpty, !isError else { return }
+        guard !latencyAdmission.isEmpty, !isError, command < Self.admissionClass.count else { return }
         let kind = Self.admissionClass[command]
         guard kind >= 0 else { return }
         latencyAdmission[kind].completed(
@@ -67,6 +75,17 @@ extension NodeCore {
             return "TRYAGAIN node overloaded: more than \(config.maxCommandsInFlight) commands wait for replies here "
                 + "(--max-inflight); retry with backoff"
         }
+        // The client's own limit before the node's shared allowance, so that a client over its limit
+        // does not spend other clients' share.
+        if config.clientCommandsPerSecond > 0, case let host = Self.clientHost(sessions[existing: id].identity.address),
+            clientBuckets[host] != nil,
+            case .denied(let retryAfter) = clientBuckets[host]!.limiter.tryAcquire(now: MonotonicTime(now))
+        {
+            stats.commandsRateLimited += 1
+            let milliseconds = (retryAfter.nanoseconds + 999_999) / 1_000_000
+            return "TRYAGAIN rate limited: clients from \(host) may send \(config.clientCommandsPerSecond) commands "
+                + "per second to this node (--client-rate-limit); retry in \(milliseconds) ms"
+        }
         if !latencyAdmission.isEmpty, case let kind = Self.admissionClass[command], kind >= 0,
             !latencyAdmission[kind].admit(now: MonotonicTime(now), backlog: commandsAwaitingReply)
         {
@@ -74,17 +93,6 @@ extension NodeCore {
             return "TRYAGAIN node overloaded: even the fastest \(Self.admissionClassNames[kind]) waited \(waited) ms "
                 + "here (target \(config.overloadLatencyMilliseconds) ms, --overload-latency); retry with backoff"
         }
-        guard config.clientCommandsPerSecond > 0 else { return nil }
-        let host = Self.clientHost(sessions[existing: id].identity.address)
-        guard clientBuckets[host] != nil else { return nil }
-        switch clientBuckets[host]!.limiter.tryAcquire(now: MonotonicTime(now)) {
-        case .acquired:
-            return nil
-        case .denied(let retryAfter):
-            stats.commandsRateLimited += 1
-            let milliseconds = (retryAfter.nanoseconds + 999_999) / 1_000_000
-            return "TRYAGAIN rate limited: clients from \(host) may send \(config.clientCommandsPerSecond) commands "
-                + "per second to this node (--client-rate-limit); retry in \(milliseconds) ms"
-        }
+        return nil
     }
 }

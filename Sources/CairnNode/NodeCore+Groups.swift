@@ -167,6 +167,11 @@ extension NodeCore {
                 raftPersists[sequence, default: [:]][group] = (snapshot.metadata.index, snapshot.metadata.term)
             }
             raftWriteGates[group] = sequence
+            if let hard = result.writes.hardState,
+                raftTermGates[group].map({ $0.term != hard.term || $0.vote != hard.vote }) ?? true
+            {
+                raftTermGates[group] = (sequence, hard.term, hard.vote)
+            }
         }
         for message in result.messages { sendRaft(message, group: group) }
         if let snapshot = result.snapshotToRestore { restore(snapshot, group: group, into: &output) }
@@ -232,11 +237,14 @@ extension NodeCore {
         }
     }
 
-    /// Sends a group's raft message, at once or, if it speaks of the node's durable state (a vote, an
-    /// acknowledged entry or snapshot), once every Raft write the group made so far is durable (see
-    /// `RaftCore`'s contract). Held messages are released batch by batch, oldest first.
+    /// Sends a group's raft message: once the group's term and vote are durable, and if it speaks of the
+    /// node's durable state (a vote, an acknowledged entry or snapshot), once every Raft write the group
+    /// made so far is durable (see `RaftCore`'s contract). Held messages are released batch by batch,
+    /// oldest first.
     mutating func sendRaft(_ message: OutboundMessage, group: GroupID) {
-        if message.message.requiresDurability, let gate = raftWriteGates[group], gate > keyspace.durableThrough {
+        // A message waits for all the group's writes if it speaks of them, else only for its term and vote.
+        let gate = message.message.requiresDurability ? raftWriteGates[group] : raftTermGates[group]?.batch
+        if let gate, gate > keyspace.durableThrough {
             heldMessages[gate, default: []].append(message)
         } else {
             dispatchRaft(message)

@@ -72,7 +72,6 @@ extension NodeCore {
         }
     }
 
-    /// One line per peer with a breaker that is not closed, for `cairn ctl status` (empty if none).
     /// One line of this node's protective counters since it started, for `cairn ctl status`.
     func resilienceSummary() -> String {
         let slow = latencyAdmission.reduce(0) { $0 + $1.refusedCount }
@@ -83,6 +82,7 @@ extension NodeCore {
             + "\(stats.breakerRejections)"
     }
 
+    /// One line per peer with a breaker that is not closed, for `cairn ctl status` (empty if none).
     func breakerSummary() -> String {
         let lines = breakers.keys.sorted().compactMap { peer -> String? in
             let breaker = breakers[peer]!

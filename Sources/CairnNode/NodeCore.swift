@@ -124,6 +124,10 @@ public struct NodeCore: Sendable {
     /// per node: a heartbeat response of an idle group must not wait for another group's batch (under
     /// load that wait made leaders miss their quorum's responses for an election timeout and step down).
     var raftWriteGates: [GroupID: BatchSequence] = [:]
+    /// Per group, the newest batch that changes its term or vote, and that term and vote: until it is
+    /// durable every message of the group waits, even a leader's append (a single voter elects itself
+    /// and appends in one step; a term revealed before it is durable could be reused after a crash).
+    var raftTermGates: [GroupID: (batch: BatchSequence, term: Term, vote: NodeID?)] = [:]
     var heldMessages: [BatchSequence: [OutboundMessage]] = [:]
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
@@ -239,6 +243,7 @@ public struct NodeCore: Sendable {
             tickGroups(into: &output)
             if ticks % UInt64(max(1, config.expiryCycleTicks)) == 0 { proposeExpiries(into: &output) }
             retryParked(into: &output)
+            pruneClientBuckets()
             failForwardsToSilentPeers(into: &output)
             if ticks % 10 == 3 { answerOverdueCommands(into: &output) }
             joinIfNeeded()

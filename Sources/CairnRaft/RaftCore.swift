@@ -16,9 +16,11 @@ import CairnCore
 /// 1. The shell MUST make `writes` (of this output and every earlier one) durable (fsync) before it
 ///    sends a message whose `requiresDurability` is true: a vote request, a vote, an append or snapshot
 ///    acknowledgement MUST NOT leave before the term, vote or entries they depend on are on disk (Raft
-///    Figure 2, "Persistent state … updated on stable storage before responding"). It MAY send the
-///    others (a leader's appends and heartbeats, snapshot chunks, TimeoutNow, pre-vote messages) at
-///    once: the leader counts its own entries only once `.persisted` (thesis §10.2.1).
+///    Figure 2, "Persistent state … updated on stable storage before responding"). It MUST send no
+///    message before the term and vote of this and earlier outputs are durable. Beyond that it MAY
+///    send the others (a leader's appends and heartbeats, snapshot chunks, TimeoutNow, pre-votes)
+///    while their output's entries are still being written: the leader counts its own entries only
+///    once `.persisted` (thesis §10.2.1).
 /// 2. The shell MUST send `messages`; it MAY drop, delay, duplicate or reorder them.
 /// 3. The shell MUST restore `snapshotToRestore`, then apply `committed` in order, exactly once each.
 /// 4. The shell MUST serve each of `reads` only after the state machine has applied its index.

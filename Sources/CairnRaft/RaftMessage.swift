@@ -45,10 +45,11 @@ public struct RaftMessage: Sendable, Equatable, CustomStringConvertible {
     /// Whether the shell must make the writes of this output, and of every earlier output, durable
     /// before sending this message: a real vote request or vote (the term and vote), an append
     /// acknowledgement (the entries, and a term adopted from the append) and a snapshot acknowledgement.
-    /// A leader's appends and heartbeats, snapshot chunks, TimeoutNow and pre-vote messages depend on
-    /// nothing that is not durable already (thesis §10.2.1: the leader may write its own entries in
-    /// parallel with replicating them; it counts them for commitment only once `.persisted`), so they
-    /// may leave at once, which keeps heartbeats flowing while a busy node's storage lags.
+    /// The others (a leader's appends and heartbeats, snapshot chunks, TimeoutNow, pre-votes) need only
+    /// the sender's term and vote durable (a single voter elects itself and appends in one step: its
+    /// new term must not be revealed before it is on disk, or a restart could reuse it); its own new
+    /// entries may still be in flight to disk (thesis §10.2.1: the leader counts them for commitment
+    /// only once `.persisted`). So heartbeats keep flowing while a busy node's storage lags.
     public var requiresDurability: Bool {
         switch kind {
         case .requestVote(_, _, let isPreVote, _), .requestVoteResponse(_, let isPreVote): !isPreVote

@@ -49,8 +49,11 @@ extension Server {
     /// overload), so ticks, heartbeats and replies waited and followers started elections.
     static let clientWorkPerTurnNanoseconds: UInt64 = 10_000_000
 
+    /// Whether this turn's client commands took the budget: the time spent running them so far
+    /// (`clientWorkNanoseconds`, added up by `processInput`) plus the run in progress, if any.
     var isTurnBudgetSpent: Bool {
-        System.monotonicNanoseconds() - turnStartedAt > Self.clientWorkPerTurnNanoseconds
+        let running = clientWorkStartedAt.map { System.monotonicNanoseconds() - $0 } ?? 0
+        return clientWorkNanoseconds + running > Self.clientWorkPerTurnNanoseconds
     }
 
     /// Runs the commands that the last turn's budget left waiting, oldest first.
@@ -93,6 +96,12 @@ extension Server {
     /// Parses and runs every whole command in the client's buffer, unless its replies pile up unread.
     func processInput(_ connection: ClientConnection) {
         guard !connection.waitingForReplies else { return }
+        let started = System.monotonicNanoseconds()
+        clientWorkStartedAt = started
+        defer {
+            clientWorkNanoseconds += System.monotonicNanoseconds() - started
+            clientWorkStartedAt = nil
+        }
         var parsed = 0
         parsing: while !connection.closeAfterFlush, clients[connection.id] != nil {
             parsed += 1

@@ -15,7 +15,8 @@ extension Server {
     /// gets a 4xx and the connection closes.
     func serviceHTTP(_ connection: HTTPConnection, _ events: UInt32) {
         if let session = connection.session, !connection.responded {
-            // Only a hang-up is watched while the core runs the command: the client gave up on it.
+            // Only a hang-up or an error is reported while the core runs the command (no read interest;
+            // a half-close after the request is fine): the client gave up on it.
             httpSessions.removeValue(forKey: session)
             step(.disconnected(session))
             unregister(connection.descriptor)
@@ -200,7 +201,8 @@ extension Server {
     /// A data API request: once its body is in, the core runs its command as a session of its own;
     /// `finishData` answers when the reply comes (in this step or a later one).
     func respondData(_ connection: HTTPConnection, method: String, target: String, head: [UInt8], bodyStart: Int) {
-        let length = Self.headerValue("content-length", in: head).flatMap { Int($0) } ?? 0
+        let declared = Self.headerValue("content-length", in: head)
+        let length = declared.map { Int($0) ?? Int.max } ?? 0
         if Self.headerValue("transfer-encoding", in: head) != nil {
             respond(connection, .problem(411, "Transfer-Encoding is not supported here; send Content-Length"))
             return
@@ -210,7 +212,7 @@ extension Server {
                 connection,
                 .problem(
                     413,
-                    "the body has \(length) bytes; the HTTP API takes at most \(Limits.httpRequestBodyBytesMax) (larger values go over RESP)"
+                    "the body has \(declared ?? "0") bytes; the HTTP API takes at most \(Limits.httpRequestBodyBytesMax) (larger values go over RESP)"
                 ))
             return
         }
@@ -231,7 +233,7 @@ extension Server {
         connection.session = id
         connection.request = request
         httpSessions[id] = connection
-        modify(connection.descriptor, events: EPOLLRDHUP.rawValue)
+        modify(connection.descriptor, events: 0)
         step(
             .connected(
                 id, address: System.address(of: connection.descriptor, peer: true),

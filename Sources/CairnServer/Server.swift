@@ -73,8 +73,10 @@ public final class Server {
     /// Connections with whole commands read but not run yet: the turn's budget for client commands
     /// ran out. They run first in the next turn (their sockets may have nothing new to report).
     var deferredInput: [ClientConnection] = []
-    /// When the current turn started (monotonic nanoseconds), for the client-work budget.
-    var turnStartedAt: UInt64 = 0
+    /// Time this turn spent running client commands so far, and when the run in progress started:
+    /// the client-work budget counts only that, not peer messages or storage completions.
+    var clientWorkNanoseconds: UInt64 = 0
+    var clientWorkStartedAt: UInt64?
     var shellMetrics = MetricsRegistry()
     /// When the last slow-turn warning was logged (monotonic nanoseconds), to log at most one per 10 s.
     var lastSlowTurnLogAt: UInt64 = 0
@@ -261,7 +263,7 @@ public final class Server {
             if !deferredInput.isEmpty { timeout = 0 }
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             let turnStarted = System.monotonicNanoseconds()
-            turnStartedAt = turnStarted
+            clientWorkNanoseconds = 0
             runDeferredInput()
             for index in 0..<max(0, Int(count)) {
                 handle(events[index].data.fd, events[index].events)
@@ -271,8 +273,11 @@ public final class Server {
             if state == .draining {
                 if drainDeadline == 0 { drainDeadline = System.monotonicNanoseconds() + 10_000_000_000 }
                 let drained =
-                    core.isQuiescent && batchesInFlight == 0 && pendingFlush.isEmpty
-                    && clients.values.allSatisfy { $0.pendingOutputBytes == 0 }
+                    core.isQuiescent && batchesInFlight == 0 && pendingFlush.isEmpty && deferredInput.isEmpty
+                    && httpSessions.isEmpty && clients.values.allSatisfy { $0.pendingOutputBytes == 0 }
+                    && !registrations.values.contains { registration in
+                        if case .http(let connection) = registration { connection.responded } else { false }
+                    }
                 if drained || System.monotonicNanoseconds() > drainDeadline { break }
             }
         }

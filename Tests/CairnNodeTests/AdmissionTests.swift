@@ -51,8 +51,8 @@ struct AdmissionTests {
     /// Method: a node limits each client address to 4 commands per second. Two connections from one
     /// address send 6 writes in one turn: the first 4 pass, the other 2 are refused at once with a
     /// retryable error naming the address, the limit and the wait; PING is never counted; another
-    /// address has its own bucket; a second later the address may send again; and the bucket is gone
-    /// once the address has no connection left (the table stays bounded by the connections).
+    /// address has its own bucket; a second later the address may send again; and the bucket outlives
+    /// the address's last connection until it is full again (reconnecting does not refill it), then goes.
     @Test("--client-rate-limit: connections from one address share a token bucket; the rest are refused")
     func rateLimitsPerAddress() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 2) { $0.clientCommandsPerSecond = 4 }
@@ -89,6 +89,9 @@ struct AdmissionTests {
         _ = cluster.run(upTo: 100) { _ in false }
         #expect(cluster.send(1, second, "SET", "later", "v") == "+OK\r\n")
         for client in [first, second, other] { cluster.step(1, .disconnected(client)) }
+        // Reconnecting does not refill a bucket: it lives on until it is full again, then goes.
+        #expect(cluster.members[1].core.clientBuckets["10.0.0.7"] != nil)
+        _ = cluster.run(upTo: 150) { _ in false }
         #expect(cluster.members[1].core.clientBuckets.isEmpty)
     }
 

@@ -126,29 +126,38 @@ def test_backpressure_and_admission_control(cluster_factory):
 
 
 def test_client_rate_limit(server_factory):
-    """`--client-rate-limit 50`: a pipeline of 300 writes from one address gets about a second's
-    burst (50, plus what refills while they are read) accepted and the rest refused at once with a
-    retryable error naming the address and the limit; PING is never counted; the refusals are
-    counted by reason in /metrics; once the bucket refills the client may write again."""
+    """`--client-rate-limit 5`: a pipeline of 300 writes from one address gets about a second's burst
+    (5, plus what refills while they are read) accepted and the rest refused at once with a retryable
+    error naming the address and the limit; PING is never counted; the refusals are counted by reason
+    in /metrics; a new connection from the same address finds the same empty bucket (reconnecting
+    does not reset it); once the bucket refills the client may write again."""
     from conftest import RawConn, http_get, wait_until
 
-    node = server_factory.start("cairn", fsync="none", extra_args=("--client-rate-limit", "50"))
+    node = server_factory.start("cairn", fsync="none", extra_args=("--client-rate-limit", "5"))
     raw = RawConn(node.port, timeout=60)
     try:
         raw.send_raw(b"".join(encode_command("SET", f"rl:{i}", "x") for i in range(300)) + encode_command("PING"))
         replies = [raw.read_raw_reply() for _ in range(301)]
     finally:
         raw.close()
+    refusal = b"-TRYAGAIN rate limited: clients from 127.0.0.1 may send 5 commands per second to this node"
     accepted = [r for r in replies[:300] if r == b"+OK\r\n"]
-    refused = [r for r in replies[:300] if r.startswith(b"-TRYAGAIN rate limited: clients from 127.0.0.1 may send "
-                                                       b"50 commands per second to this node (--client-rate-limit)")]
+    refused = [r for r in replies[:300] if r.startswith(refusal)]
     assert len(accepted) + len(refused) == 300, replies[:5]
-    assert 50 <= len(accepted) < 300, len(accepted)
+    assert 5 <= len(accepted) < 300, len(accepted)
     assert replies[300] == b"+PONG\r\n"
+    again = RawConn(node.port, timeout=60)
+    try:
+        again.send_raw(b"".join(encode_command("SET", f"rl2:{i}", "x") for i in range(20)))
+        later = [again.read_raw_reply() for _ in range(20)]
+    finally:
+        again.close()
+    assert sum(r.startswith(refusal) for r in later) >= 10, later
     status, body = http_get(node.http_port, "/metrics")
     assert status == 200
     text = body.decode()
-    assert f'cairn_commands_refused_total{{reason="rate-limited"}} {len(refused)}' in text
+    total = len(refused) + sum(r.startswith(refusal) for r in later)
+    assert f'cairn_commands_refused_total{{reason="rate-limited"}} {total}' in text
     with node.client() as r:
         wait_until(lambda: _set_succeeds(r), timeout=10, message="a write accepted once the bucket refilled")
 
