@@ -35,6 +35,9 @@ public enum Limits {
     /// Bytes of one HTTP request body (a value `PUT` through the data API, `/v1/kv/KEY`). Larger
     /// values go over RESP (up to `valueBytesMax`).
     public static let httpRequestBodyBytesMax = 8 * 1024 * 1024
+    /// Seconds an HTTP connection has to send its whole request (head and body) after it connects;
+    /// then it gets 408 and is closed, so a slow or stalled sender cannot hold buffers forever.
+    public static let httpRequestSecondsMax = 5
     /// Bytes of one frame's payload on the peer port (DESIGN.md §7; the 16-byte frame header is not
     /// counted). A frame must carry the largest Raft entry with its headers, so it is sized from
     /// `raftEntryBytesMax`; a peer that announces a larger payload is disconnected before any of it is read.

@@ -46,6 +46,9 @@ final class HTTPConnection {
     /// A data API request (`/v1/kv/`) running in the core as this session, until its reply comes.
     var session: ClientID?
     var request: HTTPDataRequest?
+    /// When it connected (monotonic nanoseconds): its request must be whole within
+    /// `Limits.httpRequestSecondsMax`.
+    let connectedAt = System.monotonicNanoseconds()
 
     init(descriptor: Int32) {
         self.descriptor = descriptor

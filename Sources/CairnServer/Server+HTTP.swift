@@ -198,6 +198,21 @@ extension Server {
         shellMetrics.add(Self.httpRequests, [("path", label), ("code", code)])
     }
 
+    /// Answers 408 to every HTTP connection whose request has not arrived whole within
+    /// `Limits.httpRequestSecondsMax` of connecting (checked once a second), and closes it.
+    func expireSlowHTTPRequests(now: UInt64) {
+        let limit = UInt64(Limits.httpRequestSecondsMax) * 1_000_000_000
+        for registration in registrations.values {
+            guard case .http(let connection) = registration, !connection.responded, connection.session == nil,
+                now - connection.connectedAt > limit
+            else { continue }
+            reply(
+                connection, status: "408 Request Timeout",
+                body: "the request (head and body) did not arrive whole within \(Limits.httpRequestSecondsMax) s\n")
+            serviceHTTP(connection, EPOLLOUT.rawValue)
+        }
+    }
+
     /// A data API request: once its body is in, the core runs its command as a session of its own;
     /// `finishData` answers when the reply comes (in this step or a later one).
     func respondData(_ connection: HTTPConnection, method: String, target: String, head: [UInt8], bodyStart: Int) {

@@ -354,6 +354,7 @@ public final class Server {
                     ProcessSample(
                         residentBytes: System.residentBytes(), cpuUserSeconds: cpu.user, cpuSystemSeconds: cpu.system)))
             nextSampleAt = now + 1_000_000_000
+            expireSlowHTTPRequests(now: now)
         }
         resumeConnectionsAwaitingReplies()
         step(.turnEnded)

@@ -57,7 +57,8 @@ def test_get_put_delete_incr_and_errors(cairn_server):
 
 def test_body_limits_and_hang_ups(cairn_server):
     """A body over the limit is refused before it is read (413); one cut short, or a client that
-    hangs up, costs nothing; chunked bodies are refused with a clear 411; the node keeps serving."""
+    hangs up, costs nothing; a sender that stalls gets 408 after 5 s; chunked bodies are refused with
+    a clear 411; the node keeps serving."""
     port = cairn_server.http_port
     with socket.create_connection((HOST, port), timeout=10) as s:
         s.sendall(b"PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
@@ -66,8 +67,20 @@ def test_body_limits_and_hang_ups(cairn_server):
     assert b"at most 8388608" in head
     with socket.create_connection((HOST, port), timeout=10) as s:
         s.sendall(b"PUT /v1/kv/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-part")
+    # A sender that stalls mid-body gets 408 once its request is not whole within 5 s, and is closed.
+    with socket.create_connection((HOST, port), timeout=20) as s:
+        s.sendall(b"PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"did not arrive whole within 5 s" in answer
     status, _, body = request(port, "PUT", "/v1/kv/chunked", b"v", headers={"Transfer-Encoding": "chunked"})
     assert status == 411 and b"send Content-Length" in body
+    assert request(port, "PUT", "/v1/kv/huge", b"", headers={"Content-Length": "18446744073709551615"})[0] == 413
     assert request(port, "GET", "/v1/kv/cut")[0] == 404
     assert request(port, "PUT", "/v1/kv/after", b"ok")[0] == 200
     assert cairn_server.proc.poll() is None
