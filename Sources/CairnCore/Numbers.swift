@@ -1,5 +1,15 @@
 /// Number parsing and formatting with Redis's exact rules, over bytes (no Foundation in pure modules).
 public enum Numbers {
+    /// The value of one hexadecimal digit (`0-9`, `a-f`, `A-F`), or nil for any other byte.
+    public static func hexDigitValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// Parses a signed 64-bit integer the way Redis's `string2ll` does: optional `-`, digits, no
     /// leading `+`, no spaces, no leading zeros (except "0" itself), and it must fit in 64 bits.
     @inlinable

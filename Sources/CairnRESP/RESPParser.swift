@@ -140,7 +140,8 @@ public enum RESPParser {
                     guard index < line.count else { return nil }
                     let byte = line[index]
                     if byte == UInt8(ascii: "\\"), index + 3 < line.count, line[index + 1] == UInt8(ascii: "x"),
-                        let high = hexValue(line[index + 2]), let low = hexValue(line[index + 3])
+                        let high = Numbers.hexDigitValue(line[index + 2]),
+                        let low = Numbers.hexDigitValue(line[index + 3])
                     {
                         word.append(high << 4 | low)
                         index += 3
@@ -188,15 +189,6 @@ public enum RESPParser {
                 if index < line.count { index += 1 }
             }
             words.append(word)
-        }
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }
