@@ -7,6 +7,18 @@ import socket
 from conftest import HOST, encode_command
 
 
+def pipelined(port: int, commands: list[bytes]) -> list[bytes]:
+    """Sends `commands` in one write on a fresh connection and returns their raw replies, in order."""
+    from conftest import RawConn
+
+    raw = RawConn(port, timeout=60)
+    try:
+        raw.send_raw(b"".join(commands))
+        return [raw.read_raw_reply() for _ in commands]
+    finally:
+        raw.close()
+
+
 def test_raw_pipeline_1000_commands_in_one_write(server, raw):
     n = 1000
     commands, expected = [], []
@@ -91,18 +103,13 @@ def test_backpressure_and_admission_control(cluster_factory):
     (every reply correct, in order; the pauses are counted). `--max-inflight 4` on another node: a
     pipeline of writes beyond it gets clear, retryable refusals at once, every command a reply, in
     order, and the node keeps serving."""
-    from conftest import RawConn, metric_total
+    from conftest import metric_total
 
     c = cluster_factory.start(3, partitions=4, node_args=("--max-pipeline", "8"))
     n = 3000
     commands = [encode_command("SET", f"bp:{i}", f"v{i}") if i % 2 == 0 else encode_command("GET", f"bp:{i - 1}")
                 for i in range(n)]
-    raw = RawConn(c.nodes[1].port, timeout=60)
-    try:
-        raw.send_raw(b"".join(commands))
-        replies = [raw.read_raw_reply() for _ in range(n)]
-    finally:
-        raw.close()
+    replies = pipelined(c.nodes[1].port, commands)
     for i, got in enumerate(replies):
         want = b"+OK\r\n" if i % 2 == 0 else b"$%d\r\n%s\r\n" % (len(f"v{i - 1}"), f"v{i - 1}".encode())
         assert got == want, f"reply {i}: {got!r}"
@@ -110,12 +117,8 @@ def test_backpressure_and_admission_control(cluster_factory):
 
     limited = cluster_factory.start(3, partitions=4, node_args=("--max-inflight", "4"))
     node = limited.nodes[0]
-    raw = RawConn(node.port, timeout=60)
-    try:
-        raw.send_raw(b"".join(encode_command("SET", f"adm:{i}", "x") for i in range(200)) + encode_command("PING"))
-        replies = [raw.read_raw_reply() for _ in range(201)]
-    finally:
-        raw.close()
+    replies = pipelined(node.port, [encode_command("SET", f"adm:{i}", "x") for i in range(200)]
+                        + [encode_command("PING")])
     refused = [r for r in replies if r.startswith(b"-TRYAGAIN node overloaded")]
     assert refused, replies[:10]
     assert all(r == b"+OK\r\n" or r.startswith(b"-TRYAGAIN node overloaded: more than 4 commands") for r in replies[:200])
@@ -131,27 +134,18 @@ def test_client_rate_limit(server_factory):
     error naming the address and the limit; PING is never counted; the refusals are counted by reason
     in /metrics; a new connection from the same address finds the same empty bucket (reconnecting
     does not reset it); once the bucket refills the client may write again."""
-    from conftest import RawConn, http_get, wait_until
+    from conftest import http_get, wait_until
 
     node = server_factory.start("cairn", fsync="none", extra_args=("--client-rate-limit", "5"))
-    raw = RawConn(node.port, timeout=60)
-    try:
-        raw.send_raw(b"".join(encode_command("SET", f"rl:{i}", "x") for i in range(300)) + encode_command("PING"))
-        replies = [raw.read_raw_reply() for _ in range(301)]
-    finally:
-        raw.close()
+    replies = pipelined(node.port, [encode_command("SET", f"rl:{i}", "x") for i in range(300)]
+                        + [encode_command("PING")])
     refusal = b"-TRYAGAIN rate limited: clients from 127.0.0.1 may send 5 commands per second to this node"
     accepted = [r for r in replies[:300] if r == b"+OK\r\n"]
     refused = [r for r in replies[:300] if r.startswith(refusal)]
     assert len(accepted) + len(refused) == 300, replies[:5]
     assert 5 <= len(accepted) < 300, len(accepted)
     assert replies[300] == b"+PONG\r\n"
-    again = RawConn(node.port, timeout=60)
-    try:
-        again.send_raw(b"".join(encode_command("SET", f"rl2:{i}", "x") for i in range(20)))
-        later = [again.read_raw_reply() for _ in range(20)]
-    finally:
-        again.close()
+    later = pipelined(node.port, [encode_command("SET", f"rl2:{i}", "x") for i in range(20)])
     assert sum(r.startswith(refusal) for r in later) >= 10, later
     status, body = http_get(node.http_port, "/metrics")
     assert status == 200
