@@ -23,7 +23,7 @@ public struct Keyspace: Sendable {
     public private(set) var cache: ReadCache
     private var pending: [ByteKey: PendingWrite] = [:]
     /// Keys written by each batch not yet durable, so `persisted` touches only what it must.
-    private var keysByBatch: [BatchSequence: [ByteKey]] = [:]
+    private var keysByBatch = PerBatch<[ByteKey]>()
     /// Side entries (not key-value data: idempotency records) written but not yet durable, by storage
     /// key, with the batch that carries them; `auxGet` reads them before the store.
     private var auxPending: [ByteKey: PendingAux] = [:]
@@ -146,7 +146,7 @@ public struct Keyspace: Sendable {
         let hashed = ByteKey(key)
         let previous = pending.updateValue(PendingWrite(record: record, sequence: openBatch.sequence), forKey: hashed)
         if previous?.sequence != openBatch.sequence {
-            keysByBatch[openBatch.sequence, default: []].append(hashed)
+            keysByBatch.modify(openBatch.sequence, default: []) { $0.append(hashed) }
         }
     }
 
@@ -285,16 +285,14 @@ public struct Keyspace: Sendable {
     public mutating func persisted(through sequence: BatchSequence) {
         precondition(sequence < openBatch.sequence, "persisted \(sequence) but the open batch is \(openBatch.sequence)")
         guard sequence > durableThrough else { return }
-        var batch = durableThrough.next
-        while batch <= sequence {
-            for key in keysByBatch.removeValue(forKey: batch) ?? [] {
+        for (_, keys) in keysByBatch.removeThrough(sequence) {
+            for key in keys {
                 guard let position = pending.index(forKey: key), pending.values[position].sequence <= sequence else {
                     continue
                 }
                 let write = pending.remove(at: position).value
                 if let record = write.record { cache.put(key, record) } else { cache.remove(key.bytes) }
             }
-            batch = batch.next
         }
         if !auxPending.isEmpty { auxPending = auxPending.filter { $0.value.sequence > sequence } }
         durableThrough = sequence

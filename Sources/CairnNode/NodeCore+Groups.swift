@@ -158,13 +158,15 @@ extension NodeCore {
             keyspace.appendRaw(KVRaftLog.mutations(for: result.writes, group: group))
             let sequence = keyspace.openBatch.sequence
             if let last = result.writes.entries.last {
-                raftPersists[sequence, default: [:]][group] = (last.index, last.term)
+                raftPersists.modify(sequence, default: [:]) { $0[group] = (last.index, last.term) }
             } else if let snapshot = result.writes.snapshot, raftPersists[sequence]?[group] == nil {
                 // A snapshot never replaces the report of entries written in the same batch: a
                 // compaction's index is below them, and reporting it instead would leave the leader's
                 // own copy of those entries uncounted. (Installing a snapshot sets the core's
                 // durable index itself.)
-                raftPersists[sequence, default: [:]][group] = (snapshot.metadata.index, snapshot.metadata.term)
+                raftPersists.modify(sequence, default: [:]) {
+                    $0[group] = (snapshot.metadata.index, snapshot.metadata.term)
+                }
             }
             raftWriteGates[group] = sequence
             if let hard = result.writes.hardState,
@@ -245,7 +247,7 @@ extension NodeCore {
         // A message waits for all the group's writes if it speaks of them, else only for its term and vote.
         let gate = message.message.requiresDurability ? raftWriteGates[group] : raftTermGates[group]?.batch
         if let gate, gate > keyspace.durableThrough {
-            heldMessages[gate, default: []].append(message)
+            heldMessages.modify(gate, default: []) { $0.append(message) }
         } else {
             dispatchRaft(message)
         }
@@ -255,12 +257,11 @@ extension NodeCore {
     /// and release the messages that waited for them.
     mutating func raftPersisted(through sequence: BatchSequence, into output: inout NodeOutput) {
         // Older messages first: they were produced before whatever the groups send now.
-        for batch in heldMessages.keys.filter({ $0 <= sequence }).sorted() {
-            for message in heldMessages.removeValue(forKey: batch)! { dispatchRaft(message) }
+        for (_, messages) in heldMessages.removeThrough(sequence) {
+            for message in messages { dispatchRaft(message) }
         }
-        let done = raftPersists.keys.filter { $0 <= sequence }.sorted()
-        for batch in done {
-            for (group, last) in raftPersists.removeValue(forKey: batch)! {
+        for (_, persists) in raftPersists.removeThrough(sequence) {
+            for (group, last) in persists {
                 stepGroup(group, .persisted(through: last.index, term: last.term), into: &output)
             }
         }
@@ -321,8 +322,7 @@ extension NodeCore {
         case .command(let time, let arguments):
             let now = max(time, groups[existing: group].appliedTime)
             groups[existing: group].appliedTime = now
-            let name = Self.lowercased(arguments[0])
-            guard let spec = CommandTable.topLevel[name] else { return .error("ERR unknown replicated command") }
+            guard let spec = CommandTable.lookup(arguments[0]) else { return .error("ERR unknown replicated command") }
             var closeAfter = false
             do {
                 if spec.name == "idempotent" { return try applyIdempotent(arguments, group: group, now: now) }

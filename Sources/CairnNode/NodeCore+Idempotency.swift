@@ -24,8 +24,7 @@ extension NodeCore {
             return "ERR IDEMPOTENT token must be 1 to \(idempotencyTokenBytesMax) bytes, got \(token.count)"
         }
         let inner = Array(arguments[2...])
-        let name = lowercased(inner[0])
-        guard let spec = CommandTable.topLevel[name] else {
+        guard let spec = CommandTable.lookup(inner[0]) else {
             return "ERR IDEMPOTENT wraps a command; unknown command '\(String(decoding: inner[0], as: UTF8.self))'"
         }
         guard spec.isWrite, spec.firstKey > 0, spec.name != "idempotent" else {
@@ -85,7 +84,7 @@ extension NodeCore {
             keyspace.auxPut(Self.idempotencyTimeKey(group: group, time: time, token: token), nil)
         }
         let inner = Array(arguments[2...])
-        guard let spec = CommandTable.topLevel[Self.lowercased(inner[0])], spec.isWrite, spec.firstKey > 0 else {
+        guard let spec = CommandTable.lookup(inner[0]), spec.isWrite, spec.firstKey > 0 else {
             return .error("ERR IDEMPOTENT wraps a write command with keys")
         }
         // Checked where the client sent it; checked again here, because a key applied in another

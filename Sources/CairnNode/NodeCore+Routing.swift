@@ -277,9 +277,8 @@ extension NodeCore {
 
     /// A coordinator asks this node to run a command of `request.partition`.
     mutating func receiveForward(_ request: ForwardRequest, from peer: NodeID, into output: inout NodeOutput) {
-        let name = Self.lowercased(request.arguments[0])
         // Only data commands travel between nodes; anything else from a peer is bad input, refused.
-        guard let spec = CommandTable.topLevel[name], Self.isRouted(spec),
+        guard let spec = CommandTable.lookup(request.arguments[0]), Self.isRouted(spec),
             spec.accepts(argumentCount: request.arguments.count),
             request.partition < (map?.partitionCount ?? 0)
         else {

@@ -118,7 +118,7 @@ public struct NodeCore: Sendable {
     var metaState: ClusterMap?
     var groups = SlotTable<GroupID, HostedGroup>()
     /// Per batch, the last entry of each group it carries, to report `.persisted` to the group.
-    var raftPersists: [BatchSequence: [GroupID: (index: LogIndex, term: Term)]] = [:]
+    var raftPersists = PerBatch<[GroupID: (index: LogIndex, term: Term)]>()
     /// Per group, the newest batch holding its Raft writes: the group's messages wait for it to be
     /// durable (they may speak of those writes: a vote, a term, an acknowledged entry). Per group, not
     /// per node: a heartbeat response of an idle group must not wait for another group's batch (under
@@ -128,7 +128,7 @@ public struct NodeCore: Sendable {
     /// durable every message of the group waits, even a leader's append (a single voter elects itself
     /// and appends in one step; a term revealed before it is durable could be reused after a crash).
     var raftTermGates: [GroupID: (batch: BatchSequence, term: Term, vote: NodeID?)] = [:]
-    var heldMessages: [BatchSequence: [OutboundMessage]] = [:]
+    var heldMessages = PerBatch<[OutboundMessage]>()
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
     var splits: [UInt64: Split] = [:]
@@ -293,12 +293,11 @@ public struct NodeCore: Sendable {
         // more than most commands (measured with callgrind).
         guard sessions.contains(id), !sessions[existing: id].isClosing else { return }
         var closeAfter = false
-        let name = Self.lowercased(arguments[0])
-        let spec = CommandTable.topLevel[name]
+        let spec = CommandTable.lookup(arguments[0])
         // CLIENT LIST shows the command being run, with its subcommand, as Redis does.
-        var label = spec.map { CommandTable.labelIndex[$0.name]! } ?? CommandTable.labelIndex["unknown"]!
+        var label = spec.map { CommandTable.labelOfCommand[$0.index] } ?? Self.unknownLabel
         if let spec, !spec.subcommands.isEmpty, arguments.count > 1 {
-            let full = name + "|" + Self.lowercased(arguments[1])
+            let full = spec.name + "|" + Self.lowercased(arguments[1])
             if let index = CommandTable.labelIndex[full] { label = index }
         }
         let sequence = sessions[existing: id].nextSequence
@@ -560,12 +559,14 @@ public struct NodeCore: Sendable {
     func checkInvariants() {
         keyspace.checkInvariants()
         precondition(commandsAwaitingReply >= 0, "commands awaiting replies went negative: \(commandsAwaitingReply)")
-        for (batch, _) in heldMessages {
+        if let batch = heldMessages.first {
             precondition(
                 batch > keyspace.durableThrough,
                 "messages held for \(batch), already durable through \(keyspace.durableThrough)")
         }
     }
+
+    static let unknownLabel = CommandTable.labelIndex["unknown"]!
 
     static func lowercased(_ bytes: [UInt8]) -> String {
         String(decoding: bytes.map { (0x41...0x5A).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)

@@ -1,8 +1,13 @@
 /// The static description of one command: what COMMAND INFO and COMMAND DOCS report, and what the
 /// dispatcher checks before a handler runs (arity).
-public struct CommandSpec: Sendable {
+///
+/// A class, not a struct: every command looks its spec up, and copying a struct of seven strings and
+/// arrays cost a retain and release of each (perf showed the copies under SET load).
+public final class CommandSpec: Sendable {
     /// Lower-case name.
     public let name: String
+    /// `name` as bytes, for lookups that do not build a string.
+    public let nameBytes: [UInt8]
     /// Redis arity: N means exactly N words including the name; -N means at least N.
     public let arity: Int
     /// COMMAND INFO flags (`write`, `readonly`, `denyoom`, `fast`, ...).
@@ -20,13 +25,25 @@ public struct CommandSpec: Sendable {
     public let subcommands: [CommandSpec]
     /// Position in `CommandTable.commands` (top-level commands only; -1 for subcommands), so per-command
     /// counters can live in an array instead of a dictionary keyed by name.
-    public fileprivate(set) var index = -1
+    public let index: Int
+    /// Whether this command changes data (and so is refused where writes are not allowed).
+    public let isWrite: Bool
 
-    init(
+    convenience init(
         _ name: String, _ arity: Int, _ flags: [String], keys: (Int, Int, Int) = (0, 0, 0), group: String,
         since: String, complexity: String = "O(1)", _ summary: String, subcommands: [CommandSpec] = []
     ) {
+        self.init(
+            name: name, arity: arity, flags: flags, keys: keys, group: group, summary: summary, since: since,
+            complexity: complexity, subcommands: subcommands, index: -1)
+    }
+
+    private init(
+        name: String, arity: Int, flags: [String], keys: (Int, Int, Int), group: String, summary: String,
+        since: String, complexity: String, subcommands: [CommandSpec], index: Int
+    ) {
         self.name = name
+        self.nameBytes = Array(name.utf8)
         self.arity = arity
         self.flags = flags
         self.firstKey = keys.0
@@ -37,6 +54,15 @@ public struct CommandSpec: Sendable {
         self.since = since
         self.complexity = complexity
         self.subcommands = subcommands
+        self.index = index
+        self.isWrite = flags.contains("write")
+    }
+
+    /// The same spec at position `index` of the command table.
+    fileprivate func indexed(_ index: Int) -> CommandSpec {
+        CommandSpec(
+            name: name, arity: arity, flags: flags, keys: (firstKey, lastKey, keyStep), group: group,
+            summary: summary, since: since, complexity: complexity, subcommands: subcommands, index: index)
     }
 
     /// Whether `count` words (name included) satisfy the arity.
@@ -44,8 +70,14 @@ public struct CommandSpec: Sendable {
         arity >= 0 ? count == arity : count >= -arity
     }
 
-    /// Whether this command changes data (and so is refused where writes are not allowed).
-    public var isWrite: Bool { flags.contains("write") }
+    /// Whether `bytes` spell this command's name, in any case.
+    func isNamed(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count == nameBytes.count else { return false }
+        for position in 0..<bytes.count where CommandTable.lowercase(bytes[position]) != nameBytes[position] {
+            return false
+        }
+        return true
+    }
 }
 
 /// Every command Cairn understands, with Redis's arity, flags and key positions.
@@ -53,11 +85,7 @@ public enum CommandTable {
     static let one = (1, 1, 1)
     static let all = (1, -1, 1)
 
-    public static let commands: [CommandSpec] = specs.enumerated().map { position, spec in
-        var indexed = spec
-        indexed.index = position
-        return indexed
-    }
+    public static let commands: [CommandSpec] = specs.enumerated().map { position, spec in spec.indexed(position) }
 
     /// Counter slots past the real commands: unknown commands and protocol errors.
     public static let unknownIndex = commands.count
@@ -338,6 +366,27 @@ public enum CommandTable {
 
     /// Positions in `labels`, by name.
     public static let labelIndex: [String: Int] = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
+
+    /// The top-level command `name` names, in any case (what a client sends as the first word), found
+    /// without building a string: buckets by length and first letter, then a byte comparison.
+    public static func lookup(_ name: [UInt8]) -> CommandSpec? {
+        guard let first = name.first else { return nil }
+        for spec in lookupBuckets[bucket(count: name.count, first: first)] where spec.isNamed(name) { return spec }
+        return nil
+    }
+
+    /// The `labels` position of each top-level command, by `CommandSpec.index`.
+    public static let labelOfCommand: [Int] = commands.map { labelIndex[$0.name]! }
+
+    static func lowercase(_ byte: UInt8) -> UInt8 { (0x41...0x5A).contains(byte) ? byte | 0x20 : byte }
+
+    private static func bucket(count: Int, first: UInt8) -> Int { min(count, 31) &* 32 &+ Int(lowercase(first) & 0x1F) }
+
+    private static let lookupBuckets: [[CommandSpec]] = {
+        var buckets = [[CommandSpec]](repeating: [], count: 32 * 32)
+        for spec in commands { buckets[bucket(count: spec.nameBytes.count, first: spec.nameBytes[0])].append(spec) }
+        return buckets
+    }()
 
     /// Top-level commands by lower-case name (what a client may send as the first word).
     public static let topLevel: [String: CommandSpec] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })

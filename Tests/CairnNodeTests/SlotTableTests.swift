@@ -2,6 +2,14 @@ import Testing
 
 @testable import CairnNode
 
+extension Int: SlotKey {
+    public var slotHash: UInt64 { UInt64(bitPattern: Int64(self)) }
+}
+
+extension String: SlotKey {
+    public var slotHash: UInt64 { utf8.reduce(14_695_981_039_346_656_037) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 } }
+}
+
 @Suite("SlotTable: a dictionary read and changed in place")
 struct SlotTableTests {
     /// A value with a reference inside, so that copies and releases are observable.
@@ -10,21 +18,35 @@ struct SlotTableTests {
         var name: String
     }
 
+    /// A key whose hash collides with many others, so lookups probe and removals shift runs back.
+    struct Crowded: SlotKey, CustomStringConvertible {
+        let id: Int
+        var slotHash: UInt64 { UInt64(id % 3) }
+        var description: String { "crowded \(id)" }
+    }
+
     @Test("behaves as a dictionary against a model, through inserts, in-place changes, removals and reuse")
     func matchesDictionaryModel() {
-        var table = SlotTable<Int, Value>()
-        var model: [Int: Value] = [:]
+        checkAgainstModel(keys: { $0 }, range: 40)
+        checkAgainstModel(keys: { $0 }, range: 400)
+        checkAgainstModel(keys: { Crowded(id: $0) }, range: 60)
+    }
+
+    func checkAgainstModel<Key: SlotKey>(keys makeKey: (Int) -> Key, range: Int) {
+        var table = SlotTable<Key, Value>()
+        var model: [Key: Value] = [:]
         var state: UInt64 = 7
         func next(_ bound: Int) -> Int {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Int((state >> 33) % UInt64(bound))
         }
         for step in 0..<5000 {
-            let key = next(40)
+            let number = next(range)
+            let key = makeKey(number)
             switch next(6) {
             case 0:
-                table[key] = Value(items: [step], name: "k\(key)")
-                model[key] = Value(items: [step], name: "k\(key)")
+                table[key] = Value(items: [step], name: "k\(number)")
+                model[key] = Value(items: [step], name: "k\(number)")
             case 1:
                 #expect(table.removeValue(forKey: key) == model.removeValue(forKey: key))
             case 2:
