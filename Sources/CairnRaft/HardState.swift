@@ -3,8 +3,10 @@ import CairnCore
 /// The state a node MUST keep on stable storage before it answers anyone (Raft §5, Figure 2): its
 /// current term, whom it voted for in that term, and how far it knows the log to be committed.
 ///
-/// `commit` is not required for safety (it can be relearned from a leader), but saving it lets a
-/// restarted node re-apply committed entries at once instead of waiting for a leader.
+/// `commit` is not required for safety (it can be relearned from a leader). It is saved along with
+/// term and vote changes only, so it is a lower bound; a restarted node re-applies at once what it
+/// knows committed (this, its snapshot, its application's applied index) and learns the rest from a
+/// leader.
 public struct HardState: Sendable, Equatable, CustomStringConvertible {
     public var term: Term
     public var vote: NodeID?

@@ -110,7 +110,8 @@ public struct DurableWrites: Sendable, Equatable {
     public var truncateFrom: LogIndex?
     /// Append these entries; they are contiguous and follow the log left by the fields above.
     public var entries: [Entry] = []
-    /// Save this term, vote and commit index, replacing the old ones.
+    /// Save this term, vote and commit index, replacing the old ones (present when the term or vote
+    /// changed; the commit index is a lower bound).
     public var hardState: HardState?
 
     public init() {}

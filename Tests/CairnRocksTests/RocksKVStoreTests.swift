@@ -27,7 +27,7 @@ struct RocksKVStoreTests {
             var views: [(rocks: any KVReadView, model: any KVReadView)] = []
             for batchNumber in 1...40 {
                 var mutations: [StorageMutation] = []
-                for _ in 0..<(1 + prng.below(6)) {
+                for _ in 0..<(1 + prng.below(12)) {
                     switch prng.below(10) {
                     case 0: mutations.append(.deleteRange(start: randomKey(), end: randomKey()))
                     case 1...3: mutations.append(.delete(key: randomKey()))
@@ -38,9 +38,17 @@ struct RocksKVStoreTests {
                     if case .deleteRange(let start, let end) = $0 { return start.lexicographicallyPrecedes(end) }
                     return true
                 }
-                let batch = StorageBatch(sequence: BatchSequence(UInt64(batchNumber)), mutations: mutations)
-                try rocks.apply([batch], sync: batchNumber % 2 == 0)
-                try model.apply([batch], sync: true)
+                // As two batches in one write (the storage thread's group commit): the last write of a
+                // key must still win.
+                let split = prng.below(mutations.count + 1)
+                let batches = [
+                    StorageBatch(
+                        sequence: BatchSequence(UInt64(2 * batchNumber)), mutations: Array(mutations[..<split])),
+                    StorageBatch(
+                        sequence: BatchSequence(UInt64(2 * batchNumber + 1)), mutations: Array(mutations[split...])),
+                ]
+                try rocks.apply(batches, sync: batchNumber % 2 == 0)
+                try model.apply(batches, sync: true)
                 let probe = randomKey()
                 #expect(try rocks.get(probe) == model.get(probe), "seed \(seed) batch \(batchNumber)")
                 let start = randomKey()
