@@ -14,6 +14,11 @@ public enum Limits {
     public static let respHeaderBytesMax = 32
     /// The largest string value a command may create by growing one (APPEND, SETRANGE, INCRBYFLOAT).
     public static let valueBytesMax = respBulkBytesMax
+    /// Writes a group's leader proposes together as one Raft entry (`NodeCore.flushProposals`), and
+    /// their bytes: past either, the batch so far is proposed first. A larger batch saves little more
+    /// per write and makes one entry (and one follower append) long.
+    public static let proposalBatchCommandsMax = 256
+    public static let proposalBatchBytesMax = 256 * 1024
     /// The most clients connected at once; one more is told so and disconnected.
     public static let clientsMax = 10_000
     /// Bytes of replies queued for one client before Cairn stops reading that client's commands.

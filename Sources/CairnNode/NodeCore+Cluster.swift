@@ -202,9 +202,11 @@ extension NodeCore {
     /// Proposes a change to the cluster map on this node, the meta leader; `origin` hears the outcome.
     mutating func proposeMeta(_ command: MetaCommand, origin: Origin, into output: inout NodeOutput) {
         let request = RequestID(rawValue: nextRequestID())
-        groups[existing: Self.metaGroup].proposals[request] = Waiter(
-            origin: origin, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
-            startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
+        groups[existing: Self.metaGroup].proposals[request] = [
+            Waiter(
+                origin: origin, arguments: [], command: CommandTable.unknownIndex, protocolVersion: .resp2,
+                startedAt: now.monotonicNanoseconds, deadline: now.unixMilliseconds + 10_000)
+        ]
         stepGroup(Self.metaGroup, .propose(command.encoded(), request: request), into: &output)
     }
 
@@ -351,9 +353,11 @@ extension NodeCore {
         guard let hosted = groups.removeValue(forKey: group) else { return }
         groupOrder = []
         for pending in hosted.appended.values {
-            finish(
-                pending.waiter, error: "TRYAGAIN this replica was moved away; the write may or may not be applied",
-                into: &output)
+            for waiter in pending.waiters {
+                finish(
+                    waiter, error: "TRYAGAIN this replica was moved away; the write may or may not be applied",
+                    into: &output)
+            }
         }
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
@@ -365,7 +369,7 @@ extension NodeCore {
         }
         // Commands waiting in the group were not applied here: a read or a proposal not yet appended
         // goes to the partition's leader elsewhere; an appended one has an unknown outcome.
-        for waiter in hosted.proposals.values { parked.append((partition, waiter)) }
+        for waiter in hosted.unproposed + hosted.proposals.values.joined() { parked.append((partition, waiter)) }
         for waiter in hosted.reads.values { parked.append((partition, waiter)) }
         for read in hosted.readyReads { parked.append((partition, read.waiter)) }
         if let map {

@@ -63,7 +63,8 @@ extension NodeCore {
         let holdsMessages = raftWriteGates[group].map { $0 > keyspace.durableThrough } ?? false
         guard raft.role == .leader, !holdsMessages, raft.transferTarget == nil, raft.isConfigurationCommitted,
             !raft.configuration.isJoint, raft.commitIndex == raft.lastIndex,
-            raft.lastAppliedIndex == raft.commitIndex, hosted.proposals.isEmpty, hosted.appended.isEmpty,
+            raft.lastAppliedIndex == raft.commitIndex, hosted.unproposed.isEmpty, hosted.proposals.isEmpty,
+            hosted.appended.isEmpty,
             hosted.reads.isEmpty, hosted.readyReads.isEmpty, hosted.expiring.isEmpty
         else { return false }
         for member in raft.configuration.members where member != identity {

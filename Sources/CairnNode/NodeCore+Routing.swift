@@ -184,6 +184,8 @@ extension NodeCore {
         let spec = CommandTable.commands[waiter.command]
         let isWrite = spec.isWrite || spec.name == "flushall" || spec.name == "flushdb"
         if groups.contains(group) {
+            // A read sees every write accepted before it: those waiting for the turn's end go first.
+            if !isWrite, !groups[existing: group].unproposed.isEmpty { flushProposals(group, into: &output) }
             let isLeader = groups[existing: group].isLeader
             if !isWrite,
                 isStaleRead(waiter) || (config._injectedBug == .followerServesLinearizableRead && !isLeader)
@@ -193,10 +195,15 @@ extension NodeCore {
             }
             if isLeader {
                 if isWrite {
-                    let request = RequestID(rawValue: nextRequestID())
-                    groups[existing: group].proposals[request] = waiter
-                    let entry = ReplicatedCommand.command(time: now.unixMilliseconds, arguments: waiter.arguments)
-                    stepGroup(group, .propose(entry.encoded(), request: request), into: &output)
+                    let bytes = waiter.arguments.reduce(0) { $0 + $1.count + 4 }
+                    if groups[existing: group].unproposedBytes + bytes > Limits.proposalBatchBytesMax
+                        || groups[existing: group].unproposed.count >= Limits.proposalBatchCommandsMax
+                    {
+                        flushProposals(group, into: &output)
+                    }
+                    if groups[existing: group].unproposed.isEmpty { groupsWithUnproposed.append(group) }
+                    groups[existing: group].unproposed.append(waiter)
+                    groups[existing: group].unproposedBytes += bytes
                 } else if groups[existing: group].canReadNow {
                     serveLocally(waiter, into: &output)
                 } else {
@@ -364,14 +371,22 @@ extension NodeCore {
     mutating func expireGroupWaiters(now nowMilliseconds: Int64, into output: inout NodeOutput) {
         for group in groups.keys.sorted() {
             var expired: [(Waiter, String)] = []
-            for (request, waiter) in groups[existing: group].proposals where waiter.deadline <= nowMilliseconds {
+            // An entry's waiters share their fate: the entry is dropped from the books once all of them
+            // are past their deadline (the others still hear its outcome).
+            for (request, waiters) in groups[existing: group].proposals
+            where waiters.allSatisfy({ $0.deadline <= nowMilliseconds }) {
                 groups[existing: group].proposals.removeValue(forKey: request)
-                expired.append((waiter, "TRYAGAIN the write was not appended in time; it was not applied"))
+                for waiter in waiters {
+                    expired.append((waiter, "TRYAGAIN the write was not appended in time; it was not applied"))
+                }
             }
-            for (index, pending) in groups[existing: group].appended where pending.waiter.deadline <= nowMilliseconds {
+            for (index, pending) in groups[existing: group].appended
+            where pending.waiters.allSatisfy({ $0.deadline <= nowMilliseconds }) {
                 groups[existing: group].appended.removeValue(forKey: index)
-                expired.append(
-                    (pending.waiter, "TRYAGAIN the write did not commit in time; it may or may not be applied later"))
+                for waiter in pending.waiters {
+                    expired.append(
+                        (waiter, "TRYAGAIN the write did not commit in time; it may or may not be applied later"))
+                }
             }
             for (request, waiter) in groups[existing: group].reads where waiter.deadline <= nowMilliseconds {
                 groups[existing: group].reads.removeValue(forKey: request)

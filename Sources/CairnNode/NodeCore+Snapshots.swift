@@ -184,10 +184,11 @@ extension NodeCore {
         // unknown (the log that said so is gone), so their clients hear exactly that.
         if let covered = groups[group]?.appended.keys.filter({ $0 <= snapshot.metadata.index }) {
             for index in covered {
-                guard let waiter = groups[group]?.appended.removeValue(forKey: index)?.waiter else { continue }
-                finish(
-                    waiter, error: "TRYAGAIN the outcome of this write is unknown: a snapshot replaced the log",
-                    into: &output)
+                for waiter in groups[group]?.appended.removeValue(forKey: index)?.waiters ?? [] {
+                    finish(
+                        waiter, error: "TRYAGAIN the outcome of this write is unknown: a snapshot replaced the log",
+                        into: &output)
+                }
             }
         }
         switch state {

@@ -129,6 +129,8 @@ public struct NodeCore: Sendable {
     /// and appends in one step; a term revealed before it is durable could be reused after a crash).
     var raftTermGates: [GroupID: (batch: BatchSequence, term: Term, vote: NodeID?)] = [:]
     var heldMessages = PerBatch<[OutboundMessage]>()
+    /// Groups whose `unproposed` writes wait for the turn's end (`flushAllProposals`).
+    var groupsWithUnproposed: [GroupID] = []
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
     var splits: [UInt64: Split] = [:]
@@ -257,6 +259,7 @@ public struct NodeCore: Sendable {
             // by hundreds of MB during the overload benchmark).
             if ticks % 10 == 5 { compactLogs(into: &output) }
         case .turnEnded:
+            flushAllProposals(into: &output)
             syncHostedGroups(into: &output)
             recordAppliedIndexes()
             if let batch = keyspace.closeBatch() { output.writes.append(batch) }
@@ -501,7 +504,10 @@ public struct NodeCore: Sendable {
             elections += hosted.raft.counters.elections
             stepDowns += hosted.raft.counters.quorumLossStepDowns
             termMax = max(termMax, hosted.raft.term.rawValue)
-            pending += hosted.proposals.count + hosted.appended.count + hosted.reads.count + hosted.readyReads.count
+            pending +=
+                hosted.unproposed.count + hosted.proposals.values.reduce(0) { $0 + $1.count }
+                + hosted.appended.values.reduce(0) { $0 + $1.waiters.count } + hosted.reads.count
+                + hosted.readyReads.count
         }
         for (role, count) in roles { metrics.set(NodeMetrics.raftGroups, [("role", role)], Double(count)) }
         metrics.set(NodeMetrics.raftElections, [], Double(campaigns))

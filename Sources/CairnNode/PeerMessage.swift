@@ -230,6 +230,9 @@ public enum ReplicatedCommand: Sendable, Equatable {
     case command(time: Int64, arguments: [[UInt8]])
     /// Delete `key` if it still expires at `expiresAt` and that time has passed (the leader's expiry cycle).
     case expire(time: Int64, key: [UInt8], expiresAt: Int64)
+    /// Clients' commands that reached the leader of one group in one loop turn, applied in order as
+    /// if each were its own entry (`NodeCore.flushProposals`).
+    case batch(time: Int64, commands: [[[UInt8]]])
 
     static let version: UInt8 = 1
 
@@ -246,6 +249,11 @@ public enum ReplicatedCommand: Sendable, Equatable {
             writer.write(UInt64(bitPattern: time))
             writer.writeLengthPrefixed(key)
             writer.write(UInt64(bitPattern: expiresAt))
+        case .batch(let time, let commands):
+            writer.write(UInt8(3))
+            writer.write(UInt64(bitPattern: time))
+            writer.write(UInt32(commands.count))
+            for arguments in commands { Self.encode(arguments, into: &writer) }
         }
         return writer.bytes
     }
@@ -265,6 +273,16 @@ public enum ReplicatedCommand: Sendable, Equatable {
         case 2:
             let key = try reader.readLengthPrefixed("key")
             command = .expire(time: time, key: key, expiresAt: Int64(bitPattern: try reader.readUInt64("expires at")))
+        case 3:
+            let count = Int(try reader.readUInt32("batch command count"))
+            // Each command takes at least 8 bytes (an argument count and one length).
+            guard count >= 1, count * 8 <= reader.remaining else {
+                throw .invalid(field: "batch command count", value: UInt64(count))
+            }
+            var commands: [[[UInt8]]] = []
+            commands.reserveCapacity(count)
+            for _ in 0..<count { commands.append(try decodeArguments(&reader)) }
+            command = .batch(time: time, commands: commands)
         default:
             throw .invalid(field: "replicated command kind", value: UInt64(kind))
         }

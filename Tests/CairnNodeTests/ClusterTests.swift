@@ -406,6 +406,35 @@ struct ClusterTests {
         #expect(cluster.members[0].core.stats.lostReplies == 1)
     }
 
+    /// Method: 300 INCRs of one key and then a GET, all in one loop turn on the key's leader. Each INCR
+    /// must get its own count, in order; the GET (same turn) must see all of them; and the group's log
+    /// must have grown by two entries (256 + 44), not 300.
+    @Test("writes a leader accepts in one loop turn share a Raft entry; each gets its own reply, and a read sees them")
+    func writesOfOneTurnShareAnEntry() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 4)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let map = try #require(cluster.members[0].core.map)
+        let group = NodeCore.group(ofPartition: map.partition(ofKey: Array("{t}".utf8)))
+        let leader = try #require(
+            cluster.members.indices.first { cluster.members[$0].core.groups[group]?.isLeader == true })
+        let before = cluster.members[leader].core.groups[group]!.raft.lastIndex
+        let client = cluster.connect(leader)
+        for _ in 0..<300 { cluster.submit(leader, client, "INCR", "{t}n") }
+        cluster.submit(leader, client, "GET", "{t}n")
+        cluster.step(leader, .turnEnded)
+        #expect(cluster.run(upTo: 1000) { ($0.replies[leader]?[client]?.count ?? 0) == 301 })
+        let replies = cluster.replies[leader]?[client] ?? []
+        #expect(Array(replies.prefix(300)) == (1...300).map { ":\($0)\r\n" })
+        #expect(replies.last == "$3\r\n300\r\n")
+        let after = cluster.members[leader].core.groups[group]!.raft.lastIndex
+        #expect(after.rawValue - before.rawValue == 2, "300 writes in batches of at most 256")
+        // The followers apply the same entries.
+        #expect(
+            cluster.run(upTo: 1000) { cluster in
+                cluster.members.allSatisfy { $0.core.groups[group]!.raft.lastAppliedIndex >= after }
+            })
+    }
+
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
     func codecs() throws {
         var map = ClusterMap.founding(

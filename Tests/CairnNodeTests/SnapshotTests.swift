@@ -45,7 +45,11 @@ struct SnapshotTests {
             var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.logEntriesPerNodeMax = budget }
             #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
             let client = cluster.connect(0)
-            for index in 0..<1100 { cluster.submit(0, client, "SET", "{t}k\(index)", "v") }
+            for index in 0..<1100 {
+                // One write per loop turn: writes of one turn share an entry, and this counts entries.
+                cluster.submit(0, client, "SET", "{t}k\(index)", "v")
+                cluster.step(0, .turnEnded)
+            }
             #expect(cluster.run(upTo: 3000) { ($0.replies[0]?[client]?.count ?? 0) == 1100 })
             let group = NodeCore.group(
                 ofPartition: try #require(cluster.members[0].core.map).partition(ofKey: Array("{t}".utf8)))
