@@ -19,6 +19,9 @@ public enum Limits {
     /// per write and makes one entry (and one follower append) long.
     public static let proposalBatchCommandsMax = 256
     public static let proposalBatchBytesMax = 256 * 1024
+    /// The most writes a batch entry read from the log or a peer may hold (a corrupt count must not
+    /// make a decoder allocate millions of commands); above what any leader proposes.
+    public static let replicatedBatchCommandsMax = 4096
     /// The most clients connected at once; one more is told so and disconnected.
     public static let clientsMax = 10_000
     /// Bytes of replies queued for one client before Cairn stops reading that client's commands.

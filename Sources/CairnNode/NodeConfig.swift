@@ -57,7 +57,8 @@ public struct NodeConfig: Sendable {
     /// How long a coordinator waits for a command's outcome before answering TRYAGAIN/CLUSTERDOWN.
     public var requestTimeoutMilliseconds: Int64 = 5000
     /// A group snapshots its state and deletes its log once this many applied entries follow its last
-    /// snapshot (etcd's `--snapshot-count` is 10,000 too); 0 never compacts. Checked every 100 ms.
+    /// snapshot (etcd's `--snapshot-count` is 10,000 too), an entry that batches writes counting as
+    /// each of them; 0 never compacts. Checked every 100 ms.
     public var snapshotEntries = 10_000
     /// Raft log entries (held in memory) the node aims to keep over all the groups it hosts: a group
     /// snapshots after the smaller of `snapshotEntries` and its share of this (at least 1,000), or

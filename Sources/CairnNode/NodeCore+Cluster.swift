@@ -369,7 +369,9 @@ extension NodeCore {
         }
         // Commands waiting in the group were not applied here: a read or a proposal not yet appended
         // goes to the partition's leader elsewhere; an appended one has an unknown outcome.
-        for waiter in hosted.unproposed + hosted.proposals.values.joined() { parked.append((partition, waiter)) }
+        for waiter in hosted.unproposed + hosted.proposals.values.joined() where waiter.origin != .answered {
+            parked.append((partition, waiter))
+        }
         for waiter in hosted.reads.values { parked.append((partition, waiter)) }
         for read in hosted.readyReads { parked.append((partition, read.waiter)) }
         if let map {

@@ -16,6 +16,9 @@ enum Origin: Sendable, Equatable {
     case joiner(NodeAddresses)
     /// The node itself (expiry); nobody hears the outcome.
     case none
+    /// A write of a batch entry whose client was already answered (its deadline passed): it keeps its
+    /// place, so the entry's other writes get their own replies, but is never sent again.
+    case answered
 }
 
 /// A command on its way: where its reply goes and how to encode it.
@@ -62,6 +65,11 @@ struct HostedGroup: Sendable {
     var activeTick: UInt64 = 0
     /// The applied index of the last snapshot attempt (`compactLogs`).
     var snapshotAttemptIndex = LogIndex(rawValue: 0)
+    /// Entries applied since this node opened the group, each counted as its number of writes (a batch
+    /// entry holds up to 256), and that count at the last snapshot attempt: a log of few large entries
+    /// is compacted as often as one of many small ones.
+    var appliedWrites: UInt64 = 0
+    var snapshotAttemptWrites: UInt64 = 0
     /// Records in the last snapshot this node made of the group: the next one waits for at least as
     /// many new entries, so reading the partition costs O(1) per write however large it grows.
     var snapshotRecords = 0
@@ -294,6 +302,7 @@ extension NodeCore {
             }
         }
         appliedGroups.insert(group)
+        groups[existing: group].appliedWrites += UInt64(max(1, replies.count))
         guard let pending = groups[existing: group].appended.removeValue(forKey: entry.index) else { return }
         guard pending.term == entry.term else {
             // Another leader's entry took this index: ours was never applied and never will be (a
@@ -301,7 +310,9 @@ extension NodeCore {
             for waiter in pending.waiters { deferredRedispatches.append((waiter, partition(ofGroup: group))) }
             return
         }
-        for (position, waiter) in pending.waiters.enumerated() {
+        // A batch that could not be decoded has one reply, its error, for all its writes.
+        let fallback: RESPValue = replies.count == 1 && replies[0].isError ? replies[0] : .ok
+        for (position, waiter) in pending.waiters.enumerated() where waiter.origin != .answered {
             if case .joiner(let addresses) = waiter.origin, case .nodeAdded(let id) = metaReply {
                 enqueue(.joined(id, metaState!), to: addresses.peer)
             } else if position < replies.count {
@@ -310,7 +321,7 @@ extension NodeCore {
                     buckets: MetricFamily.latencyBucketsSeconds)
                 finish(waiter, replies[position], into: &output)
             } else {
-                finish(waiter, .ok, into: &output)
+                finish(waiter, fallback, into: &output)
             }
         }
     }
@@ -357,6 +368,10 @@ extension NodeCore {
         let now = max(time, groups[existing: group].appliedTime)
         groups[existing: group].appliedTime = now
         guard let spec = CommandTable.lookup(arguments[0]) else { return .error("ERR unknown replicated command") }
+        // Checked where the client sent it; a corrupt entry must not index past its words.
+        guard spec.accepts(argumentCount: arguments.count) else {
+            return .error(CommandError.wrongArity(command: spec.name).description)
+        }
         var closeAfter = false
         do {
             if spec.name == "idempotent" { return try applyIdempotent(arguments, group: group, now: now) }

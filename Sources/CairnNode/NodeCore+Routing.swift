@@ -184,8 +184,12 @@ extension NodeCore {
         let spec = CommandTable.commands[waiter.command]
         let isWrite = spec.isWrite || spec.name == "flushall" || spec.name == "flushdb"
         if groups.contains(group) {
-            // A read sees every write accepted before it: those waiting for the turn's end go first.
-            if !isWrite, !groups[existing: group].unproposed.isEmpty { flushProposals(group, into: &output) }
+            // Writes waiting for the turn's end go first when this command will not join them: a read
+            // must see them, and a command sent elsewhere (this node no longer leads) must not
+            // overtake them.
+            if !groups[existing: group].unproposed.isEmpty, !isWrite || !groups[existing: group].isLeader {
+                flushProposals(group, into: &output)
+            }
             let isLeader = groups[existing: group].isLeader
             if !isWrite,
                 isStaleRead(waiter) || (config._injectedBug == .followerServesLinearizableRead && !isLeader)
@@ -235,6 +239,7 @@ extension NodeCore {
 
     /// A proposal or read came back "not leader": try the leader named, or wait for one.
     mutating func redispatch(_ waiter: Waiter, partition: Int?, hint: NodeID?, into output: inout NodeOutput) {
+        guard waiter.origin != .answered else { return }
         guard let partition else {
             finish(waiter, error: "TRYAGAIN the meta group has no leader; retry shortly", into: &output)
             return
@@ -302,6 +307,9 @@ extension NodeCore {
         guard groups.contains(group),
             groups[existing: group].isLeader || (request.isStaleReadAllowed && !spec.isWrite)
         else {
+            // Writes this node accepted while it led go on their way before the coordinator re-sends
+            // this command elsewhere.
+            if groups.contains(group) { flushProposals(group, into: &output) }
             let hint = groups[group]?.raft.leader
             enqueue(.forwardReply(id: request.id, .notLeader(hint: hint)), to: peer)
             return
@@ -371,22 +379,20 @@ extension NodeCore {
     mutating func expireGroupWaiters(now nowMilliseconds: Int64, into output: inout NodeOutput) {
         for group in groups.keys.sorted() {
             var expired: [(Waiter, String)] = []
-            // An entry's waiters share their fate: the entry is dropped from the books once all of them
-            // are past their deadline (the others still hear its outcome).
+            // Each waiter of an entry on its own deadline: an answered one keeps its place in the batch
+            // (`Origin.answered`); the entry leaves the books once nobody waits for it.
             for (request, waiters) in groups[existing: group].proposals
-            where waiters.allSatisfy({ $0.deadline <= nowMilliseconds }) {
-                groups[existing: group].proposals.removeValue(forKey: request)
-                for waiter in waiters {
-                    expired.append((waiter, "TRYAGAIN the write was not appended in time; it was not applied"))
-                }
+            where waiters.contains(where: { $0.deadline <= nowMilliseconds }) {
+                groups[existing: group].proposals[request] = Self.expire(
+                    waiters, now: nowMilliseconds, "TRYAGAIN the write was not appended in time; it was not applied",
+                    into: &expired)
             }
             for (index, pending) in groups[existing: group].appended
-            where pending.waiters.allSatisfy({ $0.deadline <= nowMilliseconds }) {
-                groups[existing: group].appended.removeValue(forKey: index)
-                for waiter in pending.waiters {
-                    expired.append(
-                        (waiter, "TRYAGAIN the write did not commit in time; it may or may not be applied later"))
-                }
+            where pending.waiters.contains(where: { $0.deadline <= nowMilliseconds }) {
+                groups[existing: group].appended[index] = Self.expire(
+                    pending.waiters, now: nowMilliseconds,
+                    "TRYAGAIN the write did not commit in time; it may or may not be applied later", into: &expired
+                ).map { (pending.term, $0) }
             }
             for (request, waiter) in groups[existing: group].reads where waiter.deadline <= nowMilliseconds {
                 groups[existing: group].reads.removeValue(forKey: request)
@@ -399,6 +405,21 @@ extension NodeCore {
             }
             for (waiter, text) in expired { finish(waiter, error: text, into: &output) }
         }
+    }
+
+    /// Answers the waiters past their deadline with `text` and marks them answered, in place; nil once
+    /// no waiter of the entry is left to answer.
+    static func expire(
+        _ waiters: [Waiter], now nowMilliseconds: Int64, _ text: String, into expired: inout [(Waiter, String)]
+    ) -> [Waiter]? {
+        var kept = waiters
+        for position in kept.indices where kept[position].deadline <= nowMilliseconds {
+            if kept[position].origin != .none && kept[position].origin != .answered {
+                expired.append((kept[position], text))
+            }
+            kept[position].origin = .answered
+        }
+        return kept.allSatisfy { $0.origin == .answered || $0.origin == .none } ? nil : kept
     }
 
     /// A forward to `node` got no answer: the next command of the partition goes to another replica,
@@ -439,7 +460,7 @@ extension NodeCore {
         case .part(let split, let index):
             let value: RESPValue = Self.decodeReply(bytes) ?? .error("ERR unreadable reply from a peer")
             completePart(split: split, index: index, value, into: &output)
-        case .joiner, .none:
+        case .joiner, .none, .answered:
             break
         }
     }

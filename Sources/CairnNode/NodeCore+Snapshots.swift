@@ -143,8 +143,11 @@ extension NodeCore {
             let interval = min(
                 max(baseInterval, groups[existing: group].snapshotRecords),
                 Self.snapshotIntervalGrowthMax * config.snapshotEntries)
-            guard applied.rawValue >= since.rawValue + UInt64(interval) else { continue }
+            let writes = groups[existing: group].appliedWrites &- groups[existing: group].snapshotAttemptWrites
+            guard applied > since, applied.rawValue >= since.rawValue + UInt64(interval) || writes >= UInt64(interval)
+            else { continue }
             groups[existing: group].snapshotAttemptIndex = applied
+            groups[existing: group].snapshotAttemptWrites = groups[existing: group].appliedWrites
             if let partition = groups[existing: group].partition {
                 requestSnapshotRead(group, partition: partition, into: &output)
                 reading += 1

@@ -276,7 +276,7 @@ public enum ReplicatedCommand: Sendable, Equatable {
         case 3:
             let count = Int(try reader.readUInt32("batch command count"))
             // Each command takes at least 8 bytes (an argument count and one length).
-            guard count >= 1, count * 8 <= reader.remaining else {
+            guard count >= 1, count <= Limits.replicatedBatchCommandsMax, count * 8 <= reader.remaining else {
                 throw .invalid(field: "batch command count", value: UInt64(count))
             }
             var commands: [[[UInt8]]] = []

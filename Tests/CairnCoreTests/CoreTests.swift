@@ -24,6 +24,10 @@ struct LimitsTests {
         #expect(Limits.raftInflightAppendsMax >= 1 && Limits.raftPendingReadsMax >= 1)
         #expect(Limits.raftMembersMax >= 5, "a group of five voters plus learners must fit")
         #expect(Limits.raftElectionTicksMax > 10)
+        #expect(
+            Limits.proposalBatchCommandsMax <= Limits.replicatedBatchCommandsMax,
+            "every batch a leader proposes must decode")
+        #expect(Limits.proposalBatchBytesMax < Limits.raftEntryBytesMax, "a batch must fit in one entry")
     }
 }
 

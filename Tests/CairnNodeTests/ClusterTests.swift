@@ -435,6 +435,49 @@ struct ClusterTests {
             })
     }
 
+    @Test("a batch entry survives encoding; truncated, corrupt or oversized ones are decode errors")
+    func batchEntryCodec() throws {
+        let batch = ReplicatedCommand.batch(
+            time: 1234,
+            commands: [[Array("SET".utf8), Array("k".utf8), Array("v".utf8)], [Array("DEL".utf8), [0, 1]]])
+        let bytes = batch.encoded()
+        #expect(try ReplicatedCommand.decode(bytes) == batch)
+        for cut in 0..<bytes.count {
+            #expect(throws: DecodeError.self) { try ReplicatedCommand.decode(Array(bytes[..<cut])) }
+        }
+        var prng = SplitMix64(seed: 9)
+        for _ in 0..<2000 {
+            var garbage = bytes
+            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
+            _ = try? ReplicatedCommand.decode(garbage)
+        }
+        // A count above the limit is refused before anything is allocated for it.
+        let many = ReplicatedCommand.batch(
+            time: 0, commands: Array(repeating: [Array("PING".utf8)], count: Limits.replicatedBatchCommandsMax + 1))
+        #expect(throws: DecodeError.self) { try ReplicatedCommand.decode(many.encoded()) }
+    }
+
+    /// Method: three waiters of one entry with deadlines 10, 20 and 100 ms. At 50 ms the first two are
+    /// answered (each with the text) and keep their places; at 200 ms the last one too, and the entry
+    /// leaves the books.
+    @Test("waiters of a batch entry expire one by one and keep their places")
+    func batchWaitersExpireOneByOne() {
+        func waiter(_ sequence: UInt64, deadline: Int64) -> Waiter {
+            Waiter(
+                origin: .client(ClientID(1), sequence: sequence), arguments: [Array("SET".utf8)], command: 0,
+                protocolVersion: .resp2, startedAt: 0, deadline: deadline)
+        }
+        var expired: [(Waiter, String)] = []
+        let first = NodeCore.expire(
+            [waiter(0, deadline: 10), waiter(1, deadline: 20), waiter(2, deadline: 100)], now: 50, "late",
+            into: &expired)
+        #expect(expired.map(\.0.origin) == [.client(ClientID(1), sequence: 0), .client(ClientID(1), sequence: 1)])
+        #expect(first?.map(\.origin) == [.answered, .answered, .client(ClientID(1), sequence: 2)])
+        expired = []
+        #expect(NodeCore.expire(first ?? [], now: 200, "late", into: &expired) == nil)
+        #expect(expired.map(\.0.origin) == [.client(ClientID(1), sequence: 2)], "answered ones are not answered again")
+    }
+
     @Test("the cluster map and peer envelopes survive encoding; garbage never decodes into a crash")
     func codecs() throws {
         var map = ClusterMap.founding(

@@ -60,6 +60,33 @@ struct SnapshotTests {
         }
     }
 
+    /// Method: `--snapshot-entries` 1,000 and 1,100 writes in five loop turns: the leader batches them
+    /// into a handful of entries, each counting as its writes, so the group still compacts its log.
+    @Test("a log of few entries that each batch many writes is compacted as one of many entries")
+    func batchedWritesCountTowardsCompaction() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 4) {
+            $0.snapshotEntries = 1000
+            $0.logEntriesPerNodeMax = 100_000_000
+        }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let map = try #require(cluster.members[0].core.map)
+        let group = NodeCore.group(ofPartition: map.partition(ofKey: Array("{t}".utf8)))
+        let leader = try #require(
+            cluster.members.indices.first { cluster.members[$0].core.groups[group]?.isLeader == true })
+        let client = cluster.connect(leader)
+        for index in 0..<1100 {
+            cluster.submit(leader, client, "SET", "{t}k\(index)", "v")
+            if index % 256 == 255 { cluster.step(leader, .turnEnded) }
+        }
+        cluster.step(leader, .turnEnded)
+        #expect(cluster.run(upTo: 3000) { ($0.replies[leader]?[client]?.count ?? 0) == 1100 })
+        #expect(cluster.members[leader].core.groups[group]!.raft.lastIndex.rawValue < 100, "the writes were batched")
+        #expect(
+            cluster.run(upTo: 300) { cluster in
+                cluster.members.allSatisfy { $0.core.groups[group]!.raft.snapshotMetadata.index.rawValue > 0 }
+            })
+    }
+
     @Test("logs are compacted; a node that missed the deleted entries, and a new node, catch up from snapshots")
     func catchUpFromSnapshot() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 2) { $0.snapshotEntries = 20 }
