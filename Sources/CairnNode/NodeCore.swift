@@ -435,6 +435,8 @@ public struct NodeCore: Sendable {
     }
 
     /// Whether the node has no unanswered commands and no writes waiting for a batch (clean shutdown).
+    /// Writes a leader has not proposed yet (`HostedGroup.unproposed`) are unanswered commands too;
+    /// the shell asks after a turn's end, which proposes them.
     public var isQuiescent: Bool {
         sessions.allValues.allSatisfy { $0.nextSequence == $0.nextReply } && !keyspace.hasPendingWrites
             && heldMessages.isEmpty

@@ -223,8 +223,8 @@ extension PeerMessage {
     }
 }
 
-/// The payload of a partition group's log entry: a data command with the leader's clock reading, so
-/// every replica applies it the same way (relative expiry times, expiry checks).
+/// The payload of a partition group's log entry: a data command (or a batch of them) with the leader's
+/// clock reading, so every replica applies it the same way (relative expiry times, expiry checks).
 public enum ReplicatedCommand: Sendable, Equatable {
     /// A client's command, as its words.
     case command(time: Int64, arguments: [[UInt8]])

@@ -1,7 +1,7 @@
 import CairnCore
 
 /// The state a node MUST keep on stable storage before it answers anyone (Raft §5, Figure 2): its
-/// current term, whom it voted for in that term, and how far it knows the log to be committed.
+/// current term and whom it voted for in that term; with them, how far it knew the log committed.
 ///
 /// `commit` is not required for safety (it can be relearned from a leader). It is saved along with
 /// term and vote changes only, so it is a lower bound; a restarted node re-applies at once what it

@@ -103,8 +103,9 @@ public struct RaftCore: Sendable {
     /// for a new group's bootstrap storage).
     /// - Parameters:
     ///   - appliedIndex: the index the application's state machine has already applied, if it keeps its
-    ///     state durably. If nil, the state machine starts empty: the first `step` asks it to restore the
-    ///     snapshot and re-apply committed entries.
+    ///     state durably (the commit index starts at least there). If nil, the state machine starts
+    ///     empty: the first `step` asks it to restore the snapshot and re-apply the entries known
+    ///     committed (up to the saved commit index, a lower bound); the rest follow once a leader says.
     /// - Throws: `RaftStartError` if the config is invalid or the storage unreadable or inconsistent.
     public init(config: RaftConfig, storage: some RaftLogStorage, appliedIndex: LogIndex? = nil) throws(RaftStartError)
     {
