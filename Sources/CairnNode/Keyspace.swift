@@ -47,7 +47,11 @@ public struct Keyspace: Sendable {
 
     static let countsMetaKey = StorageLayout.metaKey("keyspace-counts")
     static let formatMetaKey = StorageLayout.metaKey("format")
-    static let formatVersion: [UInt8] = [2]
+    /// 3: groups' applied indexes in shared records (`NodeCore.appliedBucketKey`). A store of format
+    /// 2 is read and moved on; an older Cairn refuses a store of format 3 (it would not find the applied
+    /// indexes and would apply every entry again).
+    static let formatVersion: [UInt8] = [3]
+    static let readableFormats: [[UInt8]] = [[2], [3]]
 
     /// Opens the keyspace over `store`, reading the persisted counters.
     /// - Throws: `StorageError` when the store cannot be read or was written by an unknown format.
@@ -57,10 +61,14 @@ public struct Keyspace: Sendable {
         self.durableThrough = BatchSequence(0)
         self.openBatch = StorageBatch(sequence: BatchSequence(1))
         if let format = try store.get(Self.formatMetaKey) {
-            guard format == Self.formatVersion else {
+            guard Self.readableFormats.contains(format) else {
                 throw .corruptRecord(
                     key: Self.formatMetaKey,
-                    reason: "data format \(format) is not \(Self.formatVersion); was it written by a newer Cairn?")
+                    reason:
+                        "data format \(format) is not one of \(Self.readableFormats); was it written by a newer Cairn?")
+            }
+            if format != Self.formatVersion {
+                openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))
             }
         } else {
             openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))

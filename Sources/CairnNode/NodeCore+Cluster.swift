@@ -361,6 +361,7 @@ extension NodeCore {
         }
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
+        appliedGroups.insert(group)  // Its bucket is written again without it.
         guard let partition = hosted.partition else {
             // A later meta replica here starts from the founding entry again, not from this old state.
             metaState = nil

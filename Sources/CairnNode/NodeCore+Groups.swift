@@ -112,20 +112,70 @@ extension NodeCore {
         return raft
     }
 
-    /// Starts this node's member of `group` from storage.
-    mutating func openGroup(_ group: GroupID, partition: Int?) throws(StorageError) {
+    /// The groups whose applied indexes share one record (`appliedBucketKey`).
+    static let appliedBucketGroups: UInt64 = 64
+
+    /// The record of the applied indexes and times of the hosted groups `bucket * 64 ..< (bucket + 1) * 64`:
+    /// `(group u64, applied u64, time u64)` each, in group order.
+    ///
+    /// Why shared: a record per group was one store write per group per loop turn, a third of a
+    /// node's memtable inserts under a cluster's write load. (Nodes written before keep `appliedKey`
+    /// records; `openGroup` reads them and the next turn moves them here.)
+    static func appliedBucketKey(_ bucket: UInt64) -> [UInt8] {
+        var writer = ByteWriter(capacity: 24)
+        writer.write(StorageLayout.metaPrefix)
+        writer.writeRest(Array("applied-groups/".utf8))
+        writer.write(bucket)
+        return writer.bytes
+    }
+
+    /// `group`'s applied index and time as the store holds them (nil: never recorded).
+    func storedApplied(_ group: GroupID) throws(StorageError) -> (index: LogIndex, time: Int64)? {
+        let key = Self.appliedBucketKey(group.rawValue / Self.appliedBucketGroups)
+        if let bytes = try keyspace.store.get(key) {
+            // Guessing 0 would apply every entry a second time (INCR, APPEND): refuse to start instead.
+            guard bytes.count % 24 == 0 else {
+                throw .corruptRecord(key: key, reason: "\(bytes.count) bytes, expected a multiple of 24")
+            }
+            var reader = ByteReader(bytes)
+            for _ in 0..<(bytes.count / 24) {
+                let member = (try? reader.readUInt64("group")) ?? 0
+                let index = (try? reader.readUInt64("applied")) ?? 0
+                let time = (try? reader.readUInt64("applied time")) ?? 0
+                if member == group.rawValue { return (LogIndex(rawValue: index), Int64(bitPattern: time)) }
+            }
+        }
+        guard let bytes = try keyspace.store.get(Self.appliedKey(group)) else { return nil }
+        guard bytes.count == 16 else {
+            throw .corruptRecord(key: Self.appliedKey(group), reason: "\(bytes.count) bytes, expected 16")
+        }
+        var reader = ByteReader(bytes)
+        let index = (try? reader.readUInt64("applied")) ?? 0
+        let time = (try? reader.readUInt64("applied time")) ?? 0
+        return (LogIndex(rawValue: index), Int64(bitPattern: time))
+    }
+
+    /// Starts this node's member of `group` from storage; `isNew`: a member just created, which has
+    /// applied nothing (whatever an earlier member's record, not yet rewritten, may still say).
+    mutating func openGroup(_ group: GroupID, partition: Int?, isNew: Bool = false) throws(StorageError) {
         let storage = KVRaftLog(store: keyspace.store, group: group)
         var applied = LogIndex(rawValue: 0)
         var appliedTime: Int64 = 0
-        if let bytes = try keyspace.store.get(Self.appliedKey(group)) {
-            // Guessing 0 would apply every entry a second time (INCR, APPEND): refuse to start instead.
-            guard bytes.count == 16 else {
-                throw .corruptRecord(key: Self.appliedKey(group), reason: "\(bytes.count) bytes, expected 16")
+        if !isNew, let stored = try storedApplied(group) {
+            // An applied index never exceeds the durable log's end (entries are durable before they
+            // apply, and compaction and truncation keep every applied one or its snapshot). One that
+            // does belongs to an earlier member of the group: a new member's bootstrap reaches the
+            // store at once, the old member's dropping (which rewrites the record) in its batch, and a
+            // crash can fall between. The new member has applied nothing.
+            let end = (try? storage.lastIndex()) ?? stored.index
+            if stored.index <= end {
+                applied = stored.index
+                appliedTime = stored.time
             }
-            var reader = ByteReader(bytes)
-            applied = LogIndex(rawValue: (try? reader.readUInt64("applied")) ?? 0)
-            appliedTime = Int64(bitPattern: (try? reader.readUInt64("applied time")) ?? 0)
         }
+        // Recorded in this turn's batch in its bucket (and a record of the earlier layout removed).
+        appliedGroups.insert(group)
+        keyspace.appendRaw([.delete(key: Self.appliedKey(group))])
         let raft: RaftCore
         do {
             raft = try RaftCore(config: raftConfig(group), storage: storage, appliedIndex: applied)
@@ -150,7 +200,7 @@ extension NodeCore {
         keyspace.appendRaw(mutations)
         do {
             try keyspace.store.apply([StorageBatch(sequence: BatchSequence(0), mutations: mutations)], sync: false)
-            try openGroup(group, partition: partition)
+            try openGroup(group, partition: partition, isNew: true)
         } catch {
             preconditionFailure("cannot create group \(group): \(error)")
         }
@@ -452,15 +502,24 @@ extension NodeCore {
         finish(waiter, reply, into: &output)
     }
 
-    /// Writes each changed group's applied index and apply time into the open batch, with the data
-    /// those entries wrote: after a crash, the group re-applies exactly what the store does not hold.
+    /// Writes the applied indexes and apply times of the buckets of changed (applied, opened or
+    /// dropped) groups into the open batch, with the data those entries wrote: after a crash, each
+    /// group re-applies exactly what the store does not hold.
     mutating func recordAppliedIndexes() {
-        for group in appliedGroups {
-            guard groups.contains(group) else { continue }
-            var writer = ByteWriter(capacity: 16)
-            writer.write(groups[existing: group].raft.lastAppliedIndex.rawValue)
-            writer.write(UInt64(bitPattern: groups[existing: group].appliedTime))
-            keyspace.appendRaw([.put(key: Self.appliedKey(group), value: writer.bytes)])
+        guard !appliedGroups.isEmpty else { return }
+        let buckets = Set(appliedGroups.map { $0.rawValue / Self.appliedBucketGroups })
+        for bucket in buckets.sorted() {
+            var writer = ByteWriter(capacity: 24 * 8)
+            let first = bucket * Self.appliedBucketGroups
+            for raw in first..<(first + Self.appliedBucketGroups) {
+                let group = GroupID(rawValue: raw)
+                guard groups.contains(group) else { continue }
+                writer.write(raw)
+                writer.write(groups[existing: group].raft.lastAppliedIndex.rawValue)
+                writer.write(UInt64(bitPattern: groups[existing: group].appliedTime))
+            }
+            let key = Self.appliedBucketKey(bucket)
+            keyspace.appendRaw([writer.bytes.isEmpty ? .delete(key: key) : .put(key: key, value: writer.bytes)])
         }
         appliedGroups.removeAll(keepingCapacity: true)
     }

@@ -76,6 +76,46 @@ struct ClusterTests {
         #expect(caughtUp, "the restarted node never saw the write made while it was down")
     }
 
+    /// Method: a one-node cluster INCRs a counter five times (one entry each; the log is kept), then,
+    /// with the node down, its store is turned back into format 2: one "applied/" record per group
+    /// instead of the shared ones. Restarted, the node must read those (re-applying the log from 0
+    /// would count to 10), move them into the shared records and say format 3.
+    @Test("a store of format 2 (an applied-index record per group) restarts without applying anything twice")
+    func upgradesAppliedRecords() throws {
+        var cluster = try ClusterHarness(count: 1, partitions: 4) { $0.snapshotEntries = 0 }
+        #expect(cluster.run(upTo: 3000) { $0.members[0].core.isReady })
+        let client = cluster.connect(0)
+        for count in 1...5 { #expect(cluster.send(0, client, "INCR", "n") == ":\(count)\r\n") }
+        cluster.crash(0)
+        let store = cluster.members[0].store
+        var mutations: [StorageMutation] = [.put(key: Keyspace.formatMetaKey, value: [2])]
+        for bucket in 0..<2 as Range<UInt64> {
+            let key = NodeCore.appliedBucketKey(bucket)
+            guard let bytes = try store.get(key) else { continue }
+            var reader = ByteReader(bytes)
+            for _ in 0..<(bytes.count / 24) {
+                let group = GroupID(rawValue: try reader.readUInt64("group"))
+                var writer = ByteWriter(capacity: 16)
+                writer.write(try reader.readUInt64("applied"))
+                writer.write(try reader.readUInt64("time"))
+                mutations.append(.put(key: NodeCore.appliedKey(group), value: writer.bytes))
+            }
+            mutations.append(.delete(key: key))
+        }
+        #expect(mutations.count > 3, "the node recorded applied indexes")
+        try store.apply([StorageBatch(sequence: BatchSequence(1), mutations: mutations)], sync: true)
+        try cluster.restart(0)
+        #expect(cluster.run(upTo: 3000) { $0.members[0].core.isReady })
+        let again = cluster.connect(0)
+        #expect(cluster.send(0, again, "INCR", "n") == ":6\r\n")
+        #expect(try store.get(Keyspace.formatMetaKey) == [3])
+        let legacy = try store.scan(
+            from: NodeCore.appliedKey(GroupID(rawValue: 0)), to: NodeCore.appliedKey(GroupID(rawValue: 1 << 20)),
+            limit: 100)
+        #expect(legacy.isEmpty, "the per-group records were moved: \(legacy.map(\.key))")
+        #expect(try store.get(NodeCore.appliedBucketKey(0)) != nil)
+    }
+
     @Test("after the founder dies, a new node still joins through another member; placement moves replicas to it")
     func joinAfterMetaLeaderChange() throws {
         var cluster = try ClusterHarness(count: 3)
