@@ -70,6 +70,9 @@ struct HostedGroup: Sendable {
     /// is compacted as often as one of many small ones.
     var appliedWrites: UInt64 = 0
     var snapshotAttemptWrites: UInt64 = 0
+    /// The applied index and time the store held when the group opened: what its bucket record must
+    /// keep saying while a snapshot restore is still pending (`RaftCore.isRestorePending`).
+    var openedApplied: (index: LogIndex, time: Int64) = (LogIndex(rawValue: 0), 0)
     /// Records in the last snapshot this node made of the group: the next one waits for at least as
     /// many new entries, so reading the partition costs O(1) per write however large it grows.
     var snapshotRecords = 0
@@ -129,8 +132,9 @@ extension NodeCore {
         return writer.bytes
     }
 
-    /// `group`'s applied index and time as the store holds them (nil: never recorded).
-    func storedApplied(_ group: GroupID) throws(StorageError) -> (index: LogIndex, time: Int64)? {
+    /// `group`'s applied index and time as the store holds them (nil: never recorded), and whether
+    /// they come from a record of the earlier layout (one per group).
+    func storedApplied(_ group: GroupID) throws(StorageError) -> (index: LogIndex, time: Int64, isLegacy: Bool)? {
         let key = Self.appliedBucketKey(group.rawValue / Self.appliedBucketGroups)
         if let bytes = try keyspace.store.get(key) {
             // Guessing 0 would apply every entry a second time (INCR, APPEND): refuse to start instead.
@@ -142,7 +146,7 @@ extension NodeCore {
                 let member = (try? reader.readUInt64("group")) ?? 0
                 let index = (try? reader.readUInt64("applied")) ?? 0
                 let time = (try? reader.readUInt64("applied time")) ?? 0
-                if member == group.rawValue { return (LogIndex(rawValue: index), Int64(bitPattern: time)) }
+                if member == group.rawValue { return (LogIndex(rawValue: index), Int64(bitPattern: time), false) }
             }
         }
         guard let bytes = try keyspace.store.get(Self.appliedKey(group)) else { return nil }
@@ -152,7 +156,7 @@ extension NodeCore {
         var reader = ByteReader(bytes)
         let index = (try? reader.readUInt64("applied")) ?? 0
         let time = (try? reader.readUInt64("applied time")) ?? 0
-        return (LogIndex(rawValue: index), Int64(bitPattern: time))
+        return (LogIndex(rawValue: index), Int64(bitPattern: time), true)
     }
 
     /// Starts this node's member of `group` from storage; `isNew`: a member just created, which has
@@ -161,21 +165,23 @@ extension NodeCore {
         let storage = KVRaftLog(store: keyspace.store, group: group)
         var applied = LogIndex(rawValue: 0)
         var appliedTime: Int64 = 0
+        var isLegacy = false
         if !isNew, let stored = try storedApplied(group) {
+            applied = stored.index
+            appliedTime = stored.time
+            isLegacy = stored.isLegacy
             // An applied index never exceeds the durable log's end (entries are durable before they
-            // apply, and compaction and truncation keep every applied one or its snapshot). One that
-            // does belongs to an earlier member of the group: a new member's bootstrap reaches the
-            // store at once, the old member's dropping (which rewrites the record) in its batch, and a
-            // crash can fall between. The new member has applied nothing.
-            let end = (try? storage.lastIndex()) ?? stored.index
-            if stored.index <= end {
-                applied = stored.index
-                appliedTime = stored.time
+            // apply, and compaction and truncation keep every applied one or its snapshot). One above
+            // a log that is only a new member's bootstrap belongs to an earlier member of the group:
+            // the bootstrap reaches the store at once, the old member's dropping (which rewrites the
+            // record) in its batch, and a crash can fall between. The new member has applied nothing.
+            // Over any other log it is refused below (`RaftCore.init`): guessing would apply entries
+            // twice or skip them.
+            if applied.rawValue > 0, (try? storage.lastIndex()) == LogIndex(rawValue: 0) {
+                applied = LogIndex(rawValue: 0)
+                appliedTime = 0
             }
         }
-        // Recorded in this turn's batch in its bucket (and a record of the earlier layout removed).
-        appliedGroups.insert(group)
-        keyspace.appendRaw([.delete(key: Self.appliedKey(group))])
         let raft: RaftCore
         do {
             raft = try RaftCore(config: raftConfig(group), storage: storage, appliedIndex: applied)
@@ -183,6 +189,12 @@ extension NodeCore {
             throw .corruptRecord(key: Self.appliedKey(group), reason: "cannot start group \(group): \(error)")
         }
         groups[group] = HostedGroup(raft: raft, partition: partition, appliedTime: appliedTime)
+        groups[existing: group].openedApplied = (applied, appliedTime)
+        if isNew || (isLegacy && !raft.isRestorePending) {
+            // Recorded in this turn's batch, in its bucket (replacing a record of the earlier layout).
+            appliedGroups.insert(group)
+            keyspace.appendRaw([.delete(key: Self.appliedKey(group))])
+        }
         groupOrder = []
     }
 
@@ -514,9 +526,15 @@ extension NodeCore {
             for raw in first..<(first + Self.appliedBucketGroups) {
                 let group = GroupID(rawValue: raw)
                 guard groups.contains(group) else { continue }
+                // A neighbour in the bucket may not have restored its snapshot yet: its stored state
+                // is still what it opened with.
+                let applied: (index: LogIndex, time: Int64) =
+                    groups[existing: group].raft.isRestorePending
+                    ? groups[existing: group].openedApplied
+                    : (groups[existing: group].raft.lastAppliedIndex, groups[existing: group].appliedTime)
                 writer.write(raw)
-                writer.write(groups[existing: group].raft.lastAppliedIndex.rawValue)
-                writer.write(UInt64(bitPattern: groups[existing: group].appliedTime))
+                writer.write(applied.index.rawValue)
+                writer.write(UInt64(bitPattern: applied.time))
             }
             let key = Self.appliedBucketKey(bucket)
             keyspace.appendRaw([writer.bytes.isEmpty ? .delete(key: key) : .put(key: key, value: writer.bytes)])

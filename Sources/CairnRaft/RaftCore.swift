@@ -83,7 +83,9 @@ public struct RaftCore: Sendable {
     /// Entries through here are durable on this node.
     var durableIndex: LogIndex
     /// Whether the application's state machine starts empty and must first restore `snapshot`.
-    var isRestorePending: Bool
+    /// Whether the application must still restore the snapshot (handed over at the next step): until
+    /// then `lastAppliedIndex` says where the application will be, not where its stored state is.
+    public internal(set) var isRestorePending: Bool
     var lastSavedHardState: HardState
     var prng: SplitMix64
     var ticks: UInt64 = 0
