@@ -338,6 +338,16 @@ extension NodeCore {
             + (0..<map.partitionCount).map { (Self.group(ofPartition: $0), $0, map.placement[$0].contains(me)) }
         for (group, partition, placed) in wanted {
             if groups[group] == nil, placed {
+                // A new member waits until the dropping of an earlier one here is durable: its bootstrap
+                // goes straight to the store, and a crash must not find it next to the old member's
+                // data (which a new member, having applied nothing, would apply its log onto again).
+                if let dropped = droppedGroupBatches[group] {
+                    guard dropped <= keyspace.durableThrough else {
+                        hostedGroupsChanged = true  // Checked again next turn.
+                        continue
+                    }
+                    droppedGroupBatches[group] = nil
+                }
                 createGroup(group, partition: partition, configuration: .empty)
             } else if let hosted = groups[group], !placed, !hosted.raft.configuration.isMember(me),
                 hosted.raft.isConfigurationCommitted, hosted.raft.lastAppliedIndex > 0
@@ -362,6 +372,7 @@ extension NodeCore {
         let range = KVRaftLog.range(of: group)
         keyspace.appendRaw([.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))])
         appliedGroups.insert(group)  // Its bucket is written again without it.
+        droppedGroupBatches[group] = keyspace.openBatch.sequence
         guard let partition = hosted.partition else {
             // A later meta replica here starts from the founding entry again, not from this old state.
             metaState = nil

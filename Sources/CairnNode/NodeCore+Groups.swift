@@ -207,8 +207,9 @@ extension NodeCore {
             [.deleteRange(start: range.start, end: range.end), .delete(key: Self.appliedKey(group))]
             + KVRaftLog.bootstrap(configuration, group: group)
         // The core reads its bootstrap from the store, so it must be there now: pending writes are not.
-        // It also goes in the open batch, after any pending deletion of an earlier copy of the group,
-        // so that the store ends up with the bootstrap whatever order the two writes land in.
+        // The dropping of an earlier copy here is durable by now (`syncHostedGroups` waits for it);
+        // the bootstrap also goes in the open batch, so the batch that holds the group's first entries
+        // holds it too.
         keyspace.appendRaw(mutations)
         do {
             try keyspace.store.apply([StorageBatch(sequence: BatchSequence(0), mutations: mutations)], sync: false)

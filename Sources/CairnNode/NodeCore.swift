@@ -131,6 +131,9 @@ public struct NodeCore: Sendable {
     var heldMessages = PerBatch<[OutboundMessage]>()
     /// Groups whose `unproposed` writes wait for the turn's end (`flushAllProposals`).
     var groupsWithUnproposed: [GroupID] = []
+    /// Per group dropped here, the batch holding the dropping: a new member of the group is created
+    /// only once it is durable (`syncHostedGroups`).
+    var droppedGroupBatches: [GroupID: BatchSequence] = [:]
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
     var splits: [UInt64: Split] = [:]
