@@ -36,9 +36,10 @@ enum ServerCommand {
           --partitions N        Partitions of a new cluster, 1 to 16384. Default 128. Fixed once founded.
           --replicas N          Replicas per partition of a new cluster, 1 to 7. Default 3 (fewer while
                                 the cluster has fewer nodes).
-          --snapshot-entries N  Snapshot a group and delete its log once N applied entries follow its last
-                                snapshot, or fewer when the node hosts many groups: all logs together
-                                keep about 262144 entries (at least 1000 per group). A large partition
+          --snapshot-entries N  Snapshot a group and delete its log once N applied entries (an entry that
+                                batches writes counts as each) follow its last snapshot, or fewer when
+                                the node hosts many groups: all logs together keep about 262144
+                                entries (at least 1000 per group). A large partition
                                 waits for as many entries as it has keys, up to 10 N; it is read on a
                                 snapshot thread. A follower that fell further behind is sent the snapshot.
                                 0 to 100000000; 0 never compacts. Default 10000.
