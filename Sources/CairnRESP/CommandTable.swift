@@ -388,9 +388,6 @@ public enum CommandTable {
         return buckets
     }()
 
-    /// Top-level commands by lower-case name (what a client may send as the first word).
-    public static let topLevel: [String: CommandSpec] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
-
     /// Commands and subcommands by lower-case name (`client|setname` for a subcommand).
     public static let byName: [String: CommandSpec] = {
         var table: [String: CommandSpec] = [:]

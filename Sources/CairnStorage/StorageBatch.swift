@@ -53,10 +53,8 @@ public struct PerBatch<Value>: Sendable where Value: Sendable {
     public init() {}
 
     public var isEmpty: Bool { items.isEmpty }
-    public var count: Int { items.count }
     /// The oldest batch holding a value.
     public var first: BatchSequence? { items.first?.sequence }
-    public var sequences: [BatchSequence] { items.map(\.sequence) }
 
     /// The value of `sequence`, if any. Searches from the newest batch, where lookups usually land.
     public subscript(sequence: BatchSequence) -> Value? {

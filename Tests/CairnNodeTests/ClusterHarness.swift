@@ -1,6 +1,7 @@
 import CairnCore
 import CairnRESP
 import CairnStorage
+import Testing
 
 @testable import CairnNode
 
@@ -222,5 +223,21 @@ struct ClusterHarness {
                 )
             }
         }
+    }
+}
+
+/// Every truncation of `bytes` fails to decode with a `DecodeError`, and 2,000 random corruptions of
+/// one to four bytes (drawn from `seed`) decode or fail, never crash.
+func expectDecodingSurvivesDamage<Decoded>(
+    _ bytes: [UInt8], seed: UInt64, _ decode: ([UInt8]) throws -> Decoded
+) {
+    for cut in 0..<bytes.count {
+        #expect(throws: DecodeError.self) { try decode(Array(bytes[..<cut])) }
+    }
+    var prng = SplitMix64(seed: seed)
+    for _ in 0..<2000 {
+        var garbage = bytes
+        for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
+        _ = try? decode(garbage)
     }
 }

@@ -484,15 +484,7 @@ struct ClusterTests {
             commands: [[Array("SET".utf8), Array("k".utf8), Array("v".utf8)], [Array("DEL".utf8), [0, 1]]])
         let bytes = batch.encoded()
         #expect(try ReplicatedCommand.decode(bytes) == batch)
-        for cut in 0..<bytes.count {
-            #expect(throws: DecodeError.self) { try ReplicatedCommand.decode(Array(bytes[..<cut])) }
-        }
-        var prng = SplitMix64(seed: 9)
-        for _ in 0..<2000 {
-            var garbage = bytes
-            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
-            _ = try? ReplicatedCommand.decode(garbage)
-        }
+        expectDecodingSurvivesDamage(bytes, seed: 9) { try ReplicatedCommand.decode($0) }
         // A count above the limit is refused before anything is allocated for it.
         let many = ReplicatedCommand.batch(
             time: 0, commands: Array(repeating: [Array("PING".utf8)], count: Limits.replicatedBatchCommandsMax + 1))
@@ -545,14 +537,6 @@ struct ClusterTests {
             ])
         let bytes = envelope.encoded()
         #expect(try PeerEnvelope.decode(bytes) == envelope)
-        for cut in 0..<bytes.count {
-            #expect(throws: DecodeError.self) { try PeerEnvelope.decode(Array(bytes[..<cut])) }
-        }
-        var prng = SplitMix64(seed: 5)
-        for _ in 0..<2000 {
-            var garbage = bytes
-            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
-            _ = try? PeerEnvelope.decode(garbage)
-        }
+        expectDecodingSurvivesDamage(bytes, seed: 5) { try PeerEnvelope.decode($0) }
     }
 }

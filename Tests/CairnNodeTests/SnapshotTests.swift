@@ -25,15 +25,7 @@ struct SnapshotTests {
         #expect(try GroupSnapshot.decode(GroupSnapshot.meta(map).encoded()) == .meta(map))
         #expect(try GroupSnapshot.decode(GroupSnapshot.meta(nil).encoded()) == .meta(nil))
         let bytes = partition.encoded()
-        for cut in 0..<bytes.count {
-            #expect(throws: DecodeError.self) { try GroupSnapshot.decode(Array(bytes[..<cut])) }
-        }
-        var prng = SplitMix64(seed: 11)
-        for _ in 0..<2000 {
-            var garbage = bytes
-            for _ in 0..<(1 + prng.below(4)) { garbage[prng.below(garbage.count)] = UInt8(prng.below(256)) }
-            _ = try? GroupSnapshot.decode(garbage)
-        }
+        expectDecodingSurvivesDamage(bytes, seed: 11) { try GroupSnapshot.decode($0) }
     }
 
     /// Method: 4 partitions, `--snapshot-entries` 10,000 but a node log budget of 4,000 entries: each
