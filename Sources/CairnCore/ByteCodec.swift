@@ -82,6 +82,10 @@ public struct ByteReader: Sendable {
         try take(1, field).first!
     }
 
+    public mutating func readUInt16(_ field: String) throws(DecodeError) -> UInt16 {
+        try take(2, field).reduce(0) { $0 << 8 | UInt16($1) }
+    }
+
     public mutating func readUInt32(_ field: String) throws(DecodeError) -> UInt32 {
         try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
     }

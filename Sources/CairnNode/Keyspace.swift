@@ -31,6 +31,9 @@ public struct Keyspace: Sendable {
         var value: [UInt8]?
         var sequence: BatchSequence
     }
+    /// Slot ranges deleted by one range deletion (`removeSlots(_:holding:)`) in a batch not yet
+    /// durable: the store still holds their keys, and reads must not see them.
+    private var removedRanges: [(slots: ClosedRange<Int>, sequence: BatchSequence)] = []
     private(set) var openBatch: StorageBatch
     public private(set) var durableThrough: BatchSequence
     /// Whether reading an expired key deletes it. Only while applying a committed entry: every replica
@@ -110,6 +113,7 @@ public struct Keyspace: Sendable {
         if !pending.isEmpty, let write = pending[hashed] {
             return write.record
         }
+        if !removedRanges.isEmpty, isRemoved(key) { return nil }
         if let record = cache.get(hashed, now: now) { return record }
         do {
             guard let bytes = try store.get(Self.dataKey(key)) else { return nil }
@@ -208,13 +212,39 @@ public struct Keyspace: Sendable {
         openBatch.mutations.append(contentsOf: mutations)
     }
 
-    /// Deletes every key in the hash slots `slots` (FLUSHALL of one partition, or a partition moved
-    /// away), one key at a time so that counters, the expiry index and readers all stay right.
+    /// Deletes every key in the hash slots `slots` (FLUSHALL of one partition, or before restoring its
+    /// snapshot), one key at a time so that counters, the expiry index and readers all stay right. A
+    /// copy moved away is removed with one range deletion instead (`removeSlots(_:holding:)`).
     mutating func removeSlots(_ slots: ClosedRange<Int>) throws(StorageError) {
         for (key, record) in try records(inSlots: slots) {
             cache.remove(key)
             delete(key, previous: record)
         }
+    }
+
+    /// Deletes every key in the hash slots `slots` with one range deletion, given how many keys (and
+    /// keys with an expiry time) they hold as of now: counted off the loop, with nothing written to
+    /// these slots since (`PartitionRemoval`). Their expiry-index entries stay; the expiry cycle drops
+    /// them as stale.
+    mutating func removeSlots(_ slots: ClosedRange<Int>, holding counts: (keys: Int64, expiringKeys: Int64)) {
+        openBatch.mutations.append(
+            .deleteRange(
+                start: StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start,
+                end: StorageLayout.dataRange(partition: UInt16(slots.upperBound)).end))
+        keyCount -= counts.keys
+        expiringKeyCount -= counts.expiringKeys
+        countsChanged = true
+        // Writes still on their way to the store are deleted by the range too; readers must see that now.
+        let written = pending.keys.filter { slots.contains(Int(HashSlot.of($0.bytes))) }
+        for key in written { remember(key.bytes, nil) }
+        cache.removeAll(inSlots: slots)
+        removedRanges.append((slots, openBatch.sequence))
+    }
+
+    /// Whether `key` lies in a range deleted by a batch not yet durable (its pending writes aside).
+    private func isRemoved(_ key: [UInt8]) -> Bool {
+        let slot = Int(HashSlot.of(key))
+        return removedRanges.contains { $0.slots.contains(slot) }
     }
 
     /// Every record in the hash slots `slots`, expired or not, as of now: the store merged with the
@@ -303,6 +333,7 @@ public struct Keyspace: Sendable {
             }
         }
         if !auxPending.isEmpty { auxPending = auxPending.filter { $0.value.sequence > sequence } }
+        if !removedRanges.isEmpty { removedRanges.removeAll { $0.sequence <= sequence } }
         durableThrough = sequence
     }
 
@@ -322,7 +353,8 @@ public struct Keyspace: Sendable {
         do {
             for (dataKey, value) in try store.scan(from: from, to: range.end, limit: limit) {
                 let key = StorageLayout.userKey(fromDataKey: dataKey)
-                candidates[dataKey] = try ValueRecord.decode(value, key: key)
+                let record = removedRanges.isEmpty || !isRemoved(key) ? try ValueRecord.decode(value, key: key) : nil
+                candidates[dataKey] = .some(record)  // A removed key still takes its place in the window.
             }
         } catch {
             throw .storage(error)

@@ -22,6 +22,7 @@ extension NodeCore {
             for group in try hostedGroupIDs() {
                 try openGroup(group, partition: group == Self.metaGroup ? nil : Int(group.rawValue - 2))
             }
+            try loadRemovals()
             return
         }
         guard config.join.isEmpty else { return }  // Joins on the first ticks.
@@ -338,6 +339,11 @@ extension NodeCore {
             + (0..<map.partitionCount).map { (Self.group(ofPartition: $0), $0, map.placement[$0].contains(me)) }
         for (group, partition, placed) in wanted {
             if groups[group] == nil, placed {
+                // The keys of an earlier copy here must be gone first (`PartitionRemoval`).
+                if let partition, removals[partition] != nil {
+                    hostedGroupsChanged = true  // Checked again next turn.
+                    continue
+                }
                 // A new member waits until the dropping of an earlier one here is durable: its bootstrap
                 // goes straight to the store, and a crash must not find it next to the old member's
                 // data (which a new member, having applied nothing, would apply its log onto again).
@@ -388,8 +394,8 @@ extension NodeCore {
         for read in hosted.readyReads { parked.append((partition, read.waiter)) }
         if let map {
             let slots = map.slots(of: partition)
+            beginRemoval(partition, group: group, slots: Int(slots.lowerBound)...Int(slots.upperBound), into: &output)
             do {
-                try keyspace.removeSlots(Int(slots.lowerBound)...Int(slots.upperBound))
                 try replaceIdempotency(of: group, with: [])
             } catch {
                 output.fatal = "could not read partition \(partition) to delete this node's copy: \(error)"

@@ -2,45 +2,65 @@ import CairnCore
 import CairnRaft
 import CairnStorage
 
-/// A partition snapshot read off the event loop.
+/// A read of a partition's whole state off the event loop: to encode it as a snapshot, or to count
+/// the keys of a copy dropped here before removing them (`PartitionRemoval`).
 ///
 /// Reading a partition into a snapshot costs about 2 µs a key: 100,000 keys held the loop for
 /// 150 to 250 ms, long enough for the followers of every group this node leads to start elections.
-/// So the core does not read it: `compactLogs` asks the shell for a `SnapshotRead`, which carries
+/// So the core does not read it: it asks the shell for a `SnapshotRead`, which carries
 /// what the store does not hold yet (the partition's writes and idempotency records that are not
 /// durable: the overlay), and the shell takes a `KVReadView` of the store *while handling that
 /// output*, before any later batch reaches the store. View and overlay together are the partition
-/// exactly as of `index`: every write the view lacks is in the overlay (it is not durable), and no
-/// write after `index` is in either. The shell builds the snapshot from them on another thread
-/// (`build(from:)`, pure) and hands it back as `NodeInput.snapshotBuilt`; only then does the group
-/// adopt it and drop the log entries it covers. The simulator and the test harnesses do the same
-/// synchronously.
+/// exactly as of the request: every write the view lacks is in the overlay (it is not durable), and
+/// no later write is in either. The shell runs `build(from:)` (pure) on another thread and hands the
+/// result back as a `NodeInput` (`.snapshotBuilt` or `.partitionCounted`); only then does the core act
+/// on it. The simulator and the test harnesses do the same synchronously.
 public struct SnapshotRead: Sendable {
     /// Matches the answer to the request: a group dropped and hosted again meanwhile asked nothing.
     public let id: UInt64
-    let group: GroupID
-    let index: LogIndex
-    let appliedTime: Int64
     let slots: ClosedRange<Int>
     let records: [ByteKey: ValueRecord?]
-    let idempotencyRange: (start: [UInt8], end: [UInt8])
-    let idempotencyRecords: [ByteKey: [UInt8]?]
+    let purpose: Purpose
 
-    /// Reads the partition through `view` with the overlay on top and encodes the snapshot. Pure, and
-    /// safe on any thread: it touches nothing but its arguments.
+    enum Purpose: Sendable {
+        /// Encode `group`'s snapshot as of its entry `index` (log compaction).
+        case snapshot(
+            group: GroupID, index: LogIndex, appliedTime: Int64, idempotencyRange: (start: [UInt8], end: [UInt8]),
+            idempotencyRecords: [ByteKey: [UInt8]?])
+        /// Count the keys of `partition`'s copy, which this node dropped, so one range deletion can
+        /// remove them with the key counters kept right.
+        case removal(partition: Int)
+    }
+
+    /// Reads the partition through `view` with the overlay on top, and encodes the snapshot or counts
+    /// the keys. Pure, and safe on any thread: it touches nothing but its arguments.
     public func build(from view: any KVReadView) -> NodeInput {
-        do {
-            let records = try Keyspace.records(inSlots: slots, store: view, overlay: records)
-            let idempotency = try Self.merged(
-                view, from: idempotencyRange.start, to: idempotencyRange.end, overlay: idempotencyRecords
-            ).compactMap(NodeCore.idempotencyEntry)
-            let data = GroupSnapshot.partition(appliedTime: appliedTime, records: records, idempotency: idempotency)
-            return .snapshotBuilt(
-                SnapshotBuilt(
-                    id: id, group: group, index: index, outcome: .success(data.encoded()), records: records.count))
-        } catch {
-            return .snapshotBuilt(
-                SnapshotBuilt(id: id, group: group, index: index, outcome: .failure(error), records: 0))
+        switch purpose {
+        case .snapshot(let group, let index, let appliedTime, let idempotencyRange, let idempotencyRecords):
+            do {
+                let records = try Keyspace.records(inSlots: slots, store: view, overlay: records)
+                let idempotency = try Self.merged(
+                    view, from: idempotencyRange.start, to: idempotencyRange.end, overlay: idempotencyRecords
+                ).compactMap(NodeCore.idempotencyEntry)
+                let data = GroupSnapshot.partition(appliedTime: appliedTime, records: records, idempotency: idempotency)
+                return .snapshotBuilt(
+                    SnapshotBuilt(
+                        id: id, group: group, index: index, outcome: .success(data.encoded()), records: records.count))
+            } catch {
+                return .snapshotBuilt(
+                    SnapshotBuilt(id: id, group: group, index: index, outcome: .failure(error), records: 0))
+            }
+        case .removal(let partition):
+            do {
+                let records = try Keyspace.records(inSlots: slots, store: view, overlay: records)
+                let expiring = records.reduce(0) { $0 + ($1.record.expiresAt == nil ? 0 : 1) }
+                return .partitionCounted(
+                    PartitionCount(
+                        id: id, partition: partition,
+                        outcome: .success((keys: Int64(records.count), expiringKeys: Int64(expiring)))))
+            } catch {
+                return .partitionCounted(PartitionCount(id: id, partition: partition, outcome: .failure(error)))
+            }
         }
     }
 
@@ -67,6 +87,14 @@ public struct SnapshotRead: Sendable {
     }
 }
 
+/// A removal read's result (`NodeInput.partitionCounted`): the keys of a dropped copy, expired ones
+/// included, and how many of them have an expiry time.
+public struct PartitionCount: Sendable {
+    public let id: UInt64
+    let partition: Int
+    let outcome: Result<(keys: Int64, expiringKeys: Int64), StorageError>
+}
+
 /// A snapshot read's result (`NodeInput.snapshotBuilt`).
 public struct SnapshotBuilt: Sendable {
     public let id: UInt64
@@ -88,10 +116,11 @@ extension NodeCore {
         groups[existing: group].snapshotReadID = id
         output.snapshotReads.append(
             SnapshotRead(
-                id: id, group: group, index: groups[existing: group].raft.lastAppliedIndex,
-                appliedTime: groups[existing: group].appliedTime, slots: range,
-                records: keyspace.pendingRecords(inSlots: range), idempotencyRange: idempotency,
-                idempotencyRecords: keyspace.pendingAux(from: idempotency.start, to: idempotency.end)))
+                id: id, slots: range, records: keyspace.pendingRecords(inSlots: range),
+                purpose: .snapshot(
+                    group: group, index: groups[existing: group].raft.lastAppliedIndex,
+                    appliedTime: groups[existing: group].appliedTime, idempotencyRange: idempotency,
+                    idempotencyRecords: keyspace.pendingAux(from: idempotency.start, to: idempotency.end))))
     }
 
     /// A snapshot read came back: the group adopts it (and drops the log entries it covers).

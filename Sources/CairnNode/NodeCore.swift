@@ -34,6 +34,8 @@ public enum NodeInput: Sendable {
     case admin(AdminRequest)
     /// A partition snapshot the core asked for (`NodeOutput.snapshotReads`) was read and encoded.
     case snapshotBuilt(SnapshotBuilt)
+    /// The keys of a copy this node dropped were counted off the loop (`SnapshotRead`, removal).
+    case partitionCounted(PartitionCount)
 }
 
 /// A line for the node's log, emitted by the core and written by the shell.
@@ -134,6 +136,9 @@ public struct NodeCore: Sendable {
     /// Per group dropped here, the batch holding the dropping: a new member of the group is created
     /// only once it is durable (`syncHostedGroups`).
     var droppedGroupBatches: [GroupID: BatchSequence] = [:]
+    /// Copies of partitions dropped here whose keys are not deleted yet, by partition
+    /// (`NodeCore+PartitionRemoval`). The partition is not hosted here again until its removal is durable.
+    var removals: [Int: PartitionRemoval] = [:]
     var outbox: [PeerTarget: [PeerMessage]] = [:]
     var forwards: [UInt64: PendingForward] = [:]
     var splits: [UInt64: Split] = [:]
@@ -224,6 +229,8 @@ public struct NodeCore: Sendable {
             output.adminReply = admin(request, into: &output)
         case .snapshotBuilt(let built):
             snapshotBuilt(built, into: &output)
+        case .partitionCounted(let counted):
+            partitionCounted(counted, into: &output)
         case .command(let id, let arguments, let wireBytes):
             stats.inputBytes += UInt64(wireBytes)
             handleCommand(id, arguments, into: &output)
@@ -261,6 +268,7 @@ public struct NodeCore: Sendable {
             // most 2 partitions a second, too few under heavy writes (the logs, held in memory, grew
             // by hundreds of MB during the overload benchmark).
             if ticks % 10 == 5 { compactLogs(into: &output) }
+            requestRemovalReads(into: &output)
         case .turnEnded:
             flushAllProposals(into: &output)
             syncHostedGroups(into: &output)

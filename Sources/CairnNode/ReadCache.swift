@@ -1,4 +1,5 @@
 import CairnCore
+import CairnPlacement
 import CairnStorage
 
 /// A bounded least-recently-used cache of key records, in front of the store.
@@ -16,11 +17,15 @@ public struct ReadCache: Sendable {
         var record: ValueRecord
         var previous: Int
         var next: Int
+        /// The key's hash slot, so a partition's entries are found without hashing every key again;
+        /// `ReadCache.unused` for an array slot on the free list.
+        var hashSlot: UInt16
     }
 
     /// Bytes charged per entry on top of key and value: the dictionary slot, the array slot, headers.
     public static let entryOverheadBytes = 96
     static let none = -1
+    static let unused = UInt16.max
 
     public let capacityBytes: Int
     public private(set) var usedBytes = 0
@@ -96,7 +101,7 @@ public struct ReadCache: Sendable {
             remove(victim)
             evictions += 1
         }
-        let entry = Entry(key: key, record: record, previous: Self.none, next: head)
+        let entry = Entry(key: key, record: record, previous: Self.none, next: head, hashSlot: HashSlot.of(key))
         let slot: Int
         if let free = freeSlots.popLast() {
             entries[free] = entry
@@ -120,8 +125,18 @@ public struct ReadCache: Sendable {
         usedBytes -= Self.cost(entries[slot].key, entries[slot].record)
         entries[slot].key = []
         entries[slot].record = ValueRecord(value: [])
+        entries[slot].hashSlot = Self.unused
         freeSlots.append(slot)
         precondition(usedBytes >= 0, "cache byte count went negative removing a key")
+    }
+
+    /// Drops every cached key in the hash slots `slots` (a partition's keys, when its copy is removed):
+    /// one pass over the entries, no key hashed (a full cache holds hundreds of thousands).
+    public mutating func removeAll(inSlots slots: ClosedRange<Int>) {
+        for position in entries.indices
+        where entries[position].hashSlot != Self.unused && slots.contains(Int(entries[position].hashSlot)) {
+            remove(entries[position].key)
+        }
     }
 
     private mutating func unlink(_ slot: Int) {

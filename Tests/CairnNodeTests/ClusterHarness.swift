@@ -36,6 +36,8 @@ struct ClusterHarness {
     var turnCount = 0
     var replies: [Int: [ClientID: [String]]] = [:]
     var nextClient: UInt64 = 1
+    /// Members whose reads for removing dropped copies are never answered (`PartitionRemoval`).
+    var unansweredRemovalReads: Set<Int> = []
 
     /// Starts `count` nodes: the first founds the cluster, the others join through it.
     /// Settings every member gets on top of the harness's own (snapshot and dead-node thresholds).
@@ -97,6 +99,8 @@ struct ClusterHarness {
         }
         // As the server does, but at once: a view of the store now, the snapshot built from it.
         for read in output.snapshotReads {
+            // Never answered, as if the node stopped before the read came back.
+            if case .removal = read.purpose, unansweredRemovalReads.contains(index) { continue }
             let built = read.build(from: members[index].store.readView())
             carryOut(members[index].core.step(built, now: clock(of: index)), of: index)
         }

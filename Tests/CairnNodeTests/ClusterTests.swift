@@ -138,6 +138,53 @@ struct ClusterTests {
         #expect(cluster.send(3, client, "GET", "x") == "$1\r\n1\r\n")
     }
 
+    /// Method: three nodes hold every partition, with 60 keys (a third with expiry times); a fourth
+    /// joins, so each of them drops copies. Member 0's removal reads are never answered, then it
+    /// crashes and restarts: it must finish the removals from their markers. On every node the key
+    /// counters, the stored keys and the markers must then match the partitions the node still holds.
+    @Test("a copy moved away is deleted by one range deletion after an off-loop count, also across a crash")
+    func movedAwayCopiesAreRemoved() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 8)
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        let client = cluster.connect(0)
+        let keys = (0..<60).map { "key\($0)" }
+        for (index, key) in keys.enumerated() {
+            let words = index % 3 == 0 ? ["SET", key, "v", "EX", "100000"] : ["SET", key, "v"]
+            #expect(cluster.send(0, client, words: words) == "+OK\r\n")
+        }
+        cluster.unansweredRemovalReads = [0]
+        try cluster.addMember(joiningThrough: 0)
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        #expect(!cluster.members[0].core.removals.isEmpty, "member 0 dropped no copy")
+        #expect(cluster.members[0].core.keyspace.keyCount == 60, "nothing is deleted before the count")
+        cluster.crash(0)
+        cluster.unansweredRemovalReads = []
+        try cluster.restart(0)
+        #expect(!cluster.members[0].core.removals.isEmpty, "the restart must find the unfinished removals")
+        #expect(cluster.run(upTo: 500) { $0.members[0].core.removals.isEmpty }, "removals not finished after restart")
+        #expect(cluster.run(upTo: 5000) { $0.isFullyReplicated })
+        for (index, member) in cluster.members.enumerated() {
+            let map = try #require(member.core.map)
+            let me = try #require(member.core.identity)
+            let held = keys.enumerated().filter {
+                map.placement[map.partition(ofKey: Array($0.element.utf8))].contains(me)
+            }
+            let stored = try Keyspace.records(inSlots: 0...16383, store: member.store, overlay: [:])
+            #expect(
+                Set(stored.map { String(decoding: $0.key, as: UTF8.self) }) == Set(held.map(\.element)),
+                "member \(index)")
+            #expect(member.core.keyspace.keyCount == Int64(held.count), "member \(index)")
+            #expect(
+                member.core.keyspace.expiringKeyCount == Int64(held.filter { $0.offset % 3 == 0 }.count),
+                "member \(index)")
+            let markers = try member.store.scan(
+                from: NodeCore.removalPrefix, to: NodeCore.removalPrefix + [0xFF], limit: 10)
+            #expect(markers.isEmpty, "member \(index) kept removal markers")
+        }
+        let reader = cluster.connect(3)
+        for key in keys { #expect(cluster.send(3, reader, "GET", key) == "$1\r\nv\r\n") }
+    }
+
     @Test("a node silent past the dead-node timeout is marked dead and its replicas rebuilt; back, it is placed again")
     func deadNodeReplaced() throws {
         var cluster = try ClusterHarness(count: 4, partitions: 4) { $0.deadNodeTicks = 300 }

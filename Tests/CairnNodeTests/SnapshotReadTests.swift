@@ -74,4 +74,71 @@ struct SnapshotReadTests {
         #expect(merged.last?.key == key("t05000a"))
         #expect(zip(merged, merged.dropFirst()).allSatisfy { $0.key.lexicographicallyPrecedes($1.key) })
     }
+
+    /// Method: keys on both sides of a slot range, some with expiry times, durable (and cached) or still
+    /// in flight. The removal read counts the range as of the request; one range deletion then removes
+    /// it: reads, the cache, the store and the counters must all agree, and keys outside must stay.
+    @Test("a removal read counts a slot range's keys; one range deletion removes them, cached and pending ones too")
+    func removalCountsThenDeletesARange() throws {
+        let store = MemoryKVStore()
+        var keyspace = try Keyspace(store: store, cacheBytes: 1 << 20)
+        let range = 0...8191
+        let keys = (0..<60).map { Array("key\($0)".utf8) }
+        let inside = keys.filter { range.contains(Int(HashSlot.of($0))) }
+        #expect(inside.count > 10 && inside.count < 50, "the range should split the keys")
+        for (index, key) in keys.enumerated() {
+            let record = ValueRecord(
+                value: Array("v\(index)".utf8), expiresAt: index % 3 == 0 ? 4_000_000_000_000 : nil)
+            keyspace.put(key, record, previous: nil)
+        }
+        let firstBatch = keyspace.closeBatch()
+        let first = try #require(firstBatch)
+        try store.apply([first], sync: true)
+        keyspace.persisted(through: first.sequence)
+        #expect(keyspace.cache.contains(inside[0]), "durable writes are cached (write-through)")
+        // In flight: a key deleted inside the range, a key added inside it.
+        let dropped = inside[1]
+        let droppedRecord = try keyspace.get(dropped, now: 0)
+        keyspace.delete(dropped, previous: try #require(droppedRecord))
+        let added = (0..<1000).lazy.map { Array("new\($0)".utf8) }.first { range.contains(Int(HashSlot.of($0))) }!
+        keyspace.put(added, Self.record("new"), previous: nil)
+        let secondBatch = keyspace.closeBatch()
+        let second = try #require(secondBatch)
+
+        let expected = try keyspace.records(inSlots: range)
+        let read = SnapshotRead(
+            id: 7, slots: range, records: keyspace.pendingRecords(inSlots: range), purpose: .removal(partition: 0))
+        let view = store.readView()
+        try store.apply([second], sync: true)  // Lands after the view was taken.
+        guard case .partitionCounted(let counted) = read.build(from: view) else {
+            Issue.record("a removal read must answer .partitionCounted")
+            return
+        }
+        let counts = try counted.outcome.get()
+        #expect(counted.id == 7)
+        #expect(counts.keys == Int64(expected.count) && counts.keys == Int64(inside.count))
+        #expect(counts.expiringKeys == Int64(expected.filter { $0.record.expiresAt != nil }.count))
+
+        let keysBefore = keyspace.keyCount
+        let expiringBefore = keyspace.expiringKeyCount
+        keyspace.removeSlots(range, holding: counts)
+        #expect(keyspace.keyCount == keysBefore - counts.keys)
+        #expect(keyspace.expiringKeyCount == expiringBefore - counts.expiringKeys)
+        #expect(!inside.contains { keyspace.cache.contains($0) }, "cached values of the range are dropped")
+        #expect(keys.allSatisfy { inside.contains($0) || keyspace.cache.contains($0) }, "the others stay cached")
+        for key in inside + [added] { #expect(try keyspace.get(key, now: 0) == nil) }
+        keyspace.persisted(through: second.sequence)
+        #expect(try keyspace.get(added, now: 0) == nil, "a write in flight must not come back through the cache")
+        let thirdBatch = keyspace.closeBatch()
+        let third = try #require(thirdBatch)
+        try store.apply([third], sync: true)
+        keyspace.persisted(through: third.sequence)
+        #expect(try keyspace.records(inSlots: range).isEmpty)
+        #expect(try Keyspace.records(inSlots: range, store: store, overlay: [:]).isEmpty)
+        for key in keys where !range.contains(Int(HashSlot.of(key))) {
+            #expect(try keyspace.get(key, now: 0) != nil, "a key outside the range must stay")
+        }
+        #expect(keyspace.keyCount == Int64(keys.count - inside.count))
+        keyspace.checkInvariants()
+    }
 }
