@@ -31,9 +31,10 @@ public struct Keyspace: Sendable {
         var value: [UInt8]?
         var sequence: BatchSequence
     }
-    /// Slot ranges deleted by one range deletion (`removeSlots(_:holding:)`) in a batch not yet
-    /// durable: the store still holds their keys, and reads must not see them.
-    private var removedRanges: [(slots: ClosedRange<Int>, sequence: BatchSequence)] = []
+    /// Slot ranges of copies moved away: hidden from reads while their keys are counted
+    /// (`hideSlots`, sequence nil), then until the batch of their range deletion
+    /// (`removeSlots(_:holding:)`) is durable. The store still holds the keys meanwhile.
+    private var removedRanges: [(slots: ClosedRange<Int>, sequence: BatchSequence?)] = []
     private(set) var openBatch: StorageBatch
     public private(set) var durableThrough: BatchSequence
     /// Whether reading an expired key deletes it. Only while applying a committed entry: every replica
@@ -109,11 +110,11 @@ public struct Keyspace: Sendable {
 
     /// The stored record of `key`, expired or not, from the pending writes, the cache or the store.
     mutating func stored(_ key: [UInt8], now: Int64) throws(CommandError) -> ValueRecord? {
+        if !removedRanges.isEmpty, isRemoved(key) { return nil }
         let hashed = ByteKey(key)
         if !pending.isEmpty, let write = pending[hashed] {
             return write.record
         }
-        if !removedRanges.isEmpty, isRemoved(key) { return nil }
         if let record = cache.get(hashed, now: now) { return record }
         do {
             guard let bytes = try store.get(Self.dataKey(key)) else { return nil }
@@ -226,19 +227,32 @@ public struct Keyspace: Sendable {
     /// keys with an expiry time) they hold as of now: counted off the loop, with nothing written to
     /// these slots since (`PartitionRemoval`). Their expiry-index entries stay; the expiry cycle drops
     /// them as stale.
-    mutating func removeSlots(_ slots: ClosedRange<Int>, holding counts: (keys: Int64, expiringKeys: Int64)) {
+    mutating func removeSlots(_ slots: ClosedRange<Int>, holding counts: RemovalCount) {
         openBatch.mutations.append(
             .deleteRange(
                 start: StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start,
                 end: StorageLayout.dataRange(partition: UInt16(slots.upperBound)).end))
+        // The expiry index is ordered by time, not slot: its entries go one by one (only keys with a TTL).
+        for (key, expiresAt) in counts.expiring {
+            openBatch.mutations.append(.delete(key: StorageLayout.expiryKey(key, expiresAt: expiresAt)))
+        }
         keyCount -= counts.keys
-        expiringKeyCount -= counts.expiringKeys
+        expiringKeyCount -= Int64(counts.expiring.count)
         countsChanged = true
-        // Writes still on their way to the store are deleted by the range too; readers must see that now.
+        // Writes still on their way to the store are deleted by the range too.
         let written = pending.keys.filter { slots.contains(Int(HashSlot.of($0.bytes))) }
         for key in written { remember(key.bytes, nil) }
         cache.removeAll(inSlots: slots)
-        removedRanges.append((slots, openBatch.sequence))
+        hideSlots(slots)
+        for position in removedRanges.indices where removedRanges[position].slots == slots {
+            removedRanges[position].sequence = openBatch.sequence
+        }
+    }
+
+    /// Hides the keys in `slots` from reads and scans (a copy moved away, until its removal is durable).
+    mutating func hideSlots(_ slots: ClosedRange<Int>) {
+        guard !removedRanges.contains(where: { $0.slots == slots }) else { return }
+        removedRanges.append((slots, nil))
     }
 
     /// Whether `key` lies in a range deleted by a batch not yet durable (its pending writes aside).
@@ -333,7 +347,7 @@ public struct Keyspace: Sendable {
             }
         }
         if !auxPending.isEmpty { auxPending = auxPending.filter { $0.value.sequence > sequence } }
-        if !removedRanges.isEmpty { removedRanges.removeAll { $0.sequence <= sequence } }
+        if !removedRanges.isEmpty { removedRanges.removeAll { $0.sequence.map { $0 <= sequence } ?? false } }
         durableThrough = sequence
     }
 
@@ -360,9 +374,11 @@ public struct Keyspace: Sendable {
             throw .storage(error)
         }
         // The first `limit` pending keys at or after `start` can change what the window holds.
-        let pendingKeys = pending.map { (Self.dataKey($0.key.bytes), $0.value.record) }
-            .filter { !$0.0.lexicographicallyPrecedes(from) }
-            .sorted { $0.0.lexicographicallyPrecedes($1.0) }.prefix(limit)
+        let pendingKeys = pending.map {
+            (Self.dataKey($0.key.bytes), removedRanges.isEmpty || !isRemoved($0.key.bytes) ? $0.value.record : nil)
+        }
+        .filter { !$0.0.lexicographicallyPrecedes(from) }
+        .sorted { $0.0.lexicographicallyPrecedes($1.0) }.prefix(limit)
         for (dataKey, record) in pendingKeys { candidates[dataKey] = record }
         // The window is the first `limit` keys of the merged, sorted view.
         let window = candidates.keys.sorted { $0.lexicographicallyPrecedes($1) }.prefix(limit)

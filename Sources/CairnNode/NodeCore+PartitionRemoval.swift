@@ -13,12 +13,14 @@ import CairnStorage
 ///    count the copy's keys and expiring keys off the loop (`SnapshotRead`, purpose `.removal`).
 ///    Nothing writes to those slots meanwhile: the group is gone from this node, and a new copy of
 ///    the partition is not created here until the removal is durable (`syncHostedGroups`).
-/// 2. `partitionCounted`: one range deletion of the slots' data, the counters lowered by the count,
+/// 2. `partitionCounted`: one range deletion of the slots' data, a deletion of each removed key's
+///    expiry-index entry (the index is ordered by time, not slot), the counters lowered by the count,
 ///    and the marker deleted, all in one batch.
 ///
-/// A crash between the two leaves the marker: `loadRemovals` finds it at start and counts again (the
-/// keys are still there: step 2's batch is atomic). Expiry-index entries of the removed keys stay
-/// behind; the expiry cycle drops each one when its time comes (the key is not there any more).
+/// From step 1 until step 2's batch is durable, reads and scans do not see the slots
+/// (`Keyspace.hideSlots`); DBSIZE and the key metrics still count the keys until step 2. A crash
+/// between the two leaves the marker: `loadRemovals` finds it at start, hides the slots again and
+/// counts again (the keys are still there: step 2's batch is atomic).
 struct PartitionRemoval: Sendable {
     let group: GroupID
     let slots: ClosedRange<Int>
@@ -46,6 +48,7 @@ extension NodeCore {
         marker.write(UInt16(slots.lowerBound))
         marker.write(UInt16(slots.upperBound))
         keyspace.appendRaw([.put(key: Self.removalKey(partition), value: marker.bytes)])
+        keyspace.hideSlots(slots)
         removals[partition] = PartitionRemoval(group: group, slots: slots, readID: nil)
         requestRemovalReads(into: &output)
     }
@@ -95,6 +98,14 @@ extension NodeCore {
                 throw .corruptRecord(key: key, reason: "a partition removal marker of \(value.count) bytes")
             }
             let partition = Int(suffix[0]) << 8 | Int(suffix[1])
+            guard !groups.contains(GroupID(rawValue: group)) else {
+                // The partition is hosted again: never the case when this node wrote the marker (a new
+                // copy waits for the removal), but a version that knew no markers may have run on this
+                // store in between. Its data is the live copy's now; the marker is stale.
+                keyspace.appendRaw([.delete(key: key)])
+                continue
+            }
+            keyspace.hideSlots(Int(lower)...Int(upper))
             removals[partition] = PartitionRemoval(
                 group: GroupID(rawValue: group), slots: Int(lower)...Int(upper), readID: nil)
         }

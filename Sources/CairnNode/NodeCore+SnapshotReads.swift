@@ -53,11 +53,11 @@ public struct SnapshotRead: Sendable {
         case .removal(let partition):
             do {
                 let records = try Keyspace.records(inSlots: slots, store: view, overlay: records)
-                let expiring = records.reduce(0) { $0 + ($1.record.expiresAt == nil ? 0 : 1) }
+                let expiring = records.compactMap { entry in entry.record.expiresAt.map { (entry.key, $0) } }
                 return .partitionCounted(
                     PartitionCount(
                         id: id, partition: partition,
-                        outcome: .success((keys: Int64(records.count), expiringKeys: Int64(expiring)))))
+                        outcome: .success(RemovalCount(keys: Int64(records.count), expiring: expiring))))
             } catch {
                 return .partitionCounted(PartitionCount(id: id, partition: partition, outcome: .failure(error)))
             }
@@ -87,12 +87,18 @@ public struct SnapshotRead: Sendable {
     }
 }
 
-/// A removal read's result (`NodeInput.partitionCounted`): the keys of a dropped copy, expired ones
-/// included, and how many of them have an expiry time.
+/// A removal read's result (`NodeInput.partitionCounted`).
 public struct PartitionCount: Sendable {
     public let id: UInt64
     let partition: Int
-    let outcome: Result<(keys: Int64, expiringKeys: Int64), StorageError>
+    let outcome: Result<RemovalCount, StorageError>
+}
+
+/// What a dropped copy holds: how many keys (expired ones included), and the keys with an expiry time
+/// with that time (their expiry-index entries are deleted with them).
+struct RemovalCount: Sendable {
+    let keys: Int64
+    let expiring: [(key: [UInt8], expiresAt: Int64)]
 }
 
 /// A snapshot read's result (`NodeInput.snapshotBuilt`).

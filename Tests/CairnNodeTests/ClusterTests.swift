@@ -177,6 +177,13 @@ struct ClusterTests {
             #expect(
                 member.core.keyspace.expiringKeyCount == Int64(held.filter { $0.offset % 3 == 0 }.count),
                 "member \(index)")
+            let expiryIndex = try member.store.scan(
+                from: [StorageLayout.expiryPrefix], to: [StorageLayout.expiryPrefix + 1], limit: 100)
+            let indexed = Set(
+                expiryIndex.compactMap {
+                    StorageLayout.parseExpiryKey($0.key).map { String(decoding: $0.key, as: UTF8.self) }
+                })
+            #expect(indexed == Set(held.filter { $0.offset % 3 == 0 }.map(\.element)), "member \(index)")
             let markers = try member.store.scan(
                 from: NodeCore.removalPrefix, to: NodeCore.removalPrefix + [0xFF], limit: 10)
             #expect(markers.isEmpty, "member \(index) kept removal markers")
