@@ -27,6 +27,8 @@ extension NodeCore {
         for group in groupOrder {
             guard groups.contains(group) else { continue }
             if groups[existing: group].isQuiet {
+                // Not ticked, but still applying what a bounded step left over (`applyBytesMax`).
+                if groups[existing: group].raft.hasUnappliedEntries { stepGroup(group, .applyCommitted, into: &output) }
                 // One election timeout of silence from the leader's node, as an active follower would
                 // wait. If only this member missed the heartbeats it wakes for nothing, and its PreVote
                 // round cannot win while the other members still hear the leader. If the leader's node
@@ -98,7 +100,7 @@ extension NodeCore {
     /// already knows).
     static func wakes(_ input: RaftInput, _ raft: RaftCore) -> Bool {
         switch input {
-        case .tick, .persisted, .snapshotCreated:
+        case .tick, .persisted, .snapshotCreated, .applyCommitted:
             // Its own storage reports and compactions: nothing a member needs to act on.
             return false
         case .received(let message, _):

@@ -36,6 +36,11 @@ public struct RaftConfig: Sendable, Equatable {
     public var inflightAppendsMax: Int
     /// Target bytes of entries in one append (one larger entry is still sent, alone).
     public var appendBytesMax: Int
+    /// Bytes of committed entries handed to the application in one step (`RaftOutput.committed`; one
+    /// larger entry is still handed over, alone). The rest follows in later steps, a tick being enough:
+    /// a member catching up (a new replica receiving a partition's log) then applies it over many loop
+    /// turns instead of holding one turn for the whole of it.
+    public var applyBytesMax: Int
     /// Bytes of snapshot data in one InstallSnapshot chunk.
     public var snapshotChunkBytesMax: Int
     /// ReadIndex requests a leader queues at once.
@@ -46,8 +51,8 @@ public struct RaftConfig: Sendable, Equatable {
     public init(
         id: NodeID, group: GroupID = 1, electionTicksMin: Int = 10, heartbeatTicks: Int = 1, seed: UInt64 = 0,
         preVote: Bool = true, checkQuorum: Bool = true, leaseReads: Bool = false, leaseClockDriftTicks: Int = 1,
-        inflightAppendsMax: Int = 4, appendBytesMax: Int = 1024 * 1024, snapshotChunkBytesMax: Int = 256 * 1024,
-        pendingReadsMax: Int = 1024
+        inflightAppendsMax: Int = 4, appendBytesMax: Int = 1024 * 1024, applyBytesMax: Int = 64 * 1024,
+        snapshotChunkBytesMax: Int = 256 * 1024, pendingReadsMax: Int = 1024
     ) {
         self.id = id
         self.group = group
@@ -60,6 +65,7 @@ public struct RaftConfig: Sendable, Equatable {
         self.leaseClockDriftTicks = leaseClockDriftTicks
         self.inflightAppendsMax = inflightAppendsMax
         self.appendBytesMax = appendBytesMax
+        self.applyBytesMax = applyBytesMax
         self.snapshotChunkBytesMax = snapshotChunkBytesMax
         self.pendingReadsMax = pendingReadsMax
     }
@@ -84,6 +90,9 @@ public struct RaftConfig: Sendable, Equatable {
         }
         if appendBytesMax < 1 || appendBytesMax > Limits.raftAppendBytesMax {
             throw .invalid("appendBytesMax (\(appendBytesMax)) must be in 1...\(Limits.raftAppendBytesMax)")
+        }
+        if applyBytesMax < 1 || applyBytesMax > Limits.raftAppendBytesMax {
+            throw .invalid("applyBytesMax (\(applyBytesMax)) must be in 1...\(Limits.raftAppendBytesMax)")
         }
         if snapshotChunkBytesMax < 1 || snapshotChunkBytesMax > Limits.raftSnapshotChunkBytesMax {
             throw .invalid(

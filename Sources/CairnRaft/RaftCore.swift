@@ -23,6 +23,8 @@ import CairnCore
 ///    once `.persisted` (thesis §10.2.1).
 /// 2. The shell MUST send `messages`; it MAY drop, delay, duplicate or reorder them.
 /// 3. The shell MUST restore `snapshotToRestore`, then apply `committed` in order, exactly once each.
+///    A step hands over at most `RaftConfig.applyBytesMax` of them (at least one entry); the rest come
+///    with later steps (`.applyCommitted` asks for them without moving any timer).
 /// 4. The shell MUST serve each of `reads` only after the state machine has applied its index.
 /// 5. The shell MUST answer `replies`.
 ///
@@ -190,6 +192,8 @@ public struct RaftCore: Sendable {
             changeMembership(change, request: request, into: &output)
         case .transferLeadership(let target, let request):
             transferLeadership(to: target, request: request, into: &output)
+        case .applyCommitted:
+            break  // `finishStep` hands over the next committed entries.
         }
         finishStep(into: &output)
         checkInvariants(before: before)
@@ -215,8 +219,16 @@ public struct RaftCore: Sendable {
             appliedIndex = snapshot.metadata.index
         }
         if commitIndex > appliedIndex {
-            output.committed.append(contentsOf: log.entries(from: appliedIndex.next, through: commitIndex))
-            appliedIndex = commitIndex
+            // At most `applyBytesMax` (but at least one entry); the rest with the next steps.
+            var end = appliedIndex
+            var bytes = 0
+            for entry in log.entries(from: appliedIndex.next, through: commitIndex) {
+                bytes += entry.sizeBytes
+                if end > appliedIndex && bytes > config.applyBytesMax { break }
+                end = entry.index
+            }
+            output.committed.append(contentsOf: log.entries(from: appliedIndex.next, through: end))
+            appliedIndex = end
         }
     }
 
@@ -228,6 +240,8 @@ public struct RaftCore: Sendable {
     public var lastTerm: Term { log.lastTerm }
     /// The index of the last entry handed to the application.
     public var lastAppliedIndex: LogIndex { appliedIndex }
+    /// Whether committed entries wait to be handed to the application (see `.applyCommitted`).
+    public var hasUnappliedEntries: Bool { commitIndex > appliedIndex }
     /// The metadata of the snapshot the log starts after.
     public var snapshotMetadata: SnapshotMetadata { snapshot.metadata }
     /// The entries held in memory (after the snapshot), for checkers and tests.

@@ -70,6 +70,9 @@ public enum RaftInput: Sendable, Equatable {
     case changeMembership(MembershipChange, request: RequestID)
     /// An administrator asks the leader to hand leadership to `to` (thesis §3.10).
     case transferLeadership(to: NodeID, request: RequestID)
+    /// The application is ready for more committed entries (a step hands over at most
+    /// `RaftConfig.applyBytesMax`). Nothing else happens: no timer moves, unlike a tick.
+    case applyCommitted
 }
 
 extension RaftInput: CustomStringConvertible {
@@ -77,6 +80,7 @@ extension RaftInput: CustomStringConvertible {
     public var description: String {
         switch self {
         case .tick: "tick"
+        case .applyCommitted: "apply committed"
         case .received(let message, let from): "receive from \(from): \(message)"
         case .propose(let command, let request): "propose \(request) \"\(Render.bytes(command))\""
         case .readIndex(let request): "read \(request)"

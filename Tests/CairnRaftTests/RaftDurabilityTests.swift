@@ -73,6 +73,39 @@ struct RaftDurabilityTests {
         #expect(output.writes.hardState == nil, "a commit index change alone is not saved")
     }
 
+    /// Method: a single-voter leader with `applyBytesMax` 10,000 commits ten 4,000-byte commands at once.
+    /// Each step must hand over at most 10,000 bytes (at least one entry), in order, and `.applyCommitted`
+    /// must hand over the rest; on a follower, `.applyCommitted` must never start an election.
+    @Test("committed entries are handed over at most applyBytesMax per step; .applyCommitted gets the rest")
+    func applyIsBoundedPerStep() throws {
+        var core = try Fixture.core(1, voters: [1]) { $0.applyBytesMax = 10_000 }
+        _ = Fixture.tickUntilRoleChanges(&core)
+        #expect(core.role == .leader)
+        for request in 1...10 {
+            _ = core.step(.propose(Array(repeating: 7, count: 4000), request: RequestID(rawValue: UInt64(request))))
+        }
+        var applied: [LogIndex] = []
+        var output = core.step(.persisted(through: 11, term: 1))
+        #expect(core.commitIndex == 11)
+        var steps = 0
+        while true {
+            #expect(!output.committed.isEmpty)
+            let bytes = output.committed.reduce(0) { $0 + $1.sizeBytes }
+            #expect(output.committed.count == 1 || bytes <= 10_000, "\(bytes) bytes in one step")
+            applied += output.committed.map(\.index)
+            steps += 1
+            guard core.hasUnappliedEntries, steps < 20 else { break }
+            output = core.step(.applyCommitted)
+        }
+        #expect(applied == (1...11).map { LogIndex(rawValue: $0) })
+        #expect(steps >= 5, "ten 4,000-byte entries need at least five steps of 10,000 bytes")
+        #expect(core.step(.applyCommitted).committed.isEmpty)
+
+        var follower = try Fixture.core(2)
+        for _ in 0..<100 { _ = follower.step(.applyCommitted) }
+        #expect(follower.role == .follower && follower.term == 0, "applyCommitted moved a timer")
+    }
+
     @Test("a restart knows committed what its application applied, though the saved commit index is older")
     func restartCommitsWhatWasApplied() throws {
         // Saved: entries 1...4, commit 1 (commit advances are not saved); the application applied 3.
