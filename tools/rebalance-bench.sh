@@ -36,6 +36,7 @@
 #                           The fill writes about KEYS / 100 / 128 log entries per partition, so with
 #                           the default no log is compacted and a new replica catches up from the
 #                           log, not from a snapshot; a small value (e.g. 20) makes moves ship snapshots.
+#   BENCH_SERVER_ARGS       extra flags for every node, e.g. "--max-moves 2" (default none)
 #   BENCH_TIMEOUT           seconds allowed for the rebalance (default 1800)
 #   BENCH_KEEP              1: keep the work dir (logs, data, raw results) and print its path
 # Exit status: 0 when it ran (whatever the numbers), 1 on a setup failure or a node exiting.
@@ -55,6 +56,7 @@ GET_RATIO=0.5
 BEFORE="${BENCH_BEFORE:-10}"
 AFTER="${BENCH_AFTER:-5}"
 SNAPSHOT_ENTRIES="${BENCH_SNAPSHOT_ENTRIES:-}"
+read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 REBALANCE_TIMEOUT="${BENCH_TIMEOUT:-1800}"
 KEEP="${BENCH_KEEP:-0}"
 HOST=127.0.0.1
@@ -111,6 +113,7 @@ start_node() {
     local i=$1 args=()
     args=(server --port "${NODE_PORT[i]}" --bind "$HOST" --data-dir "$WORK/cairn$i" --fsync always --log-level info)
     if [[ -n "$SNAPSHOT_ENTRIES" ]]; then args+=(--snapshot-entries "$SNAPSHOT_ENTRIES"); fi
+    args+=("${SERVER_ARGS[@]}")
     if ((i > 1)); then args+=(--join "$HOST:$((NODE_PORT[1] + 10000))"); fi
     echo "=== start $(date -u +%H:%M:%S): ${args[*]}" >>"$WORK/cairn$i.log"
     "$CAIRN_BIN" "${args[@]}" >>"$WORK/cairn$i.log" 2>&1 </dev/null &
