@@ -71,8 +71,9 @@ public struct NodeConfig: Sendable {
     public var deadNodeTicks = 6000
     /// A leader starts a partition move only while fewer than this many partitions this node holds a
     /// copy of are changing replicas (`--max-moves`): the rest wait their turn, so a join or
-    /// decommission does not start every transfer at once.
-    public var maxMoves = 4
+    /// decommission does not start every transfer at once. One by default: on the 2-core benchmark
+    /// machine 4 finished a join 3.7 times sooner but tripled client p99 while it ran (docs/bench.md).
+    public var maxMoves = 1
     /// Client commands this node holds without a reply yet, over all connections (`--max-inflight`):
     /// past it, a new command that must wait (a routed one) is refused at once with `-TRYAGAIN`.
     public var maxCommandsInFlight = 50_000

@@ -54,7 +54,7 @@ public struct ServerConfig: Sendable {
     /// Target queueing delay of routed reads and writes in milliseconds (`--overload-latency`); 0 is off.
     public var overloadLatencyMilliseconds = 250
     /// Partition moves led by this node at once (`--max-moves`).
-    public var maxMoves = 4
+    public var maxMoves = 1
     /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.
     public var moveBytesPerSecond = 64 * 1024 * 1024
 

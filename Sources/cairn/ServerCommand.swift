@@ -65,7 +65,8 @@ enum ServerCommand {
                                 100000000; 0 (the default) limits nothing.
           --max-moves N         A leader here starts moving a partition (join, decommission, dead-node
                                 rebuild) only while fewer than N partitions this node holds are
-                                moving; the rest wait. 1 to 1024. Default 4.
+                                moving; the rest wait. 1 to 1024. Default 1 (more finish a
+                                rebalance sooner, at a cost to client latency meanwhile).
           --move-rate R         Snapshot bytes per second this node sends (partition moves and lagging
                                 followers), e.g. 64M; suffixes K, M, G; 0 for no limit. Default 64M.
           -h, --help            Print this help.
