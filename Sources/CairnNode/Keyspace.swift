@@ -223,10 +223,10 @@ public struct Keyspace: Sendable {
         }
     }
 
-    /// Deletes every key in the hash slots `slots` with one range deletion, given how many keys (and
-    /// keys with an expiry time) they hold as of now: counted off the loop, with nothing written to
-    /// these slots since (`PartitionRemoval`). Their expiry-index entries stay; the expiry cycle drops
-    /// them as stale.
+    /// Deletes every key in the hash slots `slots` with one range deletion, given how many keys they
+    /// hold as of now and which of them have an expiry time (whose index entries are deleted too):
+    /// counted off the loop, with nothing written to these slots since (`PartitionRemoval`). The slots
+    /// stay hidden until the batch is durable.
     mutating func removeSlots(_ slots: ClosedRange<Int>, holding counts: RemovalCount) {
         openBatch.mutations.append(
             .deleteRange(
@@ -243,10 +243,8 @@ public struct Keyspace: Sendable {
         let written = pending.keys.filter { slots.contains(Int(HashSlot.of($0.bytes))) }
         for key in written { remember(key.bytes, nil) }
         cache.removeAll(inSlots: slots)
-        hideSlots(slots)
-        for position in removedRanges.indices where removedRanges[position].slots == slots {
-            removedRanges[position].sequence = openBatch.sequence
-        }
+        removedRanges.removeAll { $0.slots == slots }
+        removedRanges.append((slots, openBatch.sequence))
     }
 
     /// Hides the keys in `slots` from reads and scans (a copy moved away, until its removal is durable).
