@@ -220,15 +220,9 @@ public struct RaftCore: Sendable {
         }
         if commitIndex > appliedIndex {
             // At most `applyBytesMax` (but at least one entry); the rest with the next steps.
-            var end = appliedIndex
-            var bytes = 0
-            for entry in log.entries(from: appliedIndex.next, through: commitIndex) {
-                bytes += entry.sizeBytes
-                if end > appliedIndex && bytes > config.applyBytesMax { break }
-                end = entry.index
-            }
-            output.committed.append(contentsOf: log.entries(from: appliedIndex.next, through: end))
-            appliedIndex = end
+            let handed = log.entries(from: appliedIndex.next, through: commitIndex, bytesMax: config.applyBytesMax)
+            output.committed.append(contentsOf: handed)
+            appliedIndex = handed.last!.index
         }
     }
 

@@ -37,12 +37,14 @@ struct RaftLog: Sendable, Equatable {
         return entries[position(of: start)...position(of: end)]
     }
 
-    /// Entries from `start`, as many as fit in `bytesMax` but always at least one if any exist.
-    func entries(from start: LogIndex, bytesMax: Int) -> [Entry] {
-        guard start <= lastIndex else { return [] }
+    /// Entries from `start` through `end` (default: the last), as many as fit in `bytesMax` but always
+    /// at least one if any exist.
+    func entries(from start: LogIndex, through end: LogIndex? = nil, bytesMax: Int) -> [Entry] {
+        let end = min(end ?? lastIndex, lastIndex)
+        guard start <= end else { return [] }
         var result: [Entry] = []
         var bytes = 0
-        for entry in entries[position(of: start)...] {
+        for entry in entries[position(of: start)...position(of: end)] {
             bytes += entry.sizeBytes
             if !result.isEmpty && bytes > bytesMax { break }
             result.append(entry)
