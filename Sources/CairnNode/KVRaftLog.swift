@@ -30,14 +30,14 @@ public struct KVRaftLog: RaftLogStorage {
 
     static func key(_ group: GroupID, _ tag: UInt8) -> [UInt8] {
         var bytes: [UInt8] = [StorageLayout.raftPrefix]
-        StorageLayout.appendBigEndian(&bytes, group.rawValue)
+        bytes.appendBigEndian(group.rawValue)
         bytes.append(tag)
         return bytes
     }
 
     static func entryKey(_ group: GroupID, _ index: LogIndex) -> [UInt8] {
         var bytes = key(group, entryTag)
-        StorageLayout.appendBigEndian(&bytes, index.rawValue)
+        bytes.appendBigEndian(index.rawValue)
         return bytes
     }
 
@@ -108,7 +108,7 @@ public struct KVRaftLog: RaftLogStorage {
             throw .unavailable(error.description)
         }
         guard let last else { return snapshotIndex }
-        return max(snapshotIndex, LogIndex(rawValue: StorageLayout.readBigEndian(last, at: last.count - 8)))
+        return max(snapshotIndex, LogIndex(rawValue: last.loadBigEndian(as: UInt64.self, at: last.count - 8)))
     }
 
     public func entries(from start: LogIndex, through end: LogIndex) throws(RaftStorageError) -> [Entry] {

@@ -81,8 +81,8 @@ public struct Keyspace: Sendable {
             guard counts.count == 16 else {
                 throw .corruptRecord(key: Self.countsMetaKey, reason: "\(counts.count) bytes, expected 16")
             }
-            keyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 0))
-            expiringKeyCount = Int64(bitPattern: StorageLayout.readBigEndian(counts, at: 8))
+            keyCount = Int64(bitPattern: counts.loadBigEndian(as: UInt64.self, at: 0))
+            expiringKeyCount = Int64(bitPattern: counts.loadBigEndian(as: UInt64.self, at: 8))
         }
     }
 
@@ -320,8 +320,8 @@ public struct Keyspace: Sendable {
     public mutating func closeBatch() -> StorageBatch? {
         if countsChanged {
             var counts: [UInt8] = []
-            StorageLayout.appendBigEndian(&counts, UInt64(bitPattern: keyCount))
-            StorageLayout.appendBigEndian(&counts, UInt64(bitPattern: expiringKeyCount))
+            counts.appendBigEndian(UInt64(bitPattern: keyCount))
+            counts.appendBigEndian(UInt64(bitPattern: expiringKeyCount))
             openBatch.mutations.append(.put(key: Self.countsMetaKey, value: counts))
             countsChanged = false
         }

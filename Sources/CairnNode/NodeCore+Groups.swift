@@ -86,7 +86,11 @@ struct HostedGroup: Sendable {
     /// holds is applied (the read sees each write proposed before it, as `Waiter.minimumIndex` would
     /// make it wait for), and no earlier read still waits, so none is overtaken. An active one-node
     /// cluster answers most reads this way.
-    var canReadNow: Bool {
+    ///
+    /// `mutating` though it changes nothing: called on `groups[existing: g]`, a getter got a copy of the
+    /// whole group (every reference in it retained and released) in the release build, as the compiler
+    /// cannot prove the slot unchanged during a borrowed call; an exclusive access needs no copy.
+    mutating func canReadNow() -> Bool {
         guard readyReads.isEmpty, reads.isEmpty, let index = raft.immediateReadIndex else { return false }
         return raft.lastAppliedIndex >= max(index, raft.lastIndex)
     }

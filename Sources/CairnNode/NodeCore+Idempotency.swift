@@ -43,23 +43,23 @@ extension NodeCore {
 
     static func idempotencyKey(group: GroupID, token: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = [StorageLayout.idempotencyPrefix]
-        StorageLayout.appendBigEndian(&bytes, group.rawValue)
+        bytes.appendBigEndian(group.rawValue)
         return bytes + token
     }
 
     static func idempotencyTimeKey(group: GroupID, time: Int64, token: [UInt8]) -> [UInt8] {
         var bytes: [UInt8] = [StorageLayout.idempotencyTimePrefix]
-        StorageLayout.appendBigEndian(&bytes, group.rawValue)
-        StorageLayout.appendBigEndian(&bytes, UInt64(max(0, time)))
+        bytes.appendBigEndian(group.rawValue)
+        bytes.appendBigEndian(UInt64(max(0, time)))
         return bytes + token
     }
 
     /// Every storage key of `group`'s table, under `prefix`.
     static func idempotencyRange(_ prefix: UInt8, group: GroupID) -> (start: [UInt8], end: [UInt8]) {
         var start: [UInt8] = [prefix]
-        StorageLayout.appendBigEndian(&start, group.rawValue)
+        start.appendBigEndian(group.rawValue)
         var end: [UInt8] = [prefix]
-        StorageLayout.appendBigEndian(&end, group.rawValue + 1)
+        end.appendBigEndian(group.rawValue + 1)
         return (start, end)
     }
 
@@ -76,7 +76,7 @@ extension NodeCore {
             throw .storage(error)
         }
         if let stored, stored.count >= 8, config._injectedBug != .idempotencyIgnored {
-            let time = Int64(bitPattern: StorageLayout.readBigEndian(stored, at: 0))
+            let time = Int64(bitPattern: stored.loadBigEndian(as: UInt64.self, at: 0))
             if now - time < config.idempotencyWindowMilliseconds, let reply = Self.decodeReply(Array(stored[8...])) {
                 stats.idempotentReplays += 1
                 return reply
@@ -106,7 +106,7 @@ extension NodeCore {
             reply = .error(error.description)
         }
         var value: [UInt8] = []
-        StorageLayout.appendBigEndian(&value, UInt64(bitPattern: now))
+        value.appendBigEndian(UInt64(bitPattern: now))
         keyspace.auxPut(key, value + reply.encoded(.resp2))
         keyspace.auxPut(Self.idempotencyTimeKey(group: group, time: now, token: token), [])
         do {
@@ -123,7 +123,7 @@ extension NodeCore {
         guard cutoff > 0 else { return }
         let range = Self.idempotencyRange(StorageLayout.idempotencyTimePrefix, group: group)
         var end = range.start
-        StorageLayout.appendBigEndian(&end, UInt64(cutoff))
+        end.appendBigEndian(UInt64(cutoff))
         // The oldest few of the merged view (the same on every replica), skipping pages that hold only
         // deletes not yet durable.
         var expired: [[UInt8]] = []
@@ -134,13 +134,13 @@ extension NodeCore {
             start = page.next
         }
         for timeKey in expired {
-            let time = Int64(bitPattern: StorageLayout.readBigEndian(timeKey, at: 9))
+            let time = Int64(bitPattern: timeKey.loadBigEndian(as: UInt64.self, at: 9))
             let token = Array(timeKey[17...])
             keyspace.auxPut(timeKey, nil)
             // The token may have been used again since (its record then has the newer time).
             let key = Self.idempotencyKey(group: group, token: token)
             if let stored = try keyspace.auxGet(key), stored.count >= 8,
-                Int64(bitPattern: StorageLayout.readBigEndian(stored, at: 0)) == time
+                Int64(bitPattern: stored.loadBigEndian(as: UInt64.self, at: 0)) == time
             {
                 keyspace.auxPut(key, nil)
             }
@@ -164,7 +164,7 @@ extension NodeCore {
     static func idempotencyEntry(key: [UInt8], value: [UInt8]) -> IdempotencyEntry? {
         guard key.count >= 9, value.count >= 8 else { return nil }
         return IdempotencyEntry(
-            token: Array(key[9...]), time: Int64(bitPattern: StorageLayout.readBigEndian(value, at: 0)),
+            token: Array(key[9...]), time: Int64(bitPattern: value.loadBigEndian(as: UInt64.self, at: 0)),
             reply: Array(value[8...]))
     }
 
@@ -183,7 +183,7 @@ extension NodeCore {
         }
         for entry in entries {
             var value: [UInt8] = []
-            StorageLayout.appendBigEndian(&value, UInt64(bitPattern: entry.time))
+            value.appendBigEndian(UInt64(bitPattern: entry.time))
             keyspace.auxPut(Self.idempotencyKey(group: group, token: entry.token), value + entry.reply)
             keyspace.auxPut(Self.idempotencyTimeKey(group: group, time: entry.time, token: entry.token), [])
         }

@@ -209,7 +209,7 @@ extension NodeCore {
         guard keyspace.keyCount > 0 else { return .null }
         for _ in 0..<8 {
             var jump: [UInt8] = [StorageLayout.dataPrefix]
-            StorageLayout.appendBigEndian(&jump, prng.next())
+            jump.appendBigEndian(prng.next())
             let (entries, _) = try keyspace.scan(from: jump, limit: 16, now: now)
             if let entry = entries.first { return .bulk(entry.key) }
             let (fromStart, _) = try keyspace.scan(from: [], limit: 16, now: now)

@@ -187,10 +187,10 @@ extension NodeCore {
             // Writes waiting for the turn's end go first when this command will not join them: a read
             // must see them, and a command sent elsewhere (this node no longer leads) must not
             // overtake them.
-            if !groups[existing: group].unproposed.isEmpty, !isWrite || !groups[existing: group].isLeader {
+            if !groups[existing: group].unproposed.isEmpty, !isWrite || groups[existing: group].raft.role != .leader {
                 flushProposals(group, into: &output)
             }
-            let isLeader = groups[existing: group].isLeader
+            let isLeader = groups[existing: group].raft.role == .leader
             if !isWrite,
                 isStaleRead(waiter) || (config._injectedBug == .followerServesLinearizableRead && !isLeader)
             {
@@ -208,7 +208,7 @@ extension NodeCore {
                     if groups[existing: group].unproposed.isEmpty { groupsWithUnproposed.append(group) }
                     groups[existing: group].unproposed.append(waiter)
                     groups[existing: group].unproposedBytes += bytes
-                } else if groups[existing: group].canReadNow {
+                } else if groups[existing: group].canReadNow() {
                     serveLocally(waiter, into: &output)
                 } else {
                     let request = RequestID(rawValue: nextRequestID())

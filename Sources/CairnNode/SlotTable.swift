@@ -63,15 +63,21 @@ struct SlotTable<Key: SlotKey, Value: Sendable>: Sendable {
     /// The value of `key`, which must be present: borrowed for reads, changed in place by writes.
     /// `table[existing: key].field` never copies the value (`table[key]?.field` does), so hot paths
     /// check `contains` and use this.
+    ///
+    /// Addressors, not `_read`/`_modify`: a `_read` that yields `storage.base[slot]` still copied the
+    /// whole value (a 728-byte `HostedGroup`, every reference in it retained and released) for
+    /// `groups[existing: g].isLeader` in the release build (perf annotate of `dispatch`); an address
+    /// lets the caller read the one field it names. The address stays valid for the access: the
+    /// storage belongs to this table, and nothing else can change the table during it.
     subscript(existing key: Key) -> Value {
-        _read {
+        unsafeAddress {
             guard let slot = slot(of: key) else { preconditionFailure("no value for \(key) in the table") }
-            yield storage.base[slot]
+            return UnsafePointer(storage.base + slot)
         }
-        _modify {
+        unsafeMutableAddress {
             guard let slot = slot(of: key) else { preconditionFailure("no value for \(key) in the table") }
             makeUnique()
-            yield &storage.base[slot]
+            return storage.base + slot
         }
     }
 

@@ -39,6 +39,12 @@ public struct ConfigurationState: Sendable, Equatable, CustomStringConvertible {
     /// Whether `node` may vote and stand for election in this configuration.
     public func isVoter(_ node: NodeID) -> Bool { voters.contains(node) || outgoingVoters.contains(node) }
 
+    /// Whether `node` is the only voter (in both halves, if joint): its own vote is a quorum.
+    public func isOnlyVoter(_ node: NodeID) -> Bool {
+        voters.count == 1 && voters[0] == node
+            && (outgoingVoters.isEmpty || (outgoingVoters.count == 1 && outgoingVoters[0] == node))
+    }
+
     /// Whether `node` is any kind of member.
     public func isMember(_ node: NodeID) -> Bool { isVoter(node) || learners.contains(node) }
 

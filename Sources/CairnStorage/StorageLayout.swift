@@ -54,7 +54,7 @@ public enum StorageLayout {
         precondition(expiresAt >= 0, "expiry time \(expiresAt) must not be negative")
         var bytes: [UInt8] = [expiryPrefix]
         bytes.reserveCapacity(9 + key.count)
-        appendBigEndian(&bytes, UInt64(expiresAt))
+        bytes.appendBigEndian(UInt64(expiresAt))
         bytes.append(contentsOf: key)
         return bytes
     }
@@ -62,7 +62,7 @@ public enum StorageLayout {
     /// Splits an expiry index key into its time and user key; nil if it is not one.
     public static func parseExpiryKey(_ bytes: [UInt8]) -> (expiresAt: Int64, key: [UInt8])? {
         guard bytes.count >= 9, bytes[0] == expiryPrefix else { return nil }
-        let time = readBigEndian(bytes, at: 1)
+        let time = bytes.loadBigEndian(as: UInt64.self, at: 1)
         guard time <= UInt64(Int64.max) else { return nil }
         return (Int64(time), Array(bytes[9...]))
     }
@@ -70,7 +70,7 @@ public enum StorageLayout {
     /// Expiry index keys for times `< until`.
     public static func expiryRange(until: Int64) -> (start: [UInt8], end: [UInt8]) {
         var end: [UInt8] = [expiryPrefix]
-        appendBigEndian(&end, UInt64(max(0, until)))
+        end.appendBigEndian(UInt64(max(0, until)))
         return ([expiryPrefix], end)
     }
 
@@ -79,17 +79,4 @@ public enum StorageLayout {
 
     /// Everything that holds keyspace data (records and expiry index), for FLUSHALL.
     public static let keyspaceRange: (start: [UInt8], end: [UInt8]) = ([dataPrefix], [expiryPrefix + 1])
-
-    public static func appendBigEndian(_ bytes: inout [UInt8], _ value: UInt64) {
-        for shift in stride(from: 56, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
-        }
-    }
-
-    public static func readBigEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        precondition(offset + 8 <= bytes.count, "reading 8 bytes at \(offset) of \(bytes.count)")
-        var value: UInt64 = 0
-        for index in offset..<(offset + 8) { value = value << 8 | UInt64(bytes[index]) }
-        return value
-    }
 }

@@ -1,3 +1,5 @@
+import CairnCore
+
 /// A stored value with its header: what one key holds.
 ///
 /// Encoding (version 1): `[format=1][flags][expiresAt u64 BE if flags & 1][value bytes]`. The format
@@ -25,7 +27,7 @@ public struct ValueRecord: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = [Self.formatVersion, expiresAt == nil ? 0 : Self.hasExpiryFlag]
         bytes.reserveCapacity(10 + value.count)
-        if let expiresAt { StorageLayout.appendBigEndian(&bytes, UInt64(expiresAt)) }
+        if let expiresAt { bytes.appendBigEndian(UInt64(expiresAt)) }
         bytes.append(contentsOf: value)
         return bytes
     }
@@ -38,7 +40,7 @@ public struct ValueRecord: Sendable, Equatable {
         }
         if bytes[1] & hasExpiryFlag != 0 {
             guard bytes.count >= 10 else { throw .corruptRecord(key: key, reason: "truncated expiry time") }
-            let time = StorageLayout.readBigEndian(bytes, at: 2)
+            let time = bytes.loadBigEndian(as: UInt64.self, at: 2)
             guard time <= UInt64(Int64.max) else { throw .corruptRecord(key: key, reason: "expiry time overflows") }
             return ValueRecord(value: Array(bytes[10...]), expiresAt: Int64(time))
         }
