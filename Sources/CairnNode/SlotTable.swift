@@ -62,22 +62,19 @@ struct SlotTable<Key: SlotKey, Value: Sendable>: Sendable {
 
     /// The value of `key`, which must be present: borrowed for reads, changed in place by writes.
     /// `table[existing: key].field` never copies the value (`table[key]?.field` does), so hot paths
-    /// check `contains` and use this.
-    ///
-    /// Addressors, not `_read`/`_modify`: a `_read` that yields `storage.base[slot]` still copied the
-    /// whole value (a 728-byte `HostedGroup`, every reference in it retained and released) for
-    /// `groups[existing: g].isLeader` in the release build (perf annotate of `dispatch`); an address
-    /// lets the caller read the one field it names. The address stays valid for the access: the
-    /// storage belongs to this table, and nothing else can change the table during it.
+    /// check `contains` and use this. A computed property or non-mutating method called through it
+    /// (`table[existing: key].isLeader`) may still get a copy of the whole value in the release build
+    /// (seen with perf annotate, with this accessor and with addressors alike): hot paths read stored
+    /// fields, or call `mutating` methods, which need no copy.
     subscript(existing key: Key) -> Value {
-        unsafeAddress {
+        _read {
             guard let slot = slot(of: key) else { preconditionFailure("no value for \(key) in the table") }
-            return UnsafePointer(storage.base + slot)
+            yield storage.base[slot]
         }
-        unsafeMutableAddress {
+        _modify {
             guard let slot = slot(of: key) else { preconditionFailure("no value for \(key) in the table") }
             makeUnique()
-            return storage.base + slot
+            yield &storage.base[slot]
         }
     }
 
