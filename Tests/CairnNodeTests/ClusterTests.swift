@@ -276,6 +276,55 @@ struct ClusterTests {
 
     /// Method: two decommissions of different nodes are accepted by two nodes against the same map (4
     /// nodes, 3 replicas: each alone is fine). Applied in log order, the second must be refused.
+    /// Method: a fourth node joins three with one move at a time; every turn, if node 4 leads a
+    /// partition, no copy of a partition the map places on node 4 may still lack it as a voter (in a
+    /// join every old node holds a copy of each moving partition, so each leader sees every move).
+    /// Then node 4 must still end up leading its preferred partitions.
+    @Test("leadership goes to a joining node only after the moves onto it are done")
+    func leadershipWaitsForMovesOntoANode() throws {
+        var cluster = try ClusterHarness(count: 3, partitions: 24) { $0.maxMoves = 1 }
+        #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
+        try cluster.addMember(joiningThrough: 0, partitions: 24)
+        func leadsEarly(_ cluster: ClusterHarness) -> Bool {
+            let newcomer = cluster.members[3].core
+            guard let me = newcomer.identity, let map = newcomer.map else { return false }
+            let leads = newcomer.groups.keys.contains {
+                $0 != NodeCore.metaGroup && newcomer.groups[existing: $0].isLeader
+            }
+            guard leads else { return false }
+            return cluster.members.prefix(3).contains { member in
+                (0..<map.partitionCount).contains { partition in
+                    let group = NodeCore.group(ofPartition: partition)
+                    return map.placement[partition].contains(me) && member.core.groups.contains(group)
+                        && !member.core.groups[existing: group].raft.configuration.isVoter(me)
+                }
+            }
+        }
+        var ledEarly = false
+        func settled(_ cluster: ClusterHarness) -> Bool {
+            guard cluster.isFullyReplicated, let map = cluster.members[3].core.map, map.nodes.count == 4 else {
+                return false
+            }
+            return (0..<map.partitionCount).allSatisfy { partition in
+                let preferred = map.placement[partition][0]
+                guard let index = cluster.index(of: preferred) else { return false }
+                let group = NodeCore.group(ofPartition: partition)
+                let core = cluster.members[index].core
+                return core.groups.contains(group) && core.groups[existing: group].isLeader
+            }
+        }
+        let done = cluster.run(upTo: 20_000) { cluster in
+            ledEarly = ledEarly || leadsEarly(cluster)
+            return settled(cluster)
+        }
+        if !done { cluster.printGroups() }
+        #expect(done, "the join did not settle with every preferred leader leading")
+        #expect(!ledEarly, "node 4 led a partition while moves onto it were still going on")
+        let map = try #require(cluster.members[3].core.map)
+        let me = try #require(cluster.members[3].core.identity)
+        #expect(map.placement.contains { $0.first == me }, "node 4 is nobody's preferred leader: nothing was tested")
+    }
+
     @Test("a joining node answers keys of partitions whose move to it waits its turn, by forwarding them")
     func joiningNodeForwardsWaitingPartitions() throws {
         var cluster = try ClusterHarness(count: 3, partitions: 8) { $0.maxMoves = 1 }
