@@ -30,7 +30,7 @@
 #   BENCH_KEYS              keys to fill (default 1000000; --keys overrides)
 #   BENCH_VALUE_SIZE        value bytes (default 100)
 #   BENCH_RATE              requests/second of the light load (default 200)
-#   BENCH_BEFORE            seconds of load measured before the join (default 10)
+#   BENCH_BEFORE            seconds of load measured before the join (default 30)
 #   BENCH_AFTER             seconds of load after the rebalance has settled (default 5)
 #   BENCH_SNAPSHOT_ENTRIES  passed to every node as --snapshot-entries (default: the server's, 10000).
 #                           The fill writes about KEYS / 100 / 128 log entries per partition, so with
@@ -53,7 +53,7 @@ KEYS="${BENCH_KEYS:-1000000}"
 VALUE_SIZE="${BENCH_VALUE_SIZE:-100}"
 RATE="${BENCH_RATE:-200}"
 GET_RATIO=0.5
-BEFORE="${BENCH_BEFORE:-10}"
+BEFORE="${BENCH_BEFORE:-30}"
 AFTER="${BENCH_AFTER:-5}"
 SNAPSHOT_ENTRIES="${BENCH_SNAPSHOT_ENTRIES:-}"
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"

@@ -144,6 +144,9 @@ public struct NodeCore: Sendable {
     var splits: [UInt64: Split] = [:]
     var parked: [(Int, Waiter)] = []
     var leaderHints: [Int: NodeID] = [:]
+    /// Per node that moves are still going onto, seen from this node's copies: how many, and the tick
+    /// that number last fell or first appeared (`nodesReceivingMoves`).
+    var movesOnto: [NodeID: (pending: Int, since: UInt64)] = [:]
     var staleForwards: Set<UInt64> = []
     var mapSentAt: [NodeID: UInt64] = [:]
     /// The tick at which each peer last sent an envelope (liveness for leadership hand-offs).

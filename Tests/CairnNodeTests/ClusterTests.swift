@@ -274,8 +274,6 @@ struct ClusterTests {
         }
     }
 
-    /// Method: two decommissions of different nodes are accepted by two nodes against the same map (4
-    /// nodes, 3 replicas: each alone is fine). Applied in log order, the second must be refused.
     /// Method: a fourth node joins three with one move at a time; every turn, if node 4 leads a
     /// partition, no copy of a partition the map places on node 4 may still lack it as a voter (in a
     /// join every old node holds a copy of each moving partition, so each leader sees every move).
@@ -359,6 +357,8 @@ struct ClusterTests {
         }
     }
 
+    /// Method: two decommissions of different nodes are accepted by two nodes against the same map (4
+    /// nodes, 3 replicas: each alone is fine). Applied in log order, the second must be refused.
     @Test("two concurrent decommissions that together would leave too few nodes: only one applies")
     func concurrentDecommissions() throws {
         var cluster = try ClusterHarness(count: 4, partitions: 4)
