@@ -186,7 +186,8 @@ extension NodeCore {
         if groups.contains(group) {
             // Writes waiting for the turn's end go first when this command will not join them: a read
             // must see them, and a command sent elsewhere (this node no longer leads) must not
-            // overtake them.
+            // overtake them. (`raft.role`, not `isLeader`: a computed property read through `existing:`
+            // copies the whole group; see `SlotTable`.)
             if !groups[existing: group].unproposed.isEmpty, !isWrite || groups[existing: group].raft.role != .leader {
                 flushProposals(group, into: &output)
             }
