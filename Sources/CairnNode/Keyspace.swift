@@ -63,7 +63,7 @@ public struct Keyspace: Sendable {
         self.store = store
         self.cache = ReadCache(capacityBytes: cacheBytes)
         self.durableThrough = BatchSequence(0)
-        self.openBatch = StorageBatch(sequence: BatchSequence(1))
+        self.openBatch = StorageBatch(sequence: BatchSequence(1), needsSync: false)
         if let format = try store.get(Self.formatMetaKey) {
             guard Self.readableFormats.contains(format) else {
                 throw .corruptRecord(
@@ -72,10 +72,10 @@ public struct Keyspace: Sendable {
                         "data format \(format) is not one of \(Self.readableFormats); was it written by a newer Cairn?")
             }
             if format != Self.formatVersion {
-                openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))
+                appendRaw([.put(key: Self.formatMetaKey, value: Self.formatVersion)])
             }
         } else {
-            openBatch.mutations.append(.put(key: Self.formatMetaKey, value: Self.formatVersion))
+            appendRaw([.put(key: Self.formatMetaKey, value: Self.formatVersion)])
         }
         if let counts = try store.get(Self.countsMetaKey) {
             guard counts.count == 16 else {
@@ -208,9 +208,12 @@ public struct Keyspace: Sendable {
         return (found, next)
     }
 
-    /// Adds writes that are not key-value data (Raft state, node metadata) to the open batch.
-    mutating func appendRaw(_ mutations: [StorageMutation]) {
+    /// Adds writes that are not key-value data (Raft state, node metadata) to the open batch. They make
+    /// the batch one that must be fsync'd before it counts as durable, unless `needsSync` is false: what
+    /// applying committed entries wrote (applied indexes), which applying them again rebuilds.
+    mutating func appendRaw(_ mutations: [StorageMutation], needsSync: Bool = true) {
         openBatch.mutations.append(contentsOf: mutations)
+        if needsSync { openBatch.needsSync = true }
     }
 
     /// Deletes every key in the hash slots `slots` (FLUSHALL of one partition, or before restoring its
@@ -228,6 +231,8 @@ public struct Keyspace: Sendable {
     /// counted off the loop, with nothing written to these slots since (`PartitionRemoval`). The slots
     /// stay hidden until the batch is durable.
     mutating func removeSlots(_ slots: ClosedRange<Int>, holding counts: RemovalCount) {
+        // Not rebuilt by any log entry: the copy's group is gone.
+        openBatch.needsSync = true
         openBatch.mutations.append(
             .deleteRange(
                 start: StorageLayout.dataRange(partition: UInt16(slots.lowerBound)).start,
@@ -327,7 +332,7 @@ public struct Keyspace: Sendable {
         }
         guard !openBatch.mutations.isEmpty else { return nil }
         let closed = openBatch
-        openBatch = StorageBatch(sequence: closed.sequence.next)
+        openBatch = StorageBatch(sequence: closed.sequence.next, needsSync: false)
         return closed
     }
 

@@ -542,7 +542,8 @@ extension NodeCore {
                 writer.write(UInt64(bitPattern: applied.time))
             }
             let key = Self.appliedBucketKey(bucket)
-            keyspace.appendRaw([writer.bytes.isEmpty ? .delete(key: key) : .put(key: key, value: writer.bytes)])
+            keyspace.appendRaw(
+                [writer.bytes.isEmpty ? .delete(key: key) : .put(key: key, value: writer.bytes)], needsSync: false)
         }
         appliedGroups.removeAll(keepingCapacity: true)
     }

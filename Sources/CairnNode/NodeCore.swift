@@ -21,9 +21,10 @@ public enum NodeInput: Sendable {
     case tick
     /// The shell finished a loop turn: the core closes the turn's storage batch (group commit).
     case turnEnded
-    /// Every batch through `through` is applied (and fsync'd if the policy says so). The numbers are
-    /// for metrics: how long the write took, and how many batches and mutations it merged.
-    case persisted(through: BatchSequence, durationNanoseconds: UInt64, batches: Int, mutations: Int)
+    /// Every batch through `through` is applied (and fsync'd if the policy says so and one of them
+    /// `needsSync`). The numbers are for metrics: how long the write took, whether it was fsync'd, and
+    /// how many batches and mutations it merged.
+    case persisted(through: BatchSequence, durationNanoseconds: UInt64, synced: Bool, batches: Int, mutations: Int)
     /// The shell sampled the process's memory and CPU use (for INFO).
     case processSampled(ProcessSample)
     /// The storage thread could not make a batch durable. The node stops (see `NodeOutput.fatal`).
@@ -287,8 +288,9 @@ public struct NodeCore: Sendable {
                 }
                 output.peerAddresses = addresses
             }
-        case .persisted(let through, let duration, let batches, let mutations):
-            metrics.observe(NodeMetrics.fsyncDuration, [], Double(duration) / 1e9)
+        case .persisted(let through, let duration, let synced, let batches, let mutations):
+            if synced { metrics.observe(NodeMetrics.fsyncDuration, [], Double(duration) / 1e9) }
+            metrics.add(NodeMetrics.groupCommits, [("fsync", synced ? "yes" : "no")])
             metrics.observe(NodeMetrics.groupCommitWrites, [], Double(mutations))
             metrics.observe(NodeMetrics.groupCommitTurns, [], Double(batches))
             persisted(through: through, into: &output)

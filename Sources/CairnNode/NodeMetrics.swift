@@ -43,8 +43,13 @@ public enum NodeMetrics {
     public static let cacheCapacityBytes = MetricFamily(
         "cairn_cache_capacity_bytes", help: "The read cache's size limit (--cache-bytes).", kind: .gauge)
     public static let fsyncDuration = MetricFamily(
-        "cairn_fsync_duration_seconds", help: "Time to write and fsync one group commit.",
+        "cairn_fsync_duration_seconds", help: "Time to write and fsync one group commit (of those fsync'd).",
         kind: .histogram(buckets: MetricFamily.latencyBucketsSeconds))
+    public static let groupCommits = MetricFamily(
+        "cairn_group_commits_total",
+        help:
+            "Group commits written, by whether they were fsync'd (fsync=no: only applied data, which the synced Raft log rebuilds, or an fsync policy other than always).",
+        kind: .counter)
     public static let groupCommitWrites = MetricFamily(
         "cairn_group_commit_batch_writes", help: "Storage writes (puts and deletes) per group commit.",
         kind: .histogram(buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384]))
@@ -177,7 +182,8 @@ public enum NodeMetrics {
     public static let all: [MetricFamily] = [
         commands, commandDuration, connectedClients, connectionsReceived, connectionsRejected, protocolErrors,
         inputBytes, outputBytes, keys, expiringKeys, expiredKeys, pendingWrites, cacheHits, cacheMisses,
-        cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommitWrites, groupCommitTurns, uptime,
+        cacheEvictions, cacheBytes, cacheCapacityBytes, fsyncDuration, groupCommits, groupCommitWrites,
+        groupCommitTurns, uptime,
         clusterEpoch, clusterNodes, raftGroups, raftElections, raftTermMax, raftPendingProposals, forwarded,
         peerRefused, raftSnapshots, raftLogEntries, raftQuietGroups, raftQuietWakeups,
         lostReplies, raftProposals, raftCommitDuration, rebalancePartitions, membershipSteps, snapshotBytes,

@@ -403,9 +403,12 @@ public final class Server {
 
     func complete(_ completion: StorageCompletion) {
         switch completion {
-        case .persisted(let through, let duration, let batches, let mutations):
+        case .persisted(let through, let duration, let synced, let batches, let mutations):
             batchesInFlight -= batches
-            step(.persisted(through: through, durationNanoseconds: duration, batches: batches, mutations: mutations))
+            step(
+                .persisted(
+                    through: through, durationNanoseconds: duration, synced: synced, batches: batches,
+                    mutations: mutations))
         case .failed(let sequence, let error):
             step(.persistFailed(sequence, error))
         case .snapshot(let input):

@@ -9,7 +9,7 @@ import Synchronization
 
 /// What the storage thread reports back to the loop.
 enum StorageCompletion: Sendable {
-    case persisted(through: BatchSequence, durationNanoseconds: UInt64, batches: Int, mutations: Int)
+    case persisted(through: BatchSequence, durationNanoseconds: UInt64, synced: Bool, batches: Int, mutations: Int)
     case failed(BatchSequence, StorageError)
     /// A partition snapshot the snapshot thread built (`SnapshotWorker`).
     case snapshot(NodeInput)
@@ -20,8 +20,11 @@ enum StorageCompletion: Sendable {
 /// Each time it wakes it takes every queued batch, writes them as one RocksDB WriteBatch and, under
 /// `--fsync always`, one fsync (`sync: true`), then reports "durable through the last one" to the loop.
 /// So every write that arrived in one loop turn (one batch) shares a WriteBatch and an fsync, and
-/// turns that queue up while an fsync runs share the next one. Under `everysec` it writes without
-/// sync and flushes the WAL about once a second; under `none` it never syncs.
+/// turns that queue up while an fsync runs share the next one. Batches that hold only applied data
+/// (`StorageBatch.needsSync` false) are written without an fsync even under `always`: the next fsync
+/// (RocksDB syncs every earlier write of its WAL with it) or the one at shutdown covers them. Under
+/// `everysec` it writes without sync and flushes the WAL about once a second; under `none` it never
+/// syncs.
 final class StorageWorker: Sendable {
     struct Queue: Sendable {
         var batches: [StorageBatch] = []
@@ -105,10 +108,12 @@ final class StorageWorker: Sendable {
                 return (taken, state.stopping)
             }
             if !batches.isEmpty {
-                guard writeGroup(batches) else { break }
-                unsynced = policy != .always
+                guard let synced = writeGroup(batches) else { break }
+                // A synced write makes every earlier one durable too.
+                unsynced = !synced
             }
             let now = System.monotonicNanoseconds()
+            // Under `always`, writes left unsynced (applied data only) are synced at shutdown.
             if unsynced, policy == .everysec || stopping, now - lastSync >= 1_000_000_000 || stopping {
                 do {
                     try store.sync()
@@ -124,21 +129,22 @@ final class StorageWorker: Sendable {
         finished.withLock { $0 = true }
     }
 
-    /// Writes `batches` as one group commit; false after a failure was reported.
-    private func writeGroup(_ batches: [StorageBatch]) -> Bool {
+    /// Writes `batches` as one group commit; whether it was fsync'd, or nil after a failure was reported.
+    private func writeGroup(_ batches: [StorageBatch]) -> Bool? {
         let started = System.monotonicNanoseconds()
+        let sync = policy == .always && batches.contains { $0.needsSync }
         do {
-            try store.apply(batches, sync: policy == .always)
+            try store.apply(batches, sync: sync)
         } catch {
             report(.failed(batches[0].sequence, error))
-            return false
+            return nil
         }
         let duration = System.monotonicNanoseconds() - started
         let mutations = batches.reduce(0) { $0 + $1.mutations.count }
         report(
             .persisted(
-                through: batches.last!.sequence, durationNanoseconds: duration, batches: batches.count,
+                through: batches.last!.sequence, durationNanoseconds: duration, synced: sync, batches: batches.count,
                 mutations: mutations))
-        return true
+        return sync
     }
 }

@@ -139,6 +139,10 @@ public enum ClusterBug: String, Sendable, Equatable, CaseIterable, CustomStringC
     /// The simulated shell reports each storage batch durable as soon as it is handed over, before its
     /// fsync; a crash then loses writes the node acknowledged.
     case ackBeforeFsync = "ack-before-fsync"
+    /// The simulated shell writes every batch without an fsync, as it may only a batch of applied data
+    /// (`StorageBatch.needsSync` false): a crash then loses Raft entries and votes the node reported
+    /// durable.
+    case logWithoutFsync = "log-without-fsync"
     /// Nodes ignore idempotency tokens (`NodeConfig._injectedBug`): a client's retry of a write whose
     /// outcome it did not learn applies it a second time.
     case idempotencyIgnored = "idempotency-ignored"

@@ -21,6 +21,11 @@ final class ClusterNode {
     /// Bumped by every crash, so that completions and envelopes meant for an earlier life are dropped.
     var incarnation = 0
     var inFlight: [DiskItem] = []
+    /// Batches written without an fsync (`StorageBatch.needsSync` false) since the last one with: what
+    /// each key they touched held before them, and how many there were. A crash puts those values back
+    /// (a power cut loses writes not yet fsync'd); the next synced batch makes them durable.
+    var unsyncedUndo: [[UInt8]: [UInt8]?] = [:]
+    var unsyncedBatches = 0
     /// When the last batch handed over becomes durable; the next one becomes durable no earlier.
     var diskClearMs: UInt64 = 0
     /// Where its peers listen, as its core last said (`NodeOutput.peerAddresses`).
@@ -104,7 +109,9 @@ extension ClusterSimulation {
         if bug == .ackBeforeFsync, let last = output.writes.last {
             // The bug: the batches are written (visible to reads) and reported durable before their fsync.
             apply(output.writes, to: node.store)
-            step(position, .persisted(through: last.sequence, durationNanoseconds: 0, batches: 1, mutations: 0))
+            step(
+                position,
+                .persisted(through: last.sequence, durationNanoseconds: 0, synced: true, batches: 1, mutations: 0))
         }
     }
 
@@ -119,8 +126,10 @@ extension ClusterSimulation {
     // MARK: Disk
 
     /// Hands a batch to the node's disk: durable after a random latency, never before an earlier batch.
+    /// A batch that needs no fsync is written as soon as the batches before it are.
     func write(_ batch: StorageBatch, at node: ClusterNode) {
-        let latency = options.diskLatencyMsMax == 0 ? 0 : diskPrng.within(0...options.diskLatencyMsMax)
+        let latency =
+            options.diskLatencyMsMax == 0 || !needsSync(batch) ? 0 : diskPrng.within(0...options.diskLatencyMsMax)
         let readyMs = max(nowMs + latency, node.diskClearMs)
         node.diskClearMs = readyMs
         node.inFlight.append(ClusterNode.DiskItem(readyMs: readyMs, batch: batch))
@@ -141,12 +150,43 @@ extension ClusterSimulation {
             apply(done, to: node.durableStore)
             return
         }
-        apply(done, to: node.store)
+        for batch in done {
+            if needsSync(batch) {
+                node.unsyncedUndo = [:]
+                node.unsyncedBatches = 0
+            } else {
+                rememberUndo(of: batch, at: node)
+                node.unsyncedBatches += 1
+            }
+            apply([batch], to: node.store)
+        }
         let mutations = done.reduce(0) { $0 + $1.mutations.count }
         step(
             position,
             .persisted(
-                through: last.sequence, durationNanoseconds: 1_000_000, batches: done.count, mutations: mutations))
+                through: last.sequence, durationNanoseconds: 1_000_000, synced: done.contains(where: needsSync),
+                batches: done.count, mutations: mutations))
+    }
+
+    /// Whether the disk fsyncs `batch` (every batch the node says needs it, unless the bug is on).
+    func needsSync(_ batch: StorageBatch) -> Bool {
+        batch.needsSync && bug != .logWithoutFsync
+    }
+
+    /// Records what the keys `batch` changes hold now, unless an earlier unsynced batch recorded them.
+    func rememberUndo(of batch: StorageBatch, at node: ClusterNode) {
+        func remember(_ key: [UInt8]) {
+            guard node.unsyncedUndo[key] == nil else { return }
+            node.unsyncedUndo[key] = .some((try? node.store.get(key)) ?? nil)
+        }
+        for mutation in batch.mutations {
+            switch mutation {
+            case .put(let key, _), .delete(let key):
+                remember(key)
+            case .deleteRange(let start, let end):
+                for (key, _) in (try? node.store.scan(from: start, to: end, limit: Int.max)) ?? [] { remember(key) }
+            }
+        }
     }
 
     func apply(_ batches: [StorageBatch], to store: MemoryKVStore) {
@@ -263,9 +303,19 @@ extension ClusterSimulation {
     func crash(_ position: Int) {
         let node = nodes[position]
         guard node.isUp else { return }
-        if !node.inFlight.isEmpty { faults.add(.lostWrites) }
-        trace.record(nowMs, "CRASH n\(position + 1) (\(node.inFlight.count) batches not yet durable are lost)")
+        if !node.inFlight.isEmpty || node.unsyncedBatches > 0 { faults.add(.lostWrites) }
+        trace.record(
+            nowMs,
+            "CRASH n\(position + 1) (\(node.inFlight.count) batches not yet durable and \(node.unsyncedBatches) written without fsync are lost)"
+        )
         node.core = nil
+        // Writes not fsync'd are gone: what they changed goes back to what it was at the last fsync.
+        let undo = node.unsyncedUndo.map { key, value in
+            value.map { StorageMutation.put(key: key, value: $0) } ?? .delete(key: key)
+        }
+        if !undo.isEmpty { apply([StorageBatch(sequence: BatchSequence(1), mutations: undo)], to: node.store) }
+        node.unsyncedUndo = [:]
+        node.unsyncedBatches = 0
         if bug == .ackBeforeFsync {
             // Writes that were visible but not fsync'd are gone: the node restarts on what is durable.
             node.store = MemoryKVStore()

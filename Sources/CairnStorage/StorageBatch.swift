@@ -24,10 +24,18 @@ public enum StorageMutation: Sendable, Equatable {
 public struct StorageBatch: Sendable, Equatable {
     public let sequence: BatchSequence
     public var mutations: [StorageMutation]
+    /// Whether the batch must be on stable storage before it is reported durable (under
+    /// `--fsync always`): it holds Raft log entries, hard state or node metadata. A batch without them
+    /// holds only what applying committed entries wrote (data, applied indexes, counters). Those entries
+    /// are in a synced log already, and a crash keeps a prefix of the batches, so losing such a batch is
+    /// repaired by applying the entries again: it is written without an fsync and becomes durable with
+    /// the next batch that has one.
+    public var needsSync: Bool
 
-    public init(sequence: BatchSequence, mutations: [StorageMutation] = []) {
+    public init(sequence: BatchSequence, mutations: [StorageMutation] = [], needsSync: Bool = true) {
         self.sequence = sequence
         self.mutations = mutations
+        self.needsSync = needsSync
     }
 
     /// Bytes of keys and values in the batch (for metrics).

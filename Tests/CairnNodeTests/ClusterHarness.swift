@@ -81,7 +81,7 @@ struct ClusterHarness {
             let mutations = output.writes.reduce(0) { $0 + $1.mutations.count }
             let next = members[index].core.step(
                 .persisted(
-                    through: last.sequence, durationNanoseconds: 1000, batches: output.writes.count,
+                    through: last.sequence, durationNanoseconds: 1000, synced: true, batches: output.writes.count,
                     mutations: mutations),
                 now: clock(of: index))
             carryOut(next, of: index)

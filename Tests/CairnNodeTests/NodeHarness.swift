@@ -65,7 +65,9 @@ struct NodeHarness {
         let count = unapplied.count
         let mutations = unapplied.reduce(0) { $0 + $1.mutations.count }
         unapplied.removeAll()
-        return step(.persisted(through: last.sequence, durationNanoseconds: 1000, batches: count, mutations: mutations))
+        return step(
+            .persisted(
+                through: last.sequence, durationNanoseconds: 1000, synced: true, batches: count, mutations: mutations))
     }
 
     /// Runs one command in its own loop turn and returns every reply released during it.

@@ -62,6 +62,33 @@ struct ClusterSimulationTests {
                     + " --inject-bug follower-serves-linearizable-read --trace"))
     }
 
+    /// Method: the simulated disk undoes, in a crash, what batches written without an fsync changed
+    /// (batches of applied data only, as the server writes them). Runs that crash a node with such
+    /// batches must still pass; a shell that writes the Raft log that way too must be caught.
+    @Test("batches of applied data lost in a crash are rebuilt from the log; a log not fsync'd is caught")
+    func unsyncedBatchesLostInCrashes() throws {
+        var lostUnsynced = 0
+        for seed in 1...6 as ClosedRange<UInt64> {
+            let simulation = ClusterSimulation(
+                seed: seed, nodeCount: 3, safetyTicks: Self.safetyTicks, trace: true)
+            let report = simulation.run()
+            #expect(report.violation == nil, "\(report.summaryLine)")
+            lostUnsynced +=
+                simulation.traceLines.filter {
+                    $0.contains("CRASH") && !$0.contains(" and 0 written without fsync")
+                }.count
+        }
+        #expect(lostUnsynced > 0, "no crash in seeds 1...6 lost a batch written without fsync")
+        var failure: ClusterReport?
+        for seed in 1...20 as ClosedRange<UInt64> where failure == nil {
+            let report = ClusterSimulation(
+                seed: seed, nodeCount: 3, bug: .logWithoutFsync, safetyTicks: Self.safetyTicks
+            ).run()
+            if report.isFailure { failure = report }
+        }
+        #expect(failure != nil, "no seed in 1...20 caught log-without-fsync")
+    }
+
     /// Method: every write carries a token and is retried with it after an unknown outcome; nodes that
     /// ignore tokens apply such a retry a second time, which a later read shows out of order.
     @Test("nodes that ignore idempotency tokens are caught by the linearizability check")
