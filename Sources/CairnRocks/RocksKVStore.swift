@@ -16,6 +16,9 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
     private let readOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     private let plainWriteOptions: OpaquePointer
+    /// Without sync, and failing at once rather than waiting when RocksDB would slow writes down
+    /// (`applyUnlessStalled`).
+    private let nonBlockingWriteOptions: OpaquePointer
     public let path: String
     private let closed = Mutex(false)
 
@@ -26,8 +29,9 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_max_open_files(options, 512)
-        // One thread writes (the storage thread), so the lock-free concurrent memtable insert only
-        // costs: the single-writer path reuses its search hint. Measured with callgrind: the
+        // One thread writes at a time (the storage thread, or the loop when nothing is queued for the
+        // storage thread), so the lock-free concurrent memtable insert only costs: the single-writer
+        // path reuses its search hint. Measured with callgrind: the
         // memtable's key comparisons were the largest single cost of a SET.
         rocksdb_options_set_allow_concurrent_memtable_write(options, 0)
         rocksdb_options_set_enable_write_thread_adaptive_yield(options, 0)
@@ -54,6 +58,9 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
         plainWriteOptions = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(plainWriteOptions, 0)
+        nonBlockingWriteOptions = rocksdb_writeoptions_create()
+        rocksdb_writeoptions_set_sync(nonBlockingWriteOptions, 0)
+        rocksdb_writeoptions_set_no_slowdown(nonBlockingWriteOptions, 1)
     }
 
     /// Turns off RocksDB's per-thread performance counters for the calling thread. RocksDB counts
@@ -65,6 +72,7 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
 
     deinit {
         close()
+        rocksdb_writeoptions_destroy(nonBlockingWriteOptions)
         rocksdb_writeoptions_destroy(plainWriteOptions)
         rocksdb_writeoptions_destroy(syncWriteOptions)
         rocksdb_readoptions_destroy(readOptions)
@@ -170,8 +178,30 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
     }
 
     public func apply(_ batches: [StorageBatch], sync: Bool) throws(StorageError) {
-        let writeBatch = rocksdb_writebatch_create()!
+        let writeBatch = Self.writeBatch(of: batches)
         defer { rocksdb_writebatch_destroy(writeBatch) }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_write(database, sync ? syncWriteOptions : plainWriteOptions, writeBatch, &error)
+        if let message = Self.take(&error) { throw .rocksDB(operation: "write", message: message) }
+    }
+
+    /// Writes `batches` without sync, as `apply`, unless RocksDB would first have to slow writes down
+    /// or wait (memtables full, too many level-0 files): then writes nothing and returns false. For a
+    /// thread that must not block (the event loop).
+    public func applyUnlessStalled(_ batches: [StorageBatch]) throws(StorageError) -> Bool {
+        let writeBatch = Self.writeBatch(of: batches)
+        defer { rocksdb_writebatch_destroy(writeBatch) }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_write(database, nonBlockingWriteOptions, writeBatch, &error)
+        guard let message = Self.take(&error) else { return true }
+        // RocksDB's Status::Incomplete, which `no_slowdown` returns instead of waiting.
+        if message.hasPrefix("Result incomplete") { return false }
+        throw .rocksDB(operation: "write", message: message)
+    }
+
+    /// One RocksDB WriteBatch holding `batches`' mutations in order; the caller destroys it.
+    private static func writeBatch(of batches: [StorageBatch]) -> OpaquePointer {
+        let writeBatch = rocksdb_writebatch_create()!
         for batch in batches {
             for mutation in batch.mutations {
                 switch mutation {
@@ -196,9 +226,7 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
                 }
             }
         }
-        var error: UnsafeMutablePointer<CChar>?
-        rocksdb_write(database, sync ? syncWriteOptions : plainWriteOptions, writeBatch, &error)
-        if let message = Self.take(&error) { throw .rocksDB(operation: "write", message: message) }
+        return writeBatch
     }
 
     public func sync() throws(StorageError) {

@@ -371,9 +371,17 @@ public final class Server {
         // Views first: the step may have closed a batch after asking for a read, and that batch's
         // writes must not reach the store before the view is taken (`SnapshotRead`).
         for read in output.snapshotReads { snapshotWorker.enqueue(read, view: store.readView()) }
+        // A batch that needs no fsync is written here when nothing is queued before it: no wake-ups of
+        // the storage thread and back, and its completion is reported in this turn (under
+        // `--fsync none`, a one-node write is answered in the turn that received it).
+        var inlineCompletion: StorageCompletion?
         for batch in output.writes {
-            worker.enqueue(batch)
             batchesInFlight += 1
+            if batchesInFlight == 1, let completion = worker.writeInline(batch) {
+                inlineCompletion = completion
+            } else {
+                worker.enqueue(batch)
+            }
         }
         if let addresses = output.peerAddresses { updatePeerAddresses(addresses) }
         if !output.peerSends.isEmpty { sendToPeers(output.peerSends) }
@@ -392,6 +400,8 @@ public final class Server {
             logger.log(.error, "stopping: storage failure", [("error", fatal)])
             exit(1)
         }
+        // Reported only now, after this output's replies: replies it releases come after them.
+        if let inlineCompletion { complete(inlineCompletion) }
         // Backpressure on storage: if batches pile up, wait for the storage thread before going on.
         while batchesInFlight > Limits.storageQueuedBatchesMax {
             var descriptor = pollfd(fd: inbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)

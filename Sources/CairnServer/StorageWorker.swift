@@ -32,7 +32,13 @@ final class StorageWorker: Sendable {
         /// The thread is waiting for work: the next enqueue must wake it. While it works, enqueues only
         /// add to the queue, which it checks before it sleeps again (one wake per group commit).
         var idle = false
+        /// Something was written (by either thread) that no fsync covers yet.
+        var unsynced = false
     }
+
+    /// The most mutations a batch written on the loop thread may hold (`writeInline`): about half a
+    /// millisecond of memtable inserts.
+    static let inlineMutationsMax = 512
 
     let store: RocksKVStore
     let policy: FsyncPolicy
@@ -85,10 +91,29 @@ final class StorageWorker: Sendable {
         }
     }
 
+    /// Writes `batch` on the calling thread (the loop), saving the storage thread's two wake-ups, when
+    /// that cannot block: the batch needs no fsync under the policy, is small, and RocksDB need not
+    /// slow writes down. The caller makes sure no batch is queued or being written, so the order of
+    /// batches holds. Returns the completion to report, or nil when the batch must be queued instead.
+    func writeInline(_ batch: StorageBatch) -> StorageCompletion? {
+        guard policy != .always || !batch.needsSync, batch.mutations.count <= Self.inlineMutationsMax else {
+            return nil
+        }
+        let started = System.monotonicNanoseconds()
+        do {
+            guard try store.applyUnlessStalled([batch]) else { return nil }
+        } catch {
+            return .failed(batch.sequence, error)
+        }
+        queue.withLock { $0.unsynced = true }
+        return .persisted(
+            through: batch.sequence, durationNanoseconds: System.monotonicNanoseconds() - started, synced: false,
+            batches: 1, mutations: batch.mutations.count)
+    }
+
     private func run() {
         RocksKVStore.disablePerformanceCountersOnThisThread()
         var lastSync = System.monotonicNanoseconds()
-        var unsynced = false
         while true {
             let hasWork = queue.withLock { state in
                 state.idle = state.batches.isEmpty && !state.stopping
@@ -108,43 +133,50 @@ final class StorageWorker: Sendable {
                 return (taken, state.stopping)
             }
             if !batches.isEmpty {
-                guard let synced = writeGroup(batches) else { break }
-                // A synced write makes every earlier one durable too.
-                unsynced = !synced
+                guard writeGroup(batches) else { break }
             }
             let now = System.monotonicNanoseconds()
             // Under `always`, writes left unsynced (applied data only) are synced at shutdown.
-            if unsynced, policy == .everysec || stopping, now - lastSync >= 1_000_000_000 || stopping {
-                do {
-                    try store.sync()
-                } catch {
-                    report(.failed(batches.last?.sequence ?? BatchSequence(0), error))
-                    break
+            if stopping || policy == .everysec && now - lastSync >= 1_000_000_000 {
+                // Cleared first: a write on the loop thread during the sync sets it again.
+                let mustSync = queue.withLock { state in
+                    defer { state.unsynced = false }
+                    return state.unsynced
+                }
+                if mustSync {
+                    do {
+                        try store.sync()
+                    } catch {
+                        report(.failed(batches.last?.sequence ?? BatchSequence(0), error))
+                        break
+                    }
                 }
                 lastSync = now
-                unsynced = false
             }
             if stopping, queue.withLock({ $0.batches.isEmpty }) { break }
         }
         finished.withLock { $0 = true }
     }
 
-    /// Writes `batches` as one group commit; whether it was fsync'd, or nil after a failure was reported.
-    private func writeGroup(_ batches: [StorageBatch]) -> Bool? {
+    /// Writes `batches` as one group commit; false after a failure was reported.
+    private func writeGroup(_ batches: [StorageBatch]) -> Bool {
         let started = System.monotonicNanoseconds()
         let sync = policy == .always && batches.contains { $0.needsSync }
         do {
             try store.apply(batches, sync: sync)
         } catch {
             report(.failed(batches[0].sequence, error))
-            return nil
+            return false
         }
+        // Before the report, after which the loop may write (`writeInline`). A synced write makes every
+        // earlier one durable too.
+        queue.withLock { $0.unsynced = !sync }
         let duration = System.monotonicNanoseconds() - started
         let mutations = batches.reduce(0) { $0 + $1.mutations.count }
         report(
             .persisted(
                 through: batches.last!.sequence, durationNanoseconds: duration, synced: sync, batches: batches.count,
                 mutations: mutations))
-        return sync
+        return true
     }
 }
