@@ -78,6 +78,8 @@ extension Server {
             if count > 0 {
                 connection.input.append(contentsOf: scratch[0..<count])
                 total += count
+                // A short read emptied the socket (epoll is level-triggered: later bytes are reported).
+                if count < scratch.count { break }
             } else if count == 0 {
                 closeClient(connection)
                 return

@@ -14,6 +14,9 @@ final class PeerLink {
     var isConnected = false
     var output: [UInt8] = []
     var outputOffset = 0
+    /// Registered for EPOLLOUT: connecting, or a write could not finish. Tracked so that a flush
+    /// changes the registration only when it must (an epoll_ctl per flush showed in strace).
+    var waitingForWritable = false
     /// Failed connection attempts in a row, for the backoff.
     var failures = 0
     /// Monotonic nanoseconds before which no new attempt is made.
@@ -126,6 +129,7 @@ extension Server {
         link.descriptor = fd
         link.isConnected = false
         register(fd, as: .peerLink(link), events: EPOLLOUT.rawValue | EPOLLIN.rawValue)
+        link.waitingForWritable = true
     }
 
     /// Reconnects back off exponentially with full jitter: uniform in [0, min(2 s, 20 ms × 2^failures)].
@@ -154,6 +158,7 @@ extension Server {
             shellMetrics.add(Self.peerConnects, [("result", "connected")])
             shellMetrics.set(Self.peerLinkUp, [("peer", link.target.description)], 1)
             modify(link.descriptor, events: EPOLLIN.rawValue)
+            link.waitingForWritable = false
         }
         if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
             // Nothing is ever sent back on an outbound link: readable means closed or broken, and bytes
@@ -178,7 +183,10 @@ extension Server {
             } else if written < 0, errno == EINTR {
                 continue
             } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
-                modify(link.descriptor, events: EPOLLIN.rawValue | EPOLLOUT.rawValue)
+                if !link.waitingForWritable {
+                    modify(link.descriptor, events: EPOLLIN.rawValue | EPOLLOUT.rawValue)
+                    link.waitingForWritable = true
+                }
                 return
             } else {
                 closeLink(link, failed: true)
@@ -187,7 +195,10 @@ extension Server {
         }
         link.output.removeAll(keepingCapacity: link.output.capacity <= 1024 * 1024)
         link.outputOffset = 0
-        modify(link.descriptor, events: EPOLLIN.rawValue)
+        if link.waitingForWritable {
+            modify(link.descriptor, events: EPOLLIN.rawValue)
+            link.waitingForWritable = false
+        }
     }
 
     func closeLink(_ link: PeerLink, failed: Bool) {
@@ -215,6 +226,9 @@ extension Server {
             if count > 0 {
                 connection.decoder.append(scratch[0..<count])
                 total += count
+                // A short read emptied the socket: another read would only return EAGAIN (epoll is
+                // level-triggered, so bytes arriving later are reported again).
+                if count < scratch.count { break }
             } else if count == 0 {
                 // The peer closed: hand over the frames it sent before that, then close.
                 if deliverFrames(connection) {
