@@ -16,7 +16,7 @@ from conftest import HOST, PROMTOOL, REQUIRE_TARGETS, wait_until
 METRIC_NAMES = [
     "cairn_commands_total", "cairn_command_duration_seconds", "cairn_connected_clients", "cairn_keys",
     "cairn_cache_hits_total", "cairn_cache_misses_total", "cairn_fsync_duration_seconds",
-    "cairn_group_commit_batch_writes",
+    "cairn_group_commit_batch_writes", "cairn_group_commits_total",
 ]
 
 
