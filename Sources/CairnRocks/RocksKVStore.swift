@@ -29,9 +29,10 @@ public final class RocksKVStore: KVStore, @unchecked Sendable {
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_increase_parallelism(options, 2)
         rocksdb_options_set_max_open_files(options, 512)
-        // One thread writes at a time (the storage thread, or the loop when nothing is queued for the
-        // storage thread), so the lock-free concurrent memtable insert only costs: the single-writer
-        // path reuses its search hint. Measured with callgrind: the
+        // Writes come almost always from one thread at a time (the storage thread, or the loop when
+        // nothing is queued for the storage thread; a group's creation also writes from the loop, and
+        // RocksDB serializes writers), so the lock-free concurrent memtable insert only costs: the
+        // single-writer path reuses its search hint. Measured with callgrind: the
         // memtable's key comparisons were the largest single cost of a SET.
         rocksdb_options_set_allow_concurrent_memtable_write(options, 0)
         rocksdb_options_set_enable_write_thread_adaptive_yield(options, 0)

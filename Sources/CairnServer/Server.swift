@@ -82,6 +82,8 @@ public final class Server {
     var lastSlowTurnLogAt: UInt64 = 0
     var state = State.running
     var batchesInFlight = 0
+    /// The next loop turn must not wait for events: a batch written on the loop completed during this one.
+    var turnAgain = false
     let tickNanoseconds: UInt64
     var nextTickAt: UInt64 = 0
     var nextSampleAt: UInt64 = 0
@@ -260,7 +262,8 @@ public final class Server {
         while true {
             let now = System.monotonicNanoseconds()
             var timeout = nextTickAt > now ? Int32((nextTickAt - now + 999_999) / 1_000_000) : 0
-            if !deferredInput.isEmpty { timeout = 0 }
+            if !deferredInput.isEmpty || turnAgain { timeout = 0 }
+            turnAgain = false
             let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             let turnStarted = System.monotonicNanoseconds()
             clientWorkNanoseconds = 0
@@ -400,8 +403,14 @@ public final class Server {
             logger.log(.error, "stopping: storage failure", [("error", fatal)])
             exit(1)
         }
-        // Reported only now, after this output's replies: replies it releases come after them.
-        if let inlineCompletion { complete(inlineCompletion) }
+        // Reported only now, after this output's replies: replies it releases come after them. What it
+        // releases besides (connections paused for replies, commands sent again, applied data) is
+        // handled by the next turn, which starts at once, as a storage thread's completion would
+        // start it.
+        if let inlineCompletion {
+            complete(inlineCompletion)
+            turnAgain = true
+        }
         // Backpressure on storage: if batches pile up, wait for the storage thread before going on.
         while batchesInFlight > Limits.storageQueuedBatchesMax {
             var descriptor = pollfd(fd: inbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)

@@ -92,8 +92,8 @@ final class StorageWorker: Sendable {
     }
 
     /// Writes `batch` on the calling thread (the loop), saving the storage thread's two wake-ups, when
-    /// that cannot block: the batch needs no fsync under the policy, is small, and RocksDB need not
-    /// slow writes down. The caller makes sure no batch is queued or being written, so the order of
+    /// that is cheap: the batch needs no fsync under the policy, is small, and RocksDB need not slow
+    /// writes down (a memtable switch or a WAL write the kernel throttles can still take a while). The caller makes sure no batch is queued or being written, so the order of
     /// batches holds. Returns the completion to report, or nil when the batch must be queued instead.
     func writeInline(_ batch: StorageBatch) -> StorageCompletion? {
         guard policy != .always || !batch.needsSync, batch.mutations.count <= Self.inlineMutationsMax else {

@@ -25,7 +25,8 @@ public struct StorageBatch: Sendable, Equatable {
     public let sequence: BatchSequence
     public var mutations: [StorageMutation]
     /// Whether the batch must be on stable storage before it is reported durable (under
-    /// `--fsync always`): it holds Raft log entries, hard state or node metadata. A batch without them
+    /// `--fsync always`): it holds Raft log entries, hard state, node metadata or the range deletion
+    /// of a copy moved away. A batch without them
     /// holds only what applying committed entries wrote (data, applied indexes, counters). Those entries
     /// are in a synced log already, and a crash keeps a prefix of the batches, so losing such a batch is
     /// repaired by applying the entries again: it is written without an fsync and becomes durable with
