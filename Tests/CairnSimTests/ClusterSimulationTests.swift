@@ -47,14 +47,9 @@ struct ClusterSimulationTests {
 
     @Test("a follower that serves default reads from its own copy is caught by the linearizability check")
     func followerReadIsCaught() throws {
-        var failure: ClusterReport?
-        for seed in 1...20 as ClosedRange<UInt64> where failure == nil {
-            let report = ClusterSimulation(
-                seed: seed, nodeCount: 3, bug: .followerServesLinearizableRead, safetyTicks: Self.safetyTicks
-            ).run()
-            if report.isFailure { failure = report }
-        }
-        let report = try #require(failure, "no seed in 1...20 caught follower-serves-linearizable-read")
+        let report = try #require(
+            Self.firstFailure(.followerServesLinearizableRead, seeds: 1...20),
+            "no seed in 1...20 caught follower-serves-linearizable-read")
         #expect(report.violation?.check == .linearizability, "\(report.summaryLine)")
         #expect(
             report.summaryLine.contains(
@@ -79,14 +74,17 @@ struct ClusterSimulationTests {
                 }.count
         }
         #expect(lostUnsynced > 0, "no crash in seeds 1...6 lost a batch written without fsync")
-        var failure: ClusterReport?
-        for seed in 1...20 as ClosedRange<UInt64> where failure == nil {
-            let report = ClusterSimulation(
-                seed: seed, nodeCount: 3, bug: .logWithoutFsync, safetyTicks: Self.safetyTicks
-            ).run()
-            if report.isFailure { failure = report }
+        #expect(
+            Self.firstFailure(.logWithoutFsync, seeds: 1...20) != nil, "no seed in 1...20 caught log-without-fsync")
+    }
+
+    /// The first run in `seeds` (3 nodes, the short fault phase) that fails with `bug` on, if any.
+    static func firstFailure(_ bug: ClusterBug, seeds: ClosedRange<UInt64>) -> ClusterReport? {
+        for seed in seeds {
+            let report = ClusterSimulation(seed: seed, nodeCount: 3, bug: bug, safetyTicks: safetyTicks).run()
+            if report.isFailure { return report }
         }
-        #expect(failure != nil, "no seed in 1...20 caught log-without-fsync")
+        return nil
     }
 
     /// Method: every write carries a token and is retried with it after an unknown outcome; nodes that
