@@ -116,6 +116,12 @@ extension NodeCore {
         // ReadIndex, not leases: a lease is only as safe as the tick rates of all nodes, and a starved
         // loop (see `Server.endTurn`) may skip ticks.
         raft.leaseReads = false
+        // A new replica's log catch-up shares `--move-rate` with snapshot chunks: each of the node's
+        // `maxMoves` moves gets an equal part (at least a byte a tick; 0 = no limit).
+        if config.moveBytesPerSecond > 0 {
+            raft.learnerBytesPerTick = max(
+                1, config.moveBytesPerSecond / 1000 * config.tickMilliseconds / max(1, config.maxMoves))
+        }
         return raft
     }
 

@@ -46,6 +46,9 @@ public struct Progress: Sendable, Equatable {
     /// `snapshotResendHeartbeats` (a follower still writing a MiB to disk must not be sent the same
     /// MiB every 20 ms).
     var probeHeartbeats = 0
+    /// A learner's entry bytes not yet paid off by ticks (`RaftConfig.learnerBytesPerTick`): another
+    /// append goes out only while this is below one tick's allowance. Zero for voters.
+    var unpaidBytes = 0
 
     init(match: LogIndex, next: LogIndex) {
         self.match = match

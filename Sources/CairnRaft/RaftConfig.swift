@@ -45,6 +45,13 @@ public struct RaftConfig: Sendable, Equatable {
     public var snapshotChunkBytesMax: Int
     /// ReadIndex requests a leader queues at once.
     public var pendingReadsMax: Int
+    /// Bytes of entries a leader sends one learner per tick, on average (0: no limit). A learner is a
+    /// replica being added (a partition moving onto a node): without a limit it gets the whole log at
+    /// the pipelining window's pace and writes and applies all of it at once, competing with every
+    /// other write on its node and disk. Appends to a learner are cut to the bytes left this tick, an
+    /// entry larger than that goes alone, and the excess is paid off by the next ticks before the next
+    /// append goes out. Voters are never held back.
+    public var learnerBytesPerTick: Int = 0
     /// A deliberately wrong behaviour, for simulation only (see `_RaftInjectedBug`). Nil in production.
     public var _injectedBug: _RaftInjectedBug?
 
@@ -93,6 +100,9 @@ public struct RaftConfig: Sendable, Equatable {
         }
         if applyBytesMax < 1 || applyBytesMax > Limits.raftAppendBytesMax {
             throw .invalid("applyBytesMax (\(applyBytesMax)) must be in 1...\(Limits.raftAppendBytesMax)")
+        }
+        if learnerBytesPerTick < 0 {
+            throw .invalid("learnerBytesPerTick (\(learnerBytesPerTick)) must be at least 0 (0: no limit)")
         }
         if snapshotChunkBytesMax < 1 || snapshotChunkBytesMax > Limits.raftSnapshotChunkBytesMax {
             throw .invalid(

@@ -28,6 +28,19 @@ extension RaftCore {
             heartbeatElapsed = 0
             broadcastHeartbeats(isScheduled: true, into: &output)
         }
+        if config.learnerBytesPerTick > 0 {
+            // Each tick pays off one allowance of every learner's bytes and sends what it then allows.
+            for node in configuration.learners {
+                guard let unpaid = leaderState?.progress[node]?.unpaidBytes else { continue }
+                leaderState?.progress[node]?.unpaidBytes = max(0, unpaid - config.learnerBytesPerTick)
+                sendAppends(to: node, into: &output)
+            }
+        }
+    }
+
+    /// Whether appends to `node` are held to `RaftConfig.learnerBytesPerTick`.
+    private func isPaced(_ node: NodeID) -> Bool {
+        config.learnerBytesPerTick > 0 && configuration.learners.contains(node)
     }
 
     private func isQuorumRecentlyActive() -> Bool {
@@ -80,7 +93,8 @@ extension RaftCore {
     }
 
     /// Sends appends to one follower as its flow-control state allows: one probe at a time, or a window
-    /// of up to `inflightAppendsMax` pipelined appends, each at most `appendBytesMax` bytes of entries.
+    /// of up to `inflightAppendsMax` pipelined appends, each at most `appendBytesMax` bytes of entries;
+    /// to a learner, no more than `learnerBytesPerTick` allows.
     mutating func sendAppends(to node: NodeID, into output: inout RaftOutput) {
         guard var progress = leaderState?.progress[node] else { return }
         switch progress.state {
@@ -89,8 +103,10 @@ extension RaftCore {
         case .probe:
             if !progress.isProbeSent { sendAppend(&progress, to: node, into: &output) }
         case .replicate:
+            let isPaced = isPaced(node)
             while progress.state == .replicate && progress.inflight.count < config.inflightAppendsMax
                 && progress.next <= log.lastIndex
+                && (!isPaced || progress.unpaidBytes < config.learnerBytesPerTick)
             {
                 sendAppend(&progress, to: node, into: &output)
             }
@@ -108,7 +124,13 @@ extension RaftCore {
             sendSnapshotChunk(&progress, to: node, into: &output)
             return
         }
-        let entries = log.entries(from: progress.next, bytesMax: config.appendBytesMax)
+        let isPaced = isPaced(node)
+        let bytesMax =
+            isPaced
+            ? min(config.appendBytesMax, max(1, config.learnerBytesPerTick - progress.unpaidBytes))
+            : config.appendBytesMax
+        let entries = log.entries(from: progress.next, bytesMax: bytesMax)
+        if isPaced { progress.unpaidBytes += entries.reduce(0) { $0 + $1.sizeBytes } }
         let append = AppendEntries(
             previousIndex: previous, previousTerm: previousTerm, entries: entries, commit: commitIndex,
             sequence: nextSequence())

@@ -58,6 +58,10 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
     // phase (‰); once faults stop it must end removed, every partition on the other nodes.
     public var decommissionPosition: Int?
     public var decommissionAtPermille: Int
+    /// `NodeConfig.moveBytesPerSecond`: in half the runs a few hundred bytes a tick, so that a new
+    /// replica catches up from the log over many ticks (`RaftConfig.learnerBytesPerTick`) and snapshot
+    /// chunks wait for the rate; 0 (no limit) in the others.
+    public var moveBytesPerSecond: Int
 
     // Idempotency: this share of writes carries a token (`IDEMPOTENT token ...`), and the client retries
     // one whose outcome it did not learn (error, timeout, crash) with the same token, up to
@@ -103,6 +107,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
         decommissionPosition = nodeCount == 5 && membership.chance(500) ? membership.below(nodeCount) : nil
         decommissionAtPermille = membership.within(50...700)
         idempotentPermille = membership.chance(500) ? membership.within(300...1000) : 0
+        moveBytesPerSecond = membership.chance(500) ? membership.within(8...64) * 1024 : 0
     }
 
     public var description: String {
@@ -121,7 +126,8 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
                 + (decommissionPosition.map {
                     "decommission n\($0 + 1) at \(decommissionAtPermille)‰ of the fault phase"
                 }
-                    ?? "no changes"),
+                    ?? "no changes")
+                + " move-rate=\(moveBytesPerSecond == 0 ? "unlimited" : "\(moveBytesPerSecond / 1024)KiB/s")",
             "clients=\(clientCount) keys=\(keyCount) read=\(readPermille)‰ cas=\(compareAndSetPermille)‰"
                 + " delete=\(deletePermille)‰ think=0..\(thinkMsMax)ms client-timeout=\(clientTimeoutMs)ms"
                 + " node-timeout=\(nodeRequestTimeoutMs)ms",

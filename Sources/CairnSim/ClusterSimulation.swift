@@ -165,6 +165,7 @@ public final class ClusterSimulation {
             config.requestTimeoutMilliseconds = options.nodeRequestTimeoutMs
             config.cacheBytes = 1024 * 1024
             config.snapshotEntries = options.snapshotEntries
+            config.moveBytesPerSecond = options.moveBytesPerSecond
             if bug == .followerServesLinearizableRead { config._injectedBug = .followerServesLinearizableRead }
             if bug == .idempotencyIgnored { config._injectedBug = .idempotencyIgnored }
             nodes.append(ClusterNode(position: position, config: config))

@@ -67,8 +67,10 @@ enum ServerCommand {
                                 rebuild) only while fewer than N partitions this node holds are
                                 moving; the rest wait. 1 to 1024. Default 1 (more finish a
                                 rebalance sooner, at a cost to client latency meanwhile).
-          --move-rate R         Snapshot bytes per second this node sends (partition moves and lagging
-                                followers), e.g. 64M; suffixes K, M, G; 0 for no limit. Default 64M.
+          --move-rate R         Bytes per second this node sends to catch up replicas: snapshot chunks
+                                (partition moves and lagging followers) and log entries to new replicas
+                                (each of --max-moves moves gets an equal part), e.g. 64M; suffixes K,
+                                M, G; 0 for no limit. Default 64M.
           -h, --help            Print this help.
 
         """

@@ -188,3 +188,70 @@ struct RaftMembershipTests {
             ])
     }
 }
+
+@Suite("Raft learner pacing")
+struct RaftLearnerPacingTests {
+    @Test("a leader sends a learner at most learnerBytesPerTick bytes of entries per tick, and it still catches up")
+    func learnerCatchUpIsPaced() {
+        var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.deliverAll()
+        for request in 1...40 {
+            cluster.step(
+                1,
+                .propose(Array(repeating: UInt8(ascii: "v"), count: 200), request: RequestID(rawValue: UInt64(request)))
+            )
+        }
+        cluster.deliverAll()
+        cluster.addNode(4)
+        cluster.step(1, .changeMembership(.addLearner(4), request: 100))
+        cluster.deliverAll()
+        var rounds = 0
+        var previous = cluster.cores[4]?.lastIndex ?? 0
+        while cluster.cores[4]?.lastIndex != cluster.cores[1]?.lastIndex && rounds < 100 {
+            cluster.tickAll()
+            cluster.deliverAll()
+            rounds += 1
+            let last = cluster.cores[4]?.lastIndex ?? 0
+            #expect(last.rawValue <= previous.rawValue + 6, "at most about 1000 bytes (four or five entries) a tick")
+            previous = last
+        }
+        #expect(cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex)
+        #expect(rounds >= 8, "40 entries of 200 bytes at 1000 bytes a tick take several ticks, took \(rounds)")
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+
+    @Test("an entry larger than a tick's allowance goes alone, and the next ticks pay for it before the next")
+    func largeEntriesArePaidOff() {
+        var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.deliverAll()
+        for request in 1...12 {
+            cluster.step(
+                1,
+                .propose(
+                    Array(repeating: UInt8(ascii: "w"), count: 2500), request: RequestID(rawValue: UInt64(request))))
+        }
+        cluster.deliverAll()
+        cluster.addNode(4)
+        cluster.step(1, .changeMembership(.addLearner(4), request: 100))
+        cluster.deliverAll()
+        let start = cluster.cores[4]?.lastIndex ?? 0
+        for _ in 0..<10 {
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+        let gained = (cluster.cores[4]?.lastIndex.rawValue ?? 0) - start.rawValue
+        // 10 ticks pay for 10,000 bytes: at most four 2,500-byte entries and the one sent on credit.
+        #expect(gained >= 2 && gained <= 5, "the learner took \(gained) entries of 2,500 bytes in 10 ticks")
+        #expect(cluster.cores[2]?.lastIndex == cluster.cores[1]?.lastIndex, "voters are not held back")
+        for _ in 0..<40 {
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+        #expect(cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex)
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+}
