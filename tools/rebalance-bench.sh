@@ -197,7 +197,7 @@ all_alive
 python3 "$HELPER" report --fill "$WORK/fill.json" --start "$WORK/start.json" --before "$WORK/before.json" \
     --after "$WORK/done.json" --watch "$WORK/watch.json" --timeline "$WORK/timeline.jsonl" --latency "$WORK/latency.tsv" \
     --summary "$WORK/summary.json" --t-traffic "$T_TRAFFIC" --t-join "$T_JOIN" --t-end "$T_END" \
-    --rate "$RATE" --get-ratio "$GET_RATIO" || die "the report failed (BENCH_KEEP=1 keeps the raw files)"
+    --rate "$RATE" --get-ratio "$GET_RATIO" --logs "$WORK"/cairn*.log || die "the report failed (BENCH_KEEP=1 keeps the raw files)"
 echo
 echo "cairn ctl rebalance status, at the end:"
 "$CAIRN_BIN" ctl rebalance status --addr "$HOST:$((NODE_PORT[1] + 20000))" | sed 's/^/  /' || true

@@ -599,6 +599,43 @@ def goal(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def move_starts(log_paths: list[str]) -> list[float]:
+    """Wall times at which a leader took a move's first step (the node logs' "membership step" lines
+    with change="add-learner N"), sorted."""
+    import datetime
+    import re
+    pattern = re.compile(r'ts=(\S+) .*msg="membership step" group=\d+ change="add-learner \d+"')
+    starts = []
+    for path in log_paths:
+        try:
+            for line in open(path, errors="replace"):
+                m = pattern.search(line)
+                if m:
+                    starts.append(datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp())
+        except OSError:
+            continue
+    return sorted(starts)
+
+
+def slow_by_move_phase(rows, starts: list[float], lo: float, hi: float, threshold_ms: float) -> str:
+    """Share of the requests scheduled in [lo, hi) slower than threshold_ms, by time since the last move
+    started (50 ms bins, the last bin open-ended): where in a move's life the slow requests fall."""
+    import bisect
+    total = collections.Counter()
+    slow = collections.Counter()
+    for r in rows:
+        if not lo <= r[0] < hi:
+            continue
+        i = bisect.bisect_right(starts, r[0]) - 1
+        if i < 0:
+            continue
+        b = min(int((r[0] - starts[i]) / 0.05), 10)
+        total[b] += 1
+        slow[b] += r[2] > threshold_ms
+    return "  ".join(f"{b * 50}{'+' if b == 10 else ''}ms {100 * slow[b] / total[b]:.1f}% of {total[b]}"
+                     for b in sorted(total))
+
+
 def cmd_report(a) -> int:
     fill = json.load(open(a.fill))
     before = json.load(open(a.before))
@@ -731,6 +768,11 @@ def cmd_report(a) -> int:
     if slowest:
         print("slowest during the rebalance: " + "; ".join(describe(r) for r in slowest))
     ratio = (w_during["p99_ms"] / w_before["p99_ms"]) if w_during["p99_ms"] and w_before["p99_ms"] else None
+    starts = move_starts(a.logs)
+    if starts and w_before["p99_ms"]:
+        threshold = 2 * w_before["p99_ms"]
+        print(f"requests during the rebalance over {threshold:.2f} ms (2 x p99 before), by time since the last move"
+              f" started ({len(starts)} starts): " + slow_by_move_phase(rows, starts, t_join, during_end, threshold))
     print(f"p99 during / p99 before: {ratio:.2f}" if ratio is not None else "p99 during / p99 before: -")
     print()
     print("Goals (issue 5):")
@@ -790,6 +832,7 @@ def main() -> int:
     rp.add_argument("--warmup", type=float, default=1.0)
     rp.add_argument("--rate", type=float, required=True)
     rp.add_argument("--get-ratio", type=float, required=True)
+    rp.add_argument("--logs", nargs="*", default=[], help="node logs, for the slow requests by move phase")
     a = ap.parse_args()
     return {"fill": cmd_fill, "traffic": cmd_traffic, "state": cmd_state, "watch": cmd_watch,
             "report": cmd_report}[a.cmd](a)

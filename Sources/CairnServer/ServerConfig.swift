@@ -55,8 +55,9 @@ public struct ServerConfig: Sendable {
     public var overloadLatencyMilliseconds = 250
     /// Partition moves led by this node at once (`--max-moves`).
     public var maxMoves = 1
-    /// Snapshot bytes per second this node sends (`--move-rate`); 0 is unlimited.
-    public var moveBytesPerSecond = 64 * 1024 * 1024
+    /// Catch-up bytes per second this node sends: snapshot chunks and log entries to new replicas
+    /// (`--move-rate`, `NodeConfig.moveBytesPerSecond`); 0 is unlimited.
+    public var moveBytesPerSecond = 8 * 1024 * 1024
 
     public init() {}
 }

@@ -70,7 +70,8 @@ enum ServerCommand {
           --move-rate R         Bytes per second this node sends to catch up replicas: snapshot chunks
                                 (partition moves and lagging followers) and log entries to new replicas
                                 (each of --max-moves moves gets an equal part), e.g. 64M; suffixes K,
-                                M, G; 0 for no limit. Default 64M.
+                                M, G; 0 for no limit. Default 8M (more finishes moves of large
+                                partitions sooner, at a cost to client latency meanwhile).
           -h, --help            Print this help.
 
         """
