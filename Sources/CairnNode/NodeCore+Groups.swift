@@ -116,11 +116,13 @@ extension NodeCore {
         // ReadIndex, not leases: a lease is only as safe as the tick rates of all nodes, and a starved
         // loop (see `Server.endTurn`) may skip ticks.
         raft.leaseReads = false
-        // A new replica's log catch-up shares `--move-rate` with snapshot chunks: each of the node's
-        // `maxMoves` moves gets an equal part (at least a byte a tick; 0 = no limit).
+        // A new replica's log backlog is paced by `--move-rate` too (snapshot chunks have their own
+        // bucket of the same rate): each of the node's `maxMoves` moves gets an equal part, at least
+        // a byte a tick (0 = no limit). Divided before multiplied: no overflow for any rate.
         if config.moveBytesPerSecond > 0 {
-            raft.learnerBytesPerTick = max(
-                1, config.moveBytesPerSecond / 1000 * config.tickMilliseconds / max(1, config.maxMoves))
+            let perMove = config.moveBytesPerSecond / max(1, config.maxMoves)
+            let tick = config.tickMilliseconds
+            raft.learnerBytesPerTick = max(1, perMove / 1000 * tick + perMove % 1000 * tick / 1000)
         }
         return raft
     }

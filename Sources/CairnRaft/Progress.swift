@@ -47,12 +47,17 @@ public struct Progress: Sendable, Equatable {
     /// MiB every 20 ms).
     var probeHeartbeats = 0
     /// A learner's entry bytes not yet paid off by ticks (`RaftConfig.learnerBytesPerTick`): another
-    /// append goes out only while this is below one tick's allowance. Zero for voters.
+    /// append goes out only while this is below one tick's allowance. Counted only while paced.
     var unpaidBytes = 0
+    /// The leader's last index when it started replicating to this member: only entries up to it (the
+    /// backlog) are paced, so a learner of a group that takes writes faster than its allowance still
+    /// catches up (what is appended later flows as to a voter).
+    var pacedThrough: LogIndex = 0
 
-    init(match: LogIndex, next: LogIndex) {
+    init(match: LogIndex, next: LogIndex, pacedThrough: LogIndex = 0) {
         self.match = match
         self.next = next
+        self.pacedThrough = pacedThrough
     }
 
     /// Goes back to probing from just after `match`, forgetting optimistic sends.
@@ -63,6 +68,9 @@ public struct Progress: Sendable, Equatable {
         isProbeSent = false
         stalledHeartbeats = 0
         probeHeartbeats = 0
+        // Probes are not paced: whatever they added is forgiven, so a learner that was unreachable
+        // for a while does not come back to a debt.
+        unpaidBytes = 0
     }
 }
 

@@ -50,7 +50,9 @@ public struct RaftConfig: Sendable, Equatable {
     /// the pipelining window's pace and writes and applies all of it at once, competing with every
     /// other write on its node and disk. Appends to a learner are cut to the bytes left this tick, an
     /// entry larger than that goes alone, and the excess is paid off by the next ticks before the next
-    /// append goes out. Voters are never held back.
+    /// append goes out. Only the backlog is paced (the log as it was when this leader started sending
+    /// to the learner): entries appended later flow as to a voter, so a learner catches up however
+    /// fast its group takes writes. Voters are never held back.
     public var learnerBytesPerTick: Int = 0
     /// A deliberately wrong behaviour, for simulation only (see `_RaftInjectedBug`). Nil in production.
     public var _injectedBug: _RaftInjectedBug?

@@ -129,7 +129,7 @@ extension RaftCore {
         let start = log.lastIndex.next
         var state = LeaderState(termStartIndex: start)
         for member in configuration.members where member != config.id {
-            state.progress[member] = Progress(match: 0, next: start)
+            state.progress[member] = Progress(match: 0, next: start, pacedThrough: log.lastIndex)
         }
         leaderState = state
         appendLocally([.empty], into: &output)

@@ -38,9 +38,11 @@ extension RaftCore {
         }
     }
 
-    /// Whether appends to `node` are held to `RaftConfig.learnerBytesPerTick`.
-    private func isPaced(_ node: NodeID) -> Bool {
-        config.learnerBytesPerTick > 0 && configuration.learners.contains(node)
+    /// Whether appends to `node` from `progress.next` are held to `RaftConfig.learnerBytesPerTick`: a
+    /// learner's backlog (`Progress.pacedThrough`) is.
+    private func isPaced(_ node: NodeID, _ progress: Progress) -> Bool {
+        config.learnerBytesPerTick > 0 && progress.next <= progress.pacedThrough
+            && configuration.learners.contains(node)
     }
 
     private func isQuorumRecentlyActive() -> Bool {
@@ -77,7 +79,7 @@ extension RaftCore {
             state.progress[node] = nil
         }
         for node in newConfiguration.members where node != config.id && state.progress[node] == nil {
-            state.progress[node] = Progress(match: 0, next: log.lastIndex.next)
+            state.progress[node] = Progress(match: 0, next: log.lastIndex.next, pacedThrough: log.lastIndex)
         }
         if let target = state.transfer?.target, !members.contains(target) { state.transfer = nil }
         leaderState = state
@@ -103,10 +105,9 @@ extension RaftCore {
         case .probe:
             if !progress.isProbeSent { sendAppend(&progress, to: node, into: &output) }
         case .replicate:
-            let isPaced = isPaced(node)
             while progress.state == .replicate && progress.inflight.count < config.inflightAppendsMax
                 && progress.next <= log.lastIndex
-                && (!isPaced || progress.unpaidBytes < config.learnerBytesPerTick)
+                && (!isPaced(node, progress) || progress.unpaidBytes < config.learnerBytesPerTick)
             {
                 sendAppend(&progress, to: node, into: &output)
             }
@@ -124,13 +125,18 @@ extension RaftCore {
             sendSnapshotChunk(&progress, to: node, into: &output)
             return
         }
-        let isPaced = isPaced(node)
+        let isPaced = isPaced(node, progress)
         let bytesMax =
             isPaced
             ? min(config.appendBytesMax, max(1, config.learnerBytesPerTick - progress.unpaidBytes))
             : config.appendBytesMax
         let entries = log.entries(from: progress.next, bytesMax: bytesMax)
-        if isPaced { progress.unpaidBytes += entries.reduce(0) { $0 + $1.sizeBytes } }
+        if isPaced, progress.state == .replicate {
+            // A larger entry than the allowance goes alone; the debt is at most one append's worth.
+            let bytes = entries.reduce(0) { $0 + $1.sizeBytes }
+            progress.unpaidBytes = min(
+                progress.unpaidBytes + bytes, max(config.learnerBytesPerTick, config.appendBytesMax, bytes))
+        }
         let append = AppendEntries(
             previousIndex: previous, previousTerm: previousTerm, entries: entries, commit: commitIndex,
             sequence: nextSequence())

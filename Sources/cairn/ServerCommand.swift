@@ -67,11 +67,12 @@ enum ServerCommand {
                                 rebuild) only while fewer than N partitions this node holds are
                                 moving; the rest wait. 1 to 1024. Default 1 (more finish a
                                 rebalance sooner, at a cost to client latency meanwhile).
-          --move-rate R         Bytes per second this node sends to catch up replicas: snapshot chunks
-                                (partition moves and lagging followers) and log entries to new replicas
-                                (each of --max-moves moves gets an equal part), e.g. 64M; suffixes K,
-                                M, G; 0 for no limit. Default 8M (more finishes moves of large
-                                partitions sooner, at a cost to client latency meanwhile).
+          --move-rate R         Catch-up bytes per second: snapshot chunks this node sends (partition
+                                moves and lagging followers, R in all), and, separately, the log
+                                backlog a leader here sends each new replica (R / --max-moves each).
+                                E.g. 64M; suffixes K, M, G; 0 for no limit, at most 1024G. Default 8M
+                                (more finishes moves of large partitions sooner, at a cost to client
+                                latency meanwhile).
           -h, --help            Print this help.
 
         """
@@ -242,9 +243,10 @@ enum ServerCommand {
                 }
                 config.maxMoves = count
             case "--move-rate":
-                guard let bytes = parseBytes(text) else {
+                guard let bytes = parseBytes(text), bytes <= 1 << 40 else {
                     return .failure(
-                        "--move-rate must be bytes per second such as 67108864, 64M or 1G (0: no limit); got '\(text)'")
+                        "--move-rate must be bytes per second from 0 to 1024G, such as 8388608, 8M or 1G (0: no limit); got '\(text)'"
+                    )
                 }
                 config.moveBytesPerSecond = bytes
             case "--seed":

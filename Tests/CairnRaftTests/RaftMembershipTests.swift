@@ -246,12 +246,50 @@ struct RaftLearnerPacingTests {
         let gained = (cluster.cores[4]?.lastIndex.rawValue ?? 0) - start.rawValue
         // 10 ticks pay for 10,000 bytes: at most four 2,500-byte entries and the one sent on credit.
         #expect(gained >= 2 && gained <= 5, "the learner took \(gained) entries of 2,500 bytes in 10 ticks")
+        for request in 13...16 {
+            cluster.step(
+                1,
+                .propose(
+                    Array(repeating: UInt8(ascii: "x"), count: 2500), request: RequestID(rawValue: UInt64(request))))
+        }
+        cluster.deliverAll()
         #expect(cluster.cores[2]?.lastIndex == cluster.cores[1]?.lastIndex, "voters are not held back")
+        #expect(cluster.cores[4]!.lastIndex < cluster.cores[1]!.lastIndex, "while the learner still is")
         for _ in 0..<40 {
             cluster.tickAll()
             cluster.deliverAll()
         }
         #expect(cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex)
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+
+    @Test("only the backlog is paced: a learner of a group taking writes faster than its allowance catches up")
+    func learnerCatchesUpUnderLoad() {
+        var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.deliverAll()
+        var request: UInt64 = 0
+        func write(_ cluster: inout RaftCluster) {
+            request += 1
+            cluster.step(
+                1, .propose(Array(repeating: UInt8(ascii: "y"), count: 2500), request: RequestID(rawValue: request)))
+        }
+        for _ in 0..<12 { write(&cluster) }
+        cluster.deliverAll()
+        cluster.addNode(4)
+        cluster.step(1, .changeMembership(.addLearner(4), request: 1000))
+        cluster.deliverAll()
+        // 5,000 bytes a tick of new writes against an allowance of 1,000: pacing everything would leave
+        // the learner further behind every tick.
+        for _ in 0..<60 {
+            write(&cluster)
+            write(&cluster)
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+        #expect(
+            cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex, "the learner keeps up once its backlog is in")
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 }
