@@ -91,10 +91,10 @@ public struct NodeConfig: Sendable {
     /// Catch-up bytes this node sends per second (`--move-rate`); 0 is unlimited. Snapshot chunks
     /// (partition moves and lagging followers), over all peers: a token bucket refilled every tick.
     /// Separately, the log backlog a leader here sends each new replica: an equal part for each of
-    /// `maxMoves` moves (`RaftConfig.learnerBytesPerTick`). 8 MiB/s by default: in the rebalance
-    /// benchmark (2 cores) it did no worse than 64 on client p99 during a join, with fewer slow
-    /// requests right after a move started, at no cost in time (docs/bench.md).
-    public var moveBytesPerSecond = 8 * 1024 * 1024
+    /// `maxMoves` moves (`RaftConfig.learnerBytesPerTick`). 4 MiB/s by default: in the rebalance
+    /// benchmark (2 cores) it gave the lowest client p99 during a join of the rates tried (4, 8, 16
+    /// and 64 MiB/s), at no cost in time (docs/bench.md).
+    public var moveBytesPerSecond = 4 * 1024 * 1024
     /// A deliberately wrong behaviour, for simulation only (see `_NodeInjectedBug`). Nil in production.
     public var _injectedBug: _NodeInjectedBug?
 

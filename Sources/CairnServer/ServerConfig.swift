@@ -57,7 +57,7 @@ public struct ServerConfig: Sendable {
     public var maxMoves = 1
     /// Catch-up bytes per second this node sends: snapshot chunks and log entries to new replicas
     /// (`--move-rate`, `NodeConfig.moveBytesPerSecond`); 0 is unlimited.
-    public var moveBytesPerSecond = 8 * 1024 * 1024
+    public var moveBytesPerSecond = 4 * 1024 * 1024
 
     public init() {}
 }

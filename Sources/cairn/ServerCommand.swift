@@ -70,7 +70,7 @@ enum ServerCommand {
           --move-rate R         Catch-up bytes per second: snapshot chunks this node sends (partition
                                 moves and lagging followers, R in all), and, separately, the log
                                 backlog a leader here sends each new replica (R / --max-moves each).
-                                E.g. 64M; suffixes K, M, G; 0 for no limit, at most 1024G. Default 8M
+                                E.g. 64M; suffixes K, M, G; 0 for no limit, at most 1024G. Default 4M
                                 (more finishes moves of large partitions sooner, at a cost to client
                                 latency meanwhile).
           -h, --help            Print this help.
