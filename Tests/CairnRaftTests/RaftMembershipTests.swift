@@ -191,27 +191,41 @@ struct RaftMembershipTests {
 
 @Suite("Raft learner pacing")
 struct RaftLearnerPacingTests {
-    @Test("a leader sends a learner at most learnerBytesPerTick bytes of entries per tick, and it still catches up")
-    func learnerCatchUpIsPaced() {
+    /// A 3-node group whose leader (1) paces learners to 1,000 bytes a tick, with `count` entries of
+    /// `bytes` bytes committed, then node 4 added as a learner (the conf change delivered).
+    static func clusterWithBacklog(count: Int, bytes: Int) -> RaftCluster {
         var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
         cluster.elect(1)
         cluster.tickAll()
         cluster.deliverAll()
-        for request in 1...40 {
-            cluster.step(
-                1,
-                .propose(Array(repeating: UInt8(ascii: "v"), count: 200), request: RequestID(rawValue: UInt64(request)))
-            )
-        }
+        for _ in 0..<count { write(&cluster, bytes: bytes) }
         cluster.deliverAll()
         cluster.addNode(4)
-        cluster.step(1, .changeMembership(.addLearner(4), request: 100))
+        cluster.step(1, .changeMembership(.addLearner(4), request: RequestID(rawValue: 1_000_000)))
         cluster.deliverAll()
+        return cluster
+    }
+
+    /// Proposes one entry of `bytes` bytes at node 1 (request IDs from the leader's last index).
+    static func write(_ cluster: inout RaftCluster, bytes: Int) {
+        let request = RequestID(rawValue: (cluster.cores[1]?.lastIndex.rawValue ?? 0) + 1)
+        cluster.step(1, .propose(Array(repeating: UInt8(ascii: "v"), count: bytes), request: request))
+    }
+
+    static func settle(_ cluster: inout RaftCluster, ticks: Int) {
+        for _ in 0..<ticks {
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+    }
+
+    @Test("a leader sends a learner at most learnerBytesPerTick bytes of entries per tick, and it still catches up")
+    func learnerCatchUpIsPaced() {
+        var cluster = Self.clusterWithBacklog(count: 40, bytes: 200)
         var rounds = 0
         var previous = cluster.cores[4]?.lastIndex ?? 0
         while cluster.cores[4]?.lastIndex != cluster.cores[1]?.lastIndex && rounds < 100 {
-            cluster.tickAll()
-            cluster.deliverAll()
+            Self.settle(&cluster, ticks: 1)
             rounds += 1
             let last = cluster.cores[4]?.lastIndex ?? 0
             #expect(last.rawValue <= previous.rawValue + 6, "at most about 1000 bytes (four or five entries) a tick")
@@ -224,69 +238,30 @@ struct RaftLearnerPacingTests {
 
     @Test("an entry larger than a tick's allowance goes alone, and the next ticks pay for it before the next")
     func largeEntriesArePaidOff() {
-        var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.deliverAll()
-        for request in 1...12 {
-            cluster.step(
-                1,
-                .propose(
-                    Array(repeating: UInt8(ascii: "w"), count: 2500), request: RequestID(rawValue: UInt64(request))))
-        }
-        cluster.deliverAll()
-        cluster.addNode(4)
-        cluster.step(1, .changeMembership(.addLearner(4), request: 100))
-        cluster.deliverAll()
+        var cluster = Self.clusterWithBacklog(count: 12, bytes: 2500)
         let start = cluster.cores[4]?.lastIndex ?? 0
-        for _ in 0..<10 {
-            cluster.tickAll()
-            cluster.deliverAll()
-        }
+        Self.settle(&cluster, ticks: 10)
         let gained = (cluster.cores[4]?.lastIndex.rawValue ?? 0) - start.rawValue
         // 10 ticks pay for 10,000 bytes: at most four 2,500-byte entries and the one sent on credit.
         #expect(gained >= 2 && gained <= 5, "the learner took \(gained) entries of 2,500 bytes in 10 ticks")
-        for request in 13...16 {
-            cluster.step(
-                1,
-                .propose(
-                    Array(repeating: UInt8(ascii: "x"), count: 2500), request: RequestID(rawValue: UInt64(request))))
-        }
+        for _ in 0..<4 { Self.write(&cluster, bytes: 2500) }
         cluster.deliverAll()
         #expect(cluster.cores[2]?.lastIndex == cluster.cores[1]?.lastIndex, "voters are not held back")
         #expect(cluster.cores[4]!.lastIndex < cluster.cores[1]!.lastIndex, "while the learner still is")
-        for _ in 0..<40 {
-            cluster.tickAll()
-            cluster.deliverAll()
-        }
+        Self.settle(&cluster, ticks: 40)
         #expect(cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex)
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
 
     @Test("only the backlog is paced: a learner of a group taking writes faster than its allowance catches up")
     func learnerCatchesUpUnderLoad() {
-        var cluster = RaftCluster(size: 3) { $0.learnerBytesPerTick = 1000 }
-        cluster.elect(1)
-        cluster.tickAll()
-        cluster.deliverAll()
-        var request: UInt64 = 0
-        func write(_ cluster: inout RaftCluster) {
-            request += 1
-            cluster.step(
-                1, .propose(Array(repeating: UInt8(ascii: "y"), count: 2500), request: RequestID(rawValue: request)))
-        }
-        for _ in 0..<12 { write(&cluster) }
-        cluster.deliverAll()
-        cluster.addNode(4)
-        cluster.step(1, .changeMembership(.addLearner(4), request: 1000))
-        cluster.deliverAll()
+        var cluster = Self.clusterWithBacklog(count: 12, bytes: 2500)
         // 5,000 bytes a tick of new writes against an allowance of 1,000: pacing everything would leave
         // the learner further behind every tick.
         for _ in 0..<60 {
-            write(&cluster)
-            write(&cluster)
-            cluster.tickAll()
-            cluster.deliverAll()
+            Self.write(&cluster, bytes: 2500)
+            Self.write(&cluster, bytes: 2500)
+            Self.settle(&cluster, ticks: 1)
         }
         #expect(
             cluster.cores[4]?.lastIndex == cluster.cores[1]?.lastIndex, "the learner keeps up once its backlog is in")
