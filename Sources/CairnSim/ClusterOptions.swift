@@ -58,7 +58,7 @@ public struct ClusterOptions: Sendable, Equatable, CustomStringConvertible {
     // phase (‰); once faults stop it must end removed, every partition on the other nodes.
     public var decommissionPosition: Int?
     public var decommissionAtPermille: Int
-    /// `NodeConfig.moveBytesPerSecond`: in half the runs a few hundred bytes a tick, so that a new
+    /// `NodeConfig.moveBytesPerSecond`: in half the runs 8 to 64 KiB/s (80 to 650 bytes a tick), so a new
     /// replica catches up from the log over many ticks (`RaftConfig.learnerBytesPerTick`) and snapshot
     /// chunks wait for the rate; 0 (no limit) in the others.
     public var moveBytesPerSecond: Int
