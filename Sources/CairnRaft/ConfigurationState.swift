@@ -61,29 +61,34 @@ public struct ConfigurationState: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The largest value that a quorum has reached, given each voter's value: the commit rule of Raft
-    /// §5.3 generalized to joint consensus (the smaller of the two halves' answers). A voter missing from
-    /// `values` counts as zero.
-    func quorumValue(_ values: [NodeID: UInt64]) -> UInt64 {
-        let incoming = Self.majorityValue(voters.map { values[$0] ?? 0 })
+    /// §5.3 generalized to joint consensus (the smaller of the two halves' answers). `value` gives each
+    /// voter's value (zero for one with nothing known). A closure rather than a dictionary, and no arrays:
+    /// a leader computes this on every append response, and building them showed up in perf.
+    func quorumValue(_ value: (NodeID) -> UInt64) -> UInt64 {
+        let incoming = Self.majorityValue(of: voters, value)
         guard !outgoingVoters.isEmpty else { return incoming }
-        return min(incoming, Self.majorityValue(outgoingVoters.map { values[$0] ?? 0 }))
+        return min(incoming, Self.majorityValue(of: outgoingVoters, value))
     }
 
     static func isMajority(of group: [NodeID], _ nodes: Set<NodeID>) -> Bool {
         group.filter(nodes.contains).count > group.count / 2
     }
 
-    /// The largest value reached by a majority: sort descending and take the element at position n/2.
-    /// An empty group has no majority to wait for, so it reaches everything (`UInt64.max`); this only
-    /// happens for the unused half of a non-joint configuration, never for `voters` of a working group.
     static func isMajorityImpossible(of group: [NodeID], _ rejected: Set<NodeID>) -> Bool {
         group.count - group.filter(rejected.contains).count < group.count / 2 + 1
     }
 
-    static func majorityValue(_ values: [UInt64]) -> UInt64 {
-        guard !values.isEmpty else { return UInt64.max }
-        let sorted = values.sorted(by: >)
-        return sorted[values.count / 2]
+    /// The largest value reached by a majority: sort descending and take the element at position n/2.
+    /// An empty group has no majority to wait for, so it reaches everything (`UInt64.max`); this only
+    /// happens for the unused half of a non-joint configuration, never for `voters` of a working group.
+    static func majorityValue(of group: [NodeID], _ value: (NodeID) -> UInt64) -> UInt64 {
+        guard !group.isEmpty else { return UInt64.max }
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: group.count) { buffer in
+            var values = buffer
+            for (position, node) in group.enumerated() { values.initializeElement(at: position, to: value(node)) }
+            values.sort(by: >)
+            return values[group.count / 2]
+        }
     }
 
     public var description: String {

@@ -298,9 +298,12 @@ extension RaftCore {
     /// (§5.4.2, Figure 8): older entries commit indirectly when a current-term entry after them does.
     mutating func maybeCommit(into output: inout RaftOutput) {
         guard let state = leaderState else { return }
-        var matches: [NodeID: UInt64] = [config.id: durableIndex.rawValue]
-        for (node, progress) in state.progress { matches[node] = progress.match.rawValue }
-        var quorumIndex = LogIndex(min(configuration.quorumValue(matches), log.lastIndex.rawValue))
+        let me = config.id
+        let durable = durableIndex.rawValue
+        let quorumMatch = configuration.quorumValue { node in
+            node == me ? durable : state.progress[node]?.match.rawValue ?? 0
+        }
+        var quorumIndex = LogIndex(min(quorumMatch, log.lastIndex.rawValue))
         if config._injectedBug == .commitWithoutQuorum { quorumIndex = max(quorumIndex, durableIndex) }
         guard quorumIndex > commitIndex, log.term(at: quorumIndex) == term else { return }
         commitIndex = quorumIndex

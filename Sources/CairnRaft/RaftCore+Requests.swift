@@ -103,9 +103,10 @@ extension RaftCore {
 
     /// The highest append sequence a quorum has acknowledged (this node counts as having seen them all).
     private func confirmedSequence(_ state: LeaderState) -> UInt64 {
-        var acknowledged: [NodeID: UInt64] = [config.id: UInt64.max]
-        for (node, progress) in state.progress { acknowledged[node] = progress.acknowledgedSequence }
-        return configuration.quorumValue(acknowledged)
+        let me = config.id
+        return configuration.quorumValue { node in
+            node == me ? UInt64.max : state.progress[node]?.acknowledgedSequence ?? 0
+        }
     }
 
     /// Whether the leader lease holds (thesis §6.4.1): a quorum acknowledged heartbeats sent less than
