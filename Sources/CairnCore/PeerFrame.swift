@@ -132,12 +132,15 @@ public struct PeerFrameDecoder: Sendable {
     /// Whether a malformed frame was seen; the connection must then be closed.
     public var hasFailed: Bool { failure != nil }
 
-    /// Adds bytes read from the connection. Ignored once the decoder has failed.
-    public mutating func append(_ bytes: some Collection<UInt8>) {
+    /// Adds bytes read from the connection. Ignored once the decoder has failed. A slice, not any
+    /// collection: a generic call across the module boundary ran unspecialized (perf).
+    public mutating func append(_ bytes: ArraySlice<UInt8>) {
         guard failure == nil else { return }
         compact()
         buffer.append(contentsOf: bytes)
     }
+
+    public mutating func append(_ bytes: [UInt8]) { append(bytes[...]) }
 
     /// The next complete frame, or nil if more bytes are needed.
     /// - Throws: `PeerFrameError` for a malformed frame, and the same error on every later call.
