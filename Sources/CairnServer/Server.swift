@@ -422,7 +422,7 @@ public final class Server {
 
     func complete(_ completion: StorageCompletion) {
         switch completion {
-        case .persisted(let through, let duration, let synced, let batches, let mutations):
+        case .persisted(let through, let duration, let synced, let batches, let mutations, _):
             batchesInFlight -= batches
             step(
                 .persisted(
