@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 PORT ?= 7001
 DATA_DIR ?= ./cairn-dev
 
-.PHONY: run test build release unit integration lint format bench cluster-bench rebalance-bench overload-bench clean
+.PHONY: run test build release unit integration lint format bench cluster-bench cluster-loads rebalance-bench overload-bench clean
 
 run:
 	@tools/ensure-deps.sh build
@@ -51,6 +51,11 @@ cluster-bench:
 	@tools/ensure-deps.sh bench
 	swift build -c release --product cairn
 	tools/cluster-bench.sh
+
+cluster-loads:
+	@tools/ensure-deps.sh bench
+	swift build -c release --product cairn
+	tools/cluster-loads.sh
 
 rebalance-bench:
 	@tools/ensure-deps.sh bench
