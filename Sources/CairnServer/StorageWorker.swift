@@ -168,11 +168,11 @@ final class StorageWorker: Sendable {
     /// The batches go back to the loop in the report and `taken` is left empty, so that the loop
     /// thread, which allocated their keys and values, also frees them. Freed here, they filled this
     /// thread's malloc caches while the loop's ran dry, and the loop's allocations took glibc's slow
-    /// path (`_int_malloc` was 11 % of the loop thread under pipelined SETs); handing them back cost
-    /// about 7 % less CPU per pipelined SET (docs/bench.md, session 13).
+    /// path (`_int_malloc` was 11 % of the loop thread under pipelined SETs); handing them back saved
+    /// about 7 % of the CPU per pipelined SET (docs/bench.md, session 13).
     private func writeGroup(_ taken: inout [StorageBatch]) -> Bool {
-        var batches: [StorageBatch] = []
-        swap(&batches, &taken)
+        let batches = taken
+        taken = []
         let started = System.monotonicNanoseconds()
         let sync = policy == .always && batches.contains { $0.needsSync }
         do {
