@@ -41,7 +41,9 @@ enum ServerCommand {
                                 the node hosts many groups: all logs together keep about 262144
                                 entries (at least 1000 per group). A large partition
                                 waits for as many entries as it has keys, up to 10 N; it is read on a
-                                snapshot thread. A follower that fell further behind is sent the snapshot.
+                                snapshot thread. Each group scales these counts by its own factor of 0.75
+                                to 1.25, so that groups do not all compact at once. A follower that
+                                fell further behind is sent the snapshot.
                                 0 to 100000000; 0 never compacts. Default 10000.
           --dead-node-timeout T After T without hearing from a node, the meta leader marks it dead and
                                 rebuilds its replicas on live nodes; a dead node that comes back is placed

@@ -29,30 +29,41 @@ struct SnapshotTests {
     }
 
     /// Method: 4 partitions, `--snapshot-entries` 10,000 but a node log budget of 4,000 entries: each
-    /// group's share is 1,000, so 1,100 writes to one partition compact its log. With the budget out of
-    /// the way (the control), the same writes leave the log whole.
+    /// group's share is 1,000 (staggered to 750 to 1,250), so 1,300 writes to one partition compact its
+    /// log. With the budget out of the way (the control), the same writes leave the log whole.
     @Test("a node hosting many groups compacts each at its share of the node's log budget")
     func logBudgetShare() throws {
         for budget in [4000, 100_000_000] {
             var cluster = try ClusterHarness(count: 3, partitions: 4) { $0.logEntriesPerNodeMax = budget }
             #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated })
             let client = cluster.connect(0)
-            for index in 0..<1100 {
+            for index in 0..<1300 {
                 // One write per loop turn: writes of one turn share an entry, and this counts entries.
                 cluster.submit(0, client, "SET", "{t}k\(index)", "v")
                 cluster.step(0, .turnEnded)
             }
-            #expect(cluster.run(upTo: 3000) { ($0.replies[0]?[client]?.count ?? 0) == 1100 })
+            #expect(cluster.run(upTo: 3000) { ($0.replies[0]?[client]?.count ?? 0) == 1300 })
             let group = NodeCore.group(
                 ofPartition: try #require(cluster.members[0].core.map).partition(ofKey: Array("{t}".utf8)))
             let compacted = cluster.run(upTo: 100) { cluster in
-                cluster.members.allSatisfy { $0.core.groups[group]!.raft.snapshotMetadata.index.rawValue >= 1000 }
+                cluster.members.allSatisfy { $0.core.groups[group]!.raft.snapshotMetadata.index.rawValue >= 750 }
             }
             #expect(compacted == (budget == 4000), "budget \(budget)")
         }
     }
 
-    /// Method: `--snapshot-entries` 1,000 and 1,100 writes in five loop turns: the leader batches them
+    @Test("groups compact at staggered intervals: each within [0.75, 1.25) of the base, spread, about 1 on average")
+    func staggeredIntervals() {
+        let groups = (2...129).map { GroupID(rawValue: UInt64($0)) }
+        let intervals = groups.map { NodeCore.staggered(2048, group: $0) }
+        #expect(intervals.allSatisfy { $0 >= 1536 && $0 < 2560 }, "\(intervals)")
+        #expect(Set(intervals).count >= 32, "\(Set(intervals).count) distinct intervals over 128 groups")
+        let mean = Double(intervals.reduce(0, +)) / Double(intervals.count)
+        #expect(abs(mean - 2048) < 2048 * 0.1, "mean \(mean)")
+        #expect(NodeCore.staggered(1, group: groups[0]) >= 1)
+    }
+
+    /// Method: `--snapshot-entries` 1,000 (staggered to at most 1,250) and 1,300 writes in six loop turns: the leader batches them
     /// into a handful of entries, each counting as its writes, so the group still compacts its log.
     @Test("a log of few entries that each batch many writes is compacted as one of many entries")
     func batchedWritesCountTowardsCompaction() throws {
@@ -66,12 +77,12 @@ struct SnapshotTests {
         let leader = try #require(
             cluster.members.indices.first { cluster.members[$0].core.groups[group]?.isLeader == true })
         let client = cluster.connect(leader)
-        for index in 0..<1100 {
+        for index in 0..<1300 {
             cluster.submit(leader, client, "SET", "{t}k\(index)", "v")
             if index % 256 == 255 { cluster.step(leader, .turnEnded) }
         }
         cluster.step(leader, .turnEnded)
-        #expect(cluster.run(upTo: 3000) { ($0.replies[leader]?[client]?.count ?? 0) == 1100 })
+        #expect(cluster.run(upTo: 3000) { ($0.replies[leader]?[client]?.count ?? 0) == 1300 })
         #expect(cluster.members[leader].core.groups[group]!.raft.lastIndex.rawValue < 100, "the writes were batched")
         #expect(
             cluster.run(upTo: 300) { cluster in
