@@ -70,18 +70,14 @@ server_cpu_ticks() {
 
 # counters: the sums over the three nodes of the counters this report follows, space-separated.
 counters() {
-    python3 - "$PORTS" <<'EOF'
-import sys, urllib.request
+    python3 - "$PORTS" "$REPO_ROOT/tools" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+from overload_bench import metrics  # (name, labels) -> value of one node's /metrics
 families = ["cairn_raft_snapshots_total", "cairn_raft_elections_total", "cairn_raft_campaigns_total",
             "cairn_raft_quorum_loss_stepdowns_total"]
-sums = dict.fromkeys(families, 0.0)
-for port in sys.argv[1].split(","):
-    with urllib.request.urlopen(f"http://127.0.0.1:{int(port) + 20000}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            name = line.split("{", 1)[0].split(" ", 1)[0]
-            if name in sums:
-                sums[name] += float(line.rsplit(" ", 1)[1])
-print(" ".join(str(int(sums[f])) for f in families))
+samples = [metrics(int(port)) for port in sys.argv[1].split(",")]
+print(" ".join(str(int(sum(v for s in samples for (n, _), v in s.items() if n == f))) for f in families))
 EOF
 }
 
@@ -121,17 +117,17 @@ done
 echo
 echo "Slow steps since the start, per node (count over 10 / 25 / 100 ms):"
 for i in 1 2 3; do
-    python3 - "$((NODE_PORT[i] + 20000))" "$i" <<'EOF'
-import re, sys, urllib.request
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10) as r:
-    text = r.read().decode()
+    python3 - "${NODE_PORT[i]}" "$i" "$REPO_ROOT/tools" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[3])
+from overload_bench import metrics  # (name, labels) -> value of one node's /metrics
+sample = metrics(int(sys.argv[1]))
 parts = []
 for family, label in (("cairn_loop_turn_seconds", "loop turns"), ("cairn_fsync_duration_seconds", "fsyncs"),
                       ("cairn_raft_commit_duration_seconds", "commits")):
-    buckets = {m.group(1): float(m.group(2))
-               for m in re.finditer(rf'^{family}_bucket{{le="([^"]+)"}} (\S+)$', text, re.M)}
-    total = buckets["+Inf"]
-    parts.append(f"{label} {total - buckets['0.01']:.0f} / {total - buckets['0.025']:.0f} / {total - buckets['0.1']:.0f}")
+    def over(bound: str) -> float:
+        return sample[(f"{family}_bucket", '{le="+Inf"}')] - sample[(f"{family}_bucket", f'{{le="{bound}"}}')]
+    parts.append(f"{label} {over('0.01'):.0f} / {over('0.025'):.0f} / {over('0.1'):.0f}")
 print(f"  node {sys.argv[2]}: " + ", ".join(parts))
 EOF
 done
