@@ -63,20 +63,15 @@ struct HostedGroup: Sendable {
     /// The commit index at the last tick, and the tick it last changed (or the group woke).
     var lastCommit = LogIndex(rawValue: 0)
     var activeTick: UInt64 = 0
-    /// The applied index of the last snapshot attempt (`compactLogs`).
-    var snapshotAttemptIndex = LogIndex(rawValue: 0)
     /// Entries applied since this node opened the group, each counted as its number of writes (a batch
-    /// entry holds up to 256), and that count at the last snapshot attempt: a log of few large entries
-    /// is compacted as often as one of many small ones.
+    /// entry holds up to 256), and that count at the last compaction: a log of few large entries is
+    /// compacted as often as one of many small ones.
     var appliedWrites: UInt64 = 0
-    var snapshotAttemptWrites: UInt64 = 0
+    var compactedWrites: UInt64 = 0
     /// The applied index and time the store held when the group opened: what its bucket record must
     /// keep saying while a snapshot restore is still pending (`RaftCore.isRestorePending`).
     var openedApplied: (index: LogIndex, time: Int64) = (LogIndex(rawValue: 0), 0)
-    /// Records in the last snapshot this node made of the group: the next one waits for at least as
-    /// many new entries, so reading the partition costs O(1) per write however large it grows.
-    var snapshotRecords = 0
-    /// The snapshot read asked for and not answered yet (`SnapshotRead.id`).
+    /// The snapshot read asked for (a leader's snapshot to send) and not answered yet (`SnapshotRead.id`).
     var snapshotReadID: UInt64?
 
     var isLeader: Bool { raft.role == .leader }
@@ -113,6 +108,9 @@ extension NodeCore {
         var raft = RaftConfig(
             id: identity!, group: group, electionTicksMin: config.electionTicks, heartbeatTicks: config.heartbeatTicks,
             seed: config.seed &+ group.rawValue &* 0x9E37_79B9_7F4A_7C15)
+        // A partition's records in the store are its snapshot: compaction copies nothing, and a snapshot
+        // is read only to send it (`compactLogs`). The meta group's map is kept in its snapshot.
+        raft.snapshotsOnDemand = group != Self.metaGroup
         // ReadIndex, not leases: a lease is only as safe as the tick rates of all nodes, and a starved
         // loop (see `Server.endTurn`) may skip ticks.
         raft.leaseReads = false
@@ -277,6 +275,7 @@ extension NodeCore {
             }
         }
         for reply in result.replies { handle(reply, group: group, into: &output) }
+        if result.isSnapshotWanted { snapshotWanted(group, into: &output) }
         serveReadyReads(group, into: &output)
         sendDeferredRedispatches(into: &output)
     }

@@ -23,7 +23,7 @@ public struct SnapshotRead: Sendable {
     let purpose: Purpose
 
     enum Purpose: Sendable {
-        /// Encode `group`'s snapshot as of its entry `index` (log compaction).
+        /// Encode `group`'s snapshot as of its entry `index`, for its leader to send.
         case snapshot(
             group: GroupID, index: LogIndex, appliedTime: Int64, idempotencyRange: (start: [UInt8], end: [UInt8]),
             idempotencyRecords: [ByteKey: [UInt8]?])
@@ -45,10 +45,10 @@ public struct SnapshotRead: Sendable {
                 let data = GroupSnapshot.partition(appliedTime: appliedTime, records: records, idempotency: idempotency)
                 return .snapshotBuilt(
                     SnapshotBuilt(
-                        id: id, group: group, index: index, outcome: .success(data.encoded()), records: records.count))
+                        id: id, group: group, index: index, outcome: .success(data.encoded())))
             } catch {
                 return .snapshotBuilt(
-                    SnapshotBuilt(id: id, group: group, index: index, outcome: .failure(error), records: 0))
+                    SnapshotBuilt(id: id, group: group, index: index, outcome: .failure(error)))
             }
         case .removal(let partition):
             do {
@@ -107,8 +107,6 @@ public struct SnapshotBuilt: Sendable {
     let group: GroupID
     let index: LogIndex
     let outcome: Result<[UInt8], StorageError>
-    /// Records in the snapshot: the next one of the group waits for as many new entries.
-    let records: Int
 }
 
 extension NodeCore {
@@ -129,7 +127,19 @@ extension NodeCore {
                     idempotencyRecords: keyspace.pendingAux(from: idempotency.start, to: idempotency.end))))
     }
 
-    /// A snapshot read came back: the group adopts it (and drops the log entries it covers).
+    /// A leader's group needs a snapshot to send (`RaftOutput.isSnapshotWanted`): read its partition,
+    /// unless a read of it is out already or `snapshotReadsMax` are (the core asks again on heartbeats).
+    mutating func snapshotWanted(_ group: GroupID, into output: inout NodeOutput) {
+        guard groups.contains(group), groups[existing: group].snapshotReadID == nil,
+            let partition = groups[existing: group].partition
+        else { return }
+        if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
+        let reading = groupOrder.count { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }
+        guard reading < Self.snapshotReadsMax else { return }
+        requestSnapshotRead(group, partition: partition, into: &output)
+    }
+
+    /// A snapshot read came back: the group's leader sends it to the followers that need it.
     mutating func snapshotBuilt(_ built: SnapshotBuilt, into output: inout NodeOutput) {
         guard groups.contains(built.group), groups[existing: built.group].snapshotReadID == built.id else { return }
         groups[existing: built.group].snapshotReadID = nil
@@ -137,21 +147,18 @@ extension NodeCore {
         case .failure(let error):
             output.fatal = "could not read group \(built.group) to snapshot it: \(error)"
         case .success(let data):
-            groups[existing: built.group].snapshotRecords = built.records
             guard data.count <= Limits.raftSnapshotBytesMax else {
                 output.logs.append(
                     NodeLog(
-                        .warn, "group too large to snapshot; its log keeps growing",
+                        .warn, "partition too large to send as a snapshot; followers behind its log cannot catch up",
                         [
                             ("group", "\(built.group)"), ("bytes", "\(data.count)"),
                             ("limit", "\(Limits.raftSnapshotBytesMax)"),
                         ]))
                 return
             }
-            // An older index than the group's snapshot by now (it installed its leader's): nothing to gain.
-            guard built.index > groups[existing: built.group].raft.snapshotMetadata.index else { return }
-            stats.snapshotsCreated += 1
-            stepGroup(built.group, .snapshotCreated(index: built.index, data: data), into: &output)
+            stats.snapshotsPrepared += 1
+            stepGroup(built.group, .snapshotPrepared(index: built.index, data: data), into: &output)
         }
     }
 }

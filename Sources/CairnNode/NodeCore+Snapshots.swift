@@ -117,46 +117,35 @@ enum GroupSnapshot: Sendable, Equatable {
 extension NodeCore {
     // MARK: Log compaction (Raft §7)
 
-    /// Snapshots every group whose log holds more than `config.snapshotEntries` applied entries past
-    /// its snapshot (or, for a large partition, as many entries as its last snapshot had records), so
-    /// logs stop growing: the group saves the snapshot and deletes the entries it covers. A follower
-    /// that needs a deleted entry is sent the snapshot. A partition is read off the loop
-    /// (`SnapshotRead`), at most `snapshotReadsMax` at a time; the meta group is small and read here.
+    /// Compacts the log of every group that applied more than `config.snapshotEntries` entries past its
+    /// snapshot (or its share of the node's log budget, if less), so logs stop growing (Raft §7).
+    ///
+    /// A partition's state machine is its records in the store, and they are its snapshot
+    /// (`RaftConfig.snapshotsOnDemand`): compaction saves only the index, term and configuration, and
+    /// deletes the entries it covers, so it costs the same however large the partition is. Its writes
+    /// go in a later batch than the applied data they depend on, and that batch is fsync'd, which makes
+    /// every earlier write of the store durable with it. Data is read only when a follower needs a
+    /// snapshot (`isSnapshotWanted`, `SnapshotRead`). The meta group's state is the cluster map, small
+    /// and kept in memory: its snapshot carries the map.
     mutating func compactLogs(into output: inout NodeOutput) {
         guard config.snapshotEntries > 0 else { return }
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
-        var reading = groupOrder.filter { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }.count
         // The logs live in memory: all groups together keep about `logEntriesPerNodeMax` entries at most
         // (each group's share, never under `snapshotEntriesMin`), however many groups the node hosts.
         let share = max(Self.snapshotEntriesMin, config.logEntriesPerNodeMax / max(1, groups.count))
         let baseInterval = min(config.snapshotEntries, share)
         for group in groupOrder {
-            guard groups.contains(group), groups[existing: group].snapshotReadID == nil else { continue }
-            let isPartition = groups[existing: group].partition != nil
-            if isPartition && reading >= Self.snapshotReadsMax { continue }
+            guard groups.contains(group) else { continue }
             let applied = groups[existing: group].raft.lastAppliedIndex
-            // From the last attempt, not only the last snapshot: a partition too large to snapshot is
-            // not read again on every pass.
-            let since = max(
-                groups[existing: group].raft.snapshotMetadata.index, groups[existing: group].snapshotAttemptIndex)
-            // Staggered per group, and capped so that a very large partition's log (held in memory)
-            // stays bounded.
-            let interval = min(
-                Self.staggered(max(baseInterval, groups[existing: group].snapshotRecords), group: group),
-                Self.snapshotIntervalGrowthMax * config.snapshotEntries)
-            let writes = groups[existing: group].appliedWrites &- groups[existing: group].snapshotAttemptWrites
+            let since = groups[existing: group].raft.snapshotMetadata.index
+            let interval = Self.staggered(baseInterval, group: group)
+            let writes = groups[existing: group].appliedWrites &- groups[existing: group].compactedWrites
             guard applied > since, applied.rawValue >= since.rawValue + UInt64(interval) || writes >= UInt64(interval)
             else { continue }
-            groups[existing: group].snapshotAttemptIndex = applied
-            groups[existing: group].snapshotAttemptWrites = groups[existing: group].appliedWrites
-            if let partition = groups[existing: group].partition {
-                requestSnapshotRead(group, partition: partition, into: &output)
-                reading += 1
-            } else {
-                let data = GroupSnapshot.meta(metaState).encoded()
-                stats.snapshotsCreated += 1
-                stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
-            }
+            groups[existing: group].compactedWrites = groups[existing: group].appliedWrites
+            let data = groups[existing: group].partition == nil ? GroupSnapshot.meta(metaState).encoded() : []
+            stats.snapshotsCreated += 1
+            stepGroup(group, .snapshotCreated(index: applied, data: data), into: &output)
         }
     }
 
@@ -174,11 +163,9 @@ extension NodeCore {
         return max(1, interval * (96 + step) / 128)
     }
 
-    /// How far a large partition's snapshot interval may grow past `--snapshot-entries`.
-    static let snapshotIntervalGrowthMax = 10
-
-    /// Partition snapshot reads in flight at once: each holds a whole partition in memory while it is
-    /// built, and takes a core's worth of CPU from the loop on a small machine.
+    /// Partition snapshot reads in flight at once (snapshots a leader prepares to send): each holds a
+    /// whole partition in memory while it is built, and takes a core's worth of CPU from the loop on a
+    /// small machine. Removal reads (`PartitionRemoval`) are not counted.
     static let snapshotReadsMax = 2
 
     /// Replaces the state machine of `group` with `snapshot` (a snapshot the leader sent, or one saved

@@ -537,6 +537,7 @@ public struct NodeCore: Sendable {
         metrics.set(NodeMetrics.peerRefused, [], Double(stats.peerMessagesRefused))
         metrics.set(NodeMetrics.raftSnapshots, [("kind", "created")], Double(stats.snapshotsCreated))
         metrics.set(NodeMetrics.raftSnapshots, [("kind", "restored")], Double(stats.snapshotsRestored))
+        metrics.set(NodeMetrics.raftSnapshots, [("kind", "prepared")], Double(stats.snapshotsPrepared))
         metrics.set(NodeMetrics.raftLogEntries, [], Double(logEntries))
         metrics.set(NodeMetrics.raftQuietGroups, [], Double(quiet))
         metrics.set(NodeMetrics.raftQuietWakeups, [], Double(stats.quietWakeups))
@@ -621,6 +622,7 @@ struct NodeStats: Sendable {
     var peerMessagesRefused: UInt64 = 0
     var snapshotsCreated: UInt64 = 0
     var snapshotsRestored: UInt64 = 0
+    var snapshotsPrepared: UInt64 = 0
     var quietWakeups: UInt64 = 0
     var lostReplies: UInt64 = 0
     var proposals: UInt64 = 0

@@ -92,7 +92,8 @@ public enum NodeMetrics {
 
     public static let raftSnapshots = MetricFamily(
         "cairn_raft_snapshots_total",
-        help: "Snapshots of this node's groups: created (log compaction) and restored (sent by a leader).",
+        help:
+            "Snapshots of this node's groups: created (log compaction), prepared (read to send to a follower) and restored (sent by a leader).",
         kind: .counter)
     public static let raftLogEntries = MetricFamily(
         "cairn_raft_log_entries", help: "Log entries held after the snapshots, summed over this node's groups.",

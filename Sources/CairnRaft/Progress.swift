@@ -22,6 +22,9 @@ public struct Progress: Sendable, Equatable {
         case replicate
         /// The entries it needs are compacted away: send the snapshot at `index`, one chunk at a time.
         case snapshot(index: LogIndex, offset: Int)
+        /// The entries it needs are compacted away and the application is preparing a snapshot to send
+        /// (`RaftConfig.snapshotsOnDemand`); heartbeats keep the follower from campaigning meanwhile.
+        case snapshotWanted
     }
 
     /// The highest index known to be replicated on the follower.
@@ -109,6 +112,9 @@ struct LeaderState: Sendable, Equatable {
     /// Set once this leader sent TimeoutNow: a delayed transfer election could depose it at any time,
     /// so it serves no more lease reads in this term.
     var isLeaseForfeited = false
+    /// The snapshot the application prepared to send (`RaftConfig.snapshotsOnDemand`), held only while
+    /// a follower needs it.
+    var outgoingSnapshot: Snapshot?
 
     static func == (lhs: LeaderState, rhs: LeaderState) -> Bool {
         lhs.progress == rhs.progress && lhs.termStartIndex == rhs.termStartIndex && lhs.sequence == rhs.sequence
@@ -116,6 +122,7 @@ struct LeaderState: Sendable, Equatable {
             && lhs.sequenceTicks.map(\.tick) == rhs.sequenceTicks.map(\.tick) && lhs.pendingReads == rhs.pendingReads
             && lhs.readsAwaitingCommit == rhs.readsAwaitingCommit && lhs.readRoundSequence == rhs.readRoundSequence
             && lhs.transfer == rhs.transfer && lhs.isLeaseForfeited == rhs.isLeaseForfeited
+            && lhs.outgoingSnapshot == rhs.outgoingSnapshot
     }
 }
 

@@ -54,6 +54,14 @@ public struct RaftConfig: Sendable, Equatable {
     /// to the learner): entries appended later flow as to a voter, so a learner catches up however
     /// fast its group takes writes. Voters are never held back.
     public var learnerBytesPerTick: Int = 0
+    /// The application keeps its state machine durably and that state is the snapshot (as a partition's
+    /// records in the store are). Log compaction then saves only the metadata (`.snapshotCreated` with
+    /// empty data; the application MUST have made its state through that index durable by the time the
+    /// compaction's writes are), so it costs no copy of the state however large it is. A leader that must
+    /// send a snapshot asks for one in `RaftOutput.isSnapshotWanted`, and sends what the application hands
+    /// back with `.snapshotPrepared`, as of any applied index still in its log. A follower that installs
+    /// one saves its metadata only (the application restores the data, in the same batch).
+    public var snapshotsOnDemand: Bool = false
     /// A deliberately wrong behaviour, for simulation only (see `_RaftInjectedBug`). Nil in production.
     public var _injectedBug: _RaftInjectedBug?
 

@@ -159,8 +159,10 @@ extension RaftCore {
         let isSuffixKept = log.term(at: metadata.index) == metadata.term
         if !isSuffixKept { output.writes.truncateFrom = metadata.index.next }
         log.compact(through: metadata.index, term: metadata.term)
-        snapshot = newSnapshot
-        output.writes.snapshot = newSnapshot
+        // With `snapshotsOnDemand` the restored state machine is the snapshot: only its metadata is kept.
+        let kept = config.snapshotsOnDemand ? Snapshot(metadata: metadata, data: []) : newSnapshot
+        snapshot = kept
+        output.writes.snapshot = kept
         commitIndex = metadata.index
         durableIndex = isSuffixKept ? max(durableIndex, metadata.index) : metadata.index
         appliedIndex = metadata.index

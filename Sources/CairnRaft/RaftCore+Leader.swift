@@ -100,7 +100,7 @@ extension RaftCore {
     mutating func sendAppends(to node: NodeID, into output: inout RaftOutput) {
         guard var progress = leaderState?.progress[node] else { return }
         switch progress.state {
-        case .snapshot:
+        case .snapshot, .snapshotWanted:
             break
         case .probe:
             if !progress.isProbeSent { sendAppend(&progress, to: node, into: &output) }
@@ -120,9 +120,8 @@ extension RaftCore {
     private mutating func sendAppend(_ progress: inout Progress, to node: NodeID, into output: inout RaftOutput) {
         let previous = progress.next.previous
         guard let previousTerm = log.term(at: previous) else {
-            progress.state = .snapshot(index: snapshot.metadata.index, offset: 0)
             progress.inflight.removeAll()
-            sendSnapshotChunk(&progress, to: node, into: &output)
+            startSnapshot(&progress, to: node, into: &output)
             return
         }
         let isPaced = isPaced(node, progress)
@@ -149,7 +148,7 @@ extension RaftCore {
                 progress.next = last.index.next
                 progress.inflight.append(last.index)
             }
-        case .snapshot:
+        case .snapshot, .snapshotWanted:
             break
         }
     }
@@ -197,6 +196,8 @@ extension RaftCore {
                         sendSnapshotChunk(&progress, to: node, into: &output)
                     }
                 }
+            case .snapshotWanted:
+                startSnapshot(&progress, to: node, into: &output)
             case .replicate:
                 if isScheduled { noticeStall(&progress) }
                 if progress.state == .replicate, let matchTerm = log.term(at: progress.match) {
@@ -211,6 +212,7 @@ extension RaftCore {
             }
             leaderState?.progress[node] = progress
         }
+        releaseOutgoingSnapshotIfUnused()
     }
 
     /// Two heartbeats in a row with appends in flight and no progress mean they were lost: probe again.
@@ -264,6 +266,9 @@ extension RaftCore {
                 progress.inflight.removeAll()
             case .snapshot(let index, _) where progress.match >= index:
                 progress.becomeProbe(next: progress.match.next)
+            case .snapshotWanted where progress.match >= log.snapshotIndex:
+                // It had the entry the log starts after (a keep-alive matched): appends can go on.
+                progress.becomeProbe(next: progress.match.next)
             default:
                 break
             }
@@ -289,7 +294,7 @@ extension RaftCore {
             guard response.rejectedIndex == progress.next.previous else { return }
             let (hint, _) = log.lastIndex(atOrBelow: response.conflictIndex, withTermAtMost: response.conflictTerm)
             progress.becomeProbe(next: min(response.rejectedIndex, hint.next))
-        case .snapshot:
+        case .snapshot, .snapshotWanted:
             break
         }
     }
@@ -330,18 +335,83 @@ extension RaftCore {
 
     // MARK: Snapshots
 
-    /// Sends the chunk of the current snapshot at the follower's offset (Raft §7), restarting from zero
+    /// The snapshot a follower whose next entry is compacted away can be sent now: the log's own
+    /// (compaction point) snapshot, or with `snapshotsOnDemand` the one the application prepared, as long
+    /// as the log still holds its index (the follower goes on from the entry after it). Nil: ask for one.
+    var snapshotToSend: Snapshot? {
+        guard config.snapshotsOnDemand else { return snapshot }
+        guard let prepared = leaderState?.outgoingSnapshot, prepared.metadata.index >= log.snapshotIndex else {
+            return nil
+        }
+        return prepared
+    }
+
+    /// Starts sending a snapshot to a follower whose next entry is compacted away (Raft §7): at once if
+    /// one is at hand, else once the application has prepared one (`snapshotsOnDemand`), meanwhile
+    /// keeping the follower from campaigning with an empty append from the log's start, which it
+    /// refuses (or accepts, if it has that entry after all: then appends go on from there).
+    mutating func startSnapshot(_ progress: inout Progress, to node: NodeID, into output: inout RaftOutput) {
+        if let sendable = snapshotToSend {
+            progress.state = .snapshot(index: sendable.metadata.index, offset: 0)
+            sendSnapshotChunk(&progress, to: node, into: &output)
+            return
+        }
+        progress.state = .snapshotWanted
+        output.isSnapshotWanted = true
+        let keepAlive = AppendEntries(
+            previousIndex: log.snapshotIndex, previousTerm: log.snapshotTerm, entries: [], commit: commitIndex,
+            sequence: nextSequence())
+        send(.appendEntries(keepAlive), to: node, into: &output)
+    }
+
+    /// Sends the chunk of the snapshot to send at the follower's offset (Raft §7), restarting from zero
     /// if a newer snapshot replaced the one it was receiving.
     mutating func sendSnapshotChunk(_ progress: inout Progress, to node: NodeID, into output: inout RaftOutput) {
         guard case .snapshot(let index, let offset) = progress.state else { return }
-        let data = snapshot.data
-        let start = index == snapshot.metadata.index ? min(offset, data.count) : 0
-        progress.state = .snapshot(index: snapshot.metadata.index, offset: start)
+        guard let sending = snapshotToSend else {
+            // The prepared snapshot fell behind the log's compaction point: a newer one is needed.
+            startSnapshot(&progress, to: node, into: &output)
+            return
+        }
+        let data = sending.data
+        let start = index == sending.metadata.index ? min(offset, data.count) : 0
+        progress.state = .snapshot(index: sending.metadata.index, offset: start)
         let end = min(start + config.snapshotChunkBytesMax, data.count)
         let chunk = SnapshotChunk(
-            metadata: snapshot.metadata, totalBytes: data.count, offset: start, data: Array(data[start..<end]),
+            metadata: sending.metadata, totalBytes: data.count, offset: start, data: Array(data[start..<end]),
             isLast: end == data.count)
         send(.installSnapshot(chunk), to: node, into: &output)
+    }
+
+    /// Takes the snapshot the application prepared (`snapshotsOnDemand`) and starts sending it to every
+    /// follower waiting for one. One the log no longer holds is dropped; heartbeats ask for a newer one.
+    mutating func snapshotPrepared(index: LogIndex, data: [UInt8], into output: inout RaftOutput) {
+        // Prepared while leader, for this leadership or an earlier one: only a leader sends snapshots.
+        guard config.snapshotsOnDemand, leaderState != nil, index <= appliedIndex, index >= log.snapshotIndex,
+            let entryTerm = log.term(at: index)
+        else { return }
+        let configurationThere = log.configuration(atOrBefore: index) ?? snapshot.metadata.configuration
+        leaderState?.outgoingSnapshot = Snapshot(
+            metadata: SnapshotMetadata(index: index, term: entryTerm, configuration: configurationThere), data: data)
+        for node in leaderState?.progress.keys.sorted() ?? [] {
+            guard var progress = leaderState?.progress[node], progress.state == .snapshotWanted else { continue }
+            startSnapshot(&progress, to: node, into: &output)
+            leaderState?.progress[node] = progress
+        }
+    }
+
+    /// Drops the prepared snapshot once no follower receives or waits for one: it holds a partition's
+    /// whole state in memory.
+    mutating func releaseOutgoingSnapshotIfUnused() {
+        guard leaderState?.outgoingSnapshot != nil else { return }
+        let isInUse =
+            leaderState?.progress.values.contains { progress in
+                switch progress.state {
+                case .snapshot, .snapshotWanted: true
+                case .probe, .replicate: false
+                }
+            } ?? false
+        if !isInUse { leaderState?.outgoingSnapshot = nil }
     }
 
     /// Advances a snapshot transfer from the follower's answer; when complete, resumes appends after it.
@@ -366,6 +436,7 @@ extension RaftCore {
             maybeCommit(into: &output)
             continueTransfer(to: node, into: &output)
             sendAppends(to: node, into: &output)
+            releaseOutgoingSnapshotIfUnused()
         } else {
             // Stop-and-wait: the answer names the offset the follower wants next (the same one again if
             // the chunk was refused), so a lost or corrupt chunk is simply sent again.

@@ -45,6 +45,10 @@ import CairnCore
 /// - The log lives in memory (`RaftLog`) and storage is read only at start: the core stays a value the
 ///   simulator can copy; the application bounds memory by taking snapshots. The latest snapshot's data is
 ///   held in memory too, to send it; chunks go one at a time (stop-and-wait), retried on heartbeats.
+///   With `RaftConfig.snapshotsOnDemand` the application's durable state is the snapshot instead:
+///   compaction saves metadata only, and a leader asks for a snapshot's data when a follower needs one
+///   (as etcd's and CockroachDB's state machines in the store are their snapshots), holding it only
+///   while it is being sent.
 /// - The leader counts its own entries for commitment only once the shell reports them `.persisted`
 ///   (thesis §10.2.1 lets the leader write in parallel with replication; this is that, made explicit).
 /// - A rejected append carries etcd's conflict hint (largest index whose term is at most the leader's
@@ -136,6 +140,16 @@ public struct RaftCore: Sendable {
         if let appliedIndex, appliedIndex > log.lastIndex {
             throw .storage(.corrupt("applied index \(appliedIndex) is beyond the log's end \(log.lastIndex)"))
         }
+        // A snapshot saved as metadata only has nothing to restore: the application's own state must
+        // cover it. If it does not, the entries in between are gone from both.
+        if config.snapshotsOnDemand, snapshot.metadata.index > 0, snapshot.data.isEmpty,
+            (appliedIndex ?? 0) < snapshot.metadata.index
+        {
+            throw .storage(
+                .corrupt(
+                    "applied index \(appliedIndex ?? 0) is behind the log's compaction point \(snapshot.metadata.index)"
+                        + " (a snapshot kept as metadata only): the state machine lost writes the log no longer holds"))
+        }
         self.config = config
         self.term = hardState.term
         self.vote = hardState.vote
@@ -188,6 +202,8 @@ public struct RaftCore: Sendable {
             persisted(through: index, term: term, into: &output)
         case .snapshotCreated(let index, let data):
             snapshotCreated(index: index, data: data, into: &output)
+        case .snapshotPrepared(let index, let data):
+            snapshotPrepared(index: index, data: data, into: &output)
         case .changeMembership(let change, let request):
             changeMembership(change, request: request, into: &output)
         case .transferLeadership(let target, let request):
@@ -276,6 +292,9 @@ public struct RaftCore: Sendable {
         precondition(durableIndex <= log.lastIndex, "\(invariantContext): durable \(durableIndex) beyond log end")
         precondition(log.lastTerm <= term, "\(invariantContext): log has term \(log.lastTerm) from the future")
         precondition(snapshot.metadata.index == log.snapshotIndex, "\(invariantContext): snapshot and log disagree")
+        precondition(
+            config.snapshotsOnDemand || leaderState?.outgoingSnapshot == nil,
+            "\(invariantContext): a prepared snapshot without snapshotsOnDemand")
         precondition((role == .leader) == (leaderState != nil), "\(invariantContext): leader state without leadership")
         switch role {
         case .leader:

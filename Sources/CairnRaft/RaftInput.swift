@@ -65,7 +65,12 @@ public enum RaftInput: Sendable, Equatable {
     /// The application saved its state machine as of `index`, which MUST be at most the last index it
     /// was given to apply. The core adds the term and configuration there, asks the shell to save the
     /// snapshot and drop the entries it covers, and keeps it to send to lagging followers (Raft §7).
+    /// With `RaftConfig.snapshotsOnDemand`, `data` is empty: the application's durable state is the snapshot.
     case snapshotCreated(index: LogIndex, data: [UInt8])
+    /// The snapshot a leader asked for (`RaftOutput.isSnapshotWanted`, `RaftConfig.snapshotsOnDemand`): the
+    /// state machine as of `index`, an index the application applied. Sent to the followers that need it
+    /// if the log still holds `index` (or it is the compaction point); otherwise ignored, and asked for again.
+    case snapshotPrepared(index: LogIndex, data: [UInt8])
     /// An administrator asks to change the members. Only a leader accepts.
     case changeMembership(MembershipChange, request: RequestID)
     /// An administrator asks the leader to hand leadership to `to` (thesis §3.10).
@@ -86,6 +91,7 @@ extension RaftInput: CustomStringConvertible {
         case .readIndex(let request): "read \(request)"
         case .persisted(let index, let term): "persisted through \(index)@\(term)"
         case .snapshotCreated(let index, let data): "snapshot created at \(index) bytes=\(data.count)"
+        case .snapshotPrepared(let index, let data): "snapshot prepared at \(index) bytes=\(data.count)"
         case .changeMembership(let change, let request): "change membership \(request): \(change)"
         case .transferLeadership(let target, let request): "transfer leadership \(request) to \(target)"
         }
@@ -219,6 +225,10 @@ public struct RaftOutput: Sendable, Equatable {
     public var reads: [ReadResult] = []
     /// 5. Answer these requests.
     public var replies: [RaftReply] = []
+    /// 6. Build a snapshot of the state machine as of its applied index, off the critical path, and hand
+    ///    it back with `.snapshotPrepared` (`RaftConfig.snapshotsOnDemand` only): a follower needs entries
+    ///    that are compacted away. Asked again on heartbeats while it is still wanted; one at a time is enough.
+    public var isSnapshotWanted = false
 
     public init() {}
 }

@@ -111,10 +111,19 @@ struct SnapshotTests {
         }
         #expect(compacted, "the live nodes did not compact their logs")
         #expect(cluster.members[0].core.stats.snapshotsCreated >= 2)
+        // A partition's records are its snapshot: compaction stored the metadata only.
+        for partition in 0..<2 {
+            let group = NodeCore.group(ofPartition: partition)
+            let saved = try KVRaftLog(store: cluster.members[0].core.keyspace.store, group: group).snapshot()
+            #expect(saved.metadata.index.rawValue > 20)
+            #expect(saved.data.isEmpty, "partition \(partition)'s snapshot holds \(saved.data.count) bytes")
+        }
 
         try cluster.restart(2)
         #expect(cluster.run(upTo: 3000) { $0.isFullyReplicated && $0.hasApplied(everything: 2) })
         #expect(cluster.members[2].core.stats.snapshotsRestored >= 1, "node 2 caught up without a snapshot")
+        let prepared = cluster.members.map(\.core.stats.snapshotsPrepared).reduce(0, +)
+        #expect(prepared >= 1, "no leader read its partition to send it")
         try expectAllKeys(&cluster, on: 2)
         // What the snapshot restored is durable: it is still there after another restart.
         cluster.crash(2)

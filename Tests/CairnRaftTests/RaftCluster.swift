@@ -28,6 +28,10 @@ struct RaftCluster {
     var violations: [String] = []
     var replies: [NodeID: [RaftReply]] = [:]
     var reads: [NodeID: [ReadResult]] = [:]
+    /// How many times each node asked for a snapshot to send (`RaftOutput.isSnapshotWanted`), and whether
+    /// it still waits for one (`prepareSnapshots` answers).
+    var snapshotRequests: [NodeID: Int] = [:]
+    var snapshotWanted: Set<NodeID> = []
     let makeConfig: @Sendable (NodeID) -> RaftConfig
 
     /// The leader of each term ever seen (Election Safety).
@@ -123,6 +127,11 @@ struct RaftCluster {
         for reply in output.replies {
             render("\(id) reply \(reply)")
             replies[id, default: []].append(reply)
+        }
+        if output.isSnapshotWanted {
+            render("\(id) snapshot wanted")
+            snapshotRequests[id, default: 0] += 1
+            snapshotWanted.insert(id)
         }
         // Report durability, as a shell does once its fsync returns.
         if let last = output.writes.entries.last {
@@ -249,6 +258,21 @@ struct RaftCluster {
     mutating func snapshot(_ id: NodeID) {
         let data = Self.encode(machines[id] ?? [])
         step(id, .snapshotCreated(index: appliedIndex[id] ?? 0, data: data))
+    }
+
+    /// Compacts `id`'s log through everything it applied, keeping no data (`RaftConfig.snapshotsOnDemand`:
+    /// the state machine is the snapshot).
+    mutating func compact(_ id: NodeID) {
+        step(id, .snapshotCreated(index: appliedIndex[id] ?? 0, data: []))
+    }
+
+    /// Answers every node that asked for a snapshot to send with its state machine as of now.
+    mutating func prepareSnapshots() {
+        let wanting = snapshotWanted.sorted()
+        snapshotWanted = []
+        for id in wanting {
+            step(id, .snapshotPrepared(index: appliedIndex[id] ?? 0, data: Self.encode(machines[id] ?? [])))
+        }
     }
 
     static func encode(_ machine: [String]) -> [UInt8] { Array(machine.joined(separator: "\n").utf8) }

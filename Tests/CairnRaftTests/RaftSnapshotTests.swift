@@ -121,4 +121,113 @@ struct RaftSnapshotTests {
             cluster.machines[2] == ["a0", "a1", "a2", "b"], "the log after it once the leader says it is committed")
         #expect(cluster.violations.isEmpty, "\(cluster.violations)")
     }
+
+    // MARK: Snapshots on demand (the application's durable state is the snapshot)
+
+    /// A 3-node cluster with `snapshotsOnDemand`, led by 1, where 3 missed six writes that 1 then
+    /// compacted away (metadata only), and one more write after that.
+    static func laggingOnDemand() -> RaftCluster {
+        var cluster = RaftCluster(size: 3) {
+            $0.snapshotsOnDemand = true
+            $0.snapshotChunkBytesMax = 8
+        }
+        cluster.elect(1)
+        cluster.partition([[1, 2], [3]])
+        for request in 0..<6 as Range<UInt64> {
+            cluster.step(1, .propose(Array("value\(request)".utf8), request: RequestID(rawValue: request)))
+        }
+        cluster.deliverAll()
+        cluster.compact(1)
+        cluster.step(1, .propose(Array("tail".utf8), request: 99))
+        cluster.deliverAll()
+        cluster.heal()
+        return cluster
+    }
+
+    @Test(
+        "snapshotsOnDemand: compaction saves the metadata only; a follower that needs a snapshot gets the one the leader's application prepares, as of its applied index"
+    )
+    func onDemandSnapshotSent() {
+        var cluster = Self.laggingOnDemand()
+        #expect(cluster.storages[1]?.savedSnapshot.metadata.index == 7)
+        #expect(cluster.storages[1]?.savedSnapshot.data.isEmpty == true)
+        #expect(cluster.cores[1]?.entries.map(\.index) == [8])
+        for _ in 0..<20 {
+            cluster.tickAll()
+            cluster.deliverAll()
+            cluster.prepareSnapshots()
+            cluster.deliverAll()
+        }
+        let values = (0..<6).map { "value\($0)" } + ["tail"]
+        #expect(cluster.snapshotRequests[1, default: 0] >= 1)
+        #expect(cluster.transcript.contains { $0.hasPrefix("3 restore snapshot 8@1") }, "as of 1's applied index")
+        #expect(cluster.machines[3] == values)
+        // The follower keeps the metadata only: its restored state machine is the snapshot.
+        #expect(cluster.storages[3]?.savedSnapshot.metadata.index == 8)
+        #expect(cluster.storages[3]?.savedSnapshot.data.isEmpty == true)
+        // The leader dropped the prepared snapshot once nobody needed it.
+        #expect(cluster.cores[1]?.leaderState?.outgoingSnapshot == nil)
+        #expect(cluster.cores[1]?.progress(of: 3)?.state == .replicate)
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+
+    @Test(
+        "snapshotsOnDemand: while the application prepares the snapshot, the leader asks again on heartbeats and keeps the follower from campaigning"
+    )
+    func onDemandFollowerWaitsQuietly() {
+        var cluster = Self.laggingOnDemand()
+        let term = cluster.cores[1]?.term
+        for _ in 0..<40 {  // Four election timeouts without an answer from the application.
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+        #expect(cluster.cores[1]?.role == .leader)
+        #expect(cluster.cores[3]?.term == term, "3 heard its leader and did not campaign")
+        #expect(cluster.cores[3]?.role == .follower)
+        #expect(cluster.cores[1]?.progress(of: 3)?.state == .snapshotWanted)
+        #expect(cluster.snapshotRequests[1, default: 0] >= 20, "asked again on heartbeats")
+        cluster.prepareSnapshots()
+        for _ in 0..<10 {
+            cluster.tickAll()
+            cluster.deliverAll()
+        }
+        #expect(cluster.machines[3] == (0..<6).map { "value\($0)" } + ["tail"])
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+
+    @Test("snapshotsOnDemand: a prepared snapshot the log no longer holds is not sent; a newer one is asked for")
+    func onDemandStaleSnapshotIgnored() {
+        var cluster = Self.laggingOnDemand()
+        cluster.tickAll()
+        cluster.deliverAll()
+        #expect(cluster.snapshotWanted.contains(1))
+        // Prepared as of 5, but the log starts after 7 now: 3 could not go on from 6.
+        cluster.step(1, .snapshotPrepared(index: 5, data: RaftCluster.encode(["stale"])))
+        #expect(cluster.cores[1]?.leaderState?.outgoingSnapshot == nil)
+        #expect(cluster.cores[1]?.progress(of: 3)?.state == .snapshotWanted)
+        cluster.deliverAll()
+        #expect(!cluster.transcript.contains { $0.contains("InstallSnapshot") })
+        #expect(cluster.violations.isEmpty, "\(cluster.violations)")
+    }
+
+    @Test(
+        "snapshotsOnDemand: a restart whose applied index is behind a metadata-only snapshot fails with a clear error")
+    func onDemandRestartBehindCompaction() throws {
+        var storage = Fixture.storage(voters: [1, 2, 3], terms: [1, 1, 1, 1, 1, 1])
+        var writes = DurableWrites()
+        writes.snapshot = Snapshot(
+            metadata: SnapshotMetadata(index: 5, term: 1, configuration: ConfigurationState(voters: [1, 2, 3])),
+            data: [])
+        storage.apply(writes)
+        let config = Fixture.config(1) { $0.snapshotsOnDemand = true }
+        #expect(throws: RaftStartError.self) { try RaftCore(config: config, storage: storage, appliedIndex: 4) }
+        do {
+            _ = try RaftCore(config: config, storage: storage, appliedIndex: 4)
+        } catch {
+            #expect("\(error)".contains("behind the log's compaction point 5"), "\(error)")
+        }
+        let core = try RaftCore(config: config, storage: storage, appliedIndex: 5)
+        #expect(!core.isRestorePending)
+        #expect(core.lastAppliedIndex == 5)
+    }
 }
