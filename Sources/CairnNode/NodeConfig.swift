@@ -61,8 +61,7 @@ public struct NodeConfig: Sendable {
     /// each of them; 0 never compacts. Checked every 100 ms.
     public var snapshotEntries = 10_000
     /// Raft log entries (held in memory) the node aims to keep over all the groups it hosts: a group
-    /// snapshots after the smaller of `snapshotEntries` and its share of this (at least 1,000), or
-    /// after as many entries as its partition has records if that is more. With 128 partitions a node
+    /// snapshots after the smaller of `snapshotEntries` and its share of this (at least 1,000). With 128 partitions a node
     /// keeps about 2,048 entries per group instead of 10,000: under heavy writes its memory levels off
     /// at tens of MB of log instead of hundreds.
     public var logEntriesPerNodeMax = 262_144

@@ -36,14 +36,13 @@ enum ServerCommand {
           --partitions N        Partitions of a new cluster, 1 to 16384. Default 128. Fixed once founded.
           --replicas N          Replicas per partition of a new cluster, 1 to 7. Default 3 (fewer while
                                 the cluster has fewer nodes).
-          --snapshot-entries N  Snapshot a group and delete its log once N applied entries (an entry that
-                                batches writes counts as each) follow its last snapshot, or fewer when
-                                the node hosts many groups: all logs together keep about 262144
-                                entries (at least 1000 per group). A large partition
-                                waits for as many entries as it has keys, up to 10 N; it is read on a
-                                snapshot thread. Each group scales these counts by its own factor of 0.75
-                                to 1.25, so that groups do not all compact at once. A follower that
-                                fell further behind is sent the snapshot.
+          --snapshot-entries N  Compact a group's log once N applied entries (an entry that batches
+                                writes counts as each) follow its last snapshot, or fewer when the node
+                                hosts many groups: all logs together keep about 262144 entries (at
+                                least 1000 per group). Each group scales these counts by its own factor
+                                of 0.75 to 1.25, so that groups do not all compact at once. A partition's
+                                records are its snapshot: compaction copies nothing. A follower that fell
+                                behind the log is sent the partition, read on a snapshot thread.
                                 0 to 100000000; 0 never compacts. Default 10000.
           --dead-node-timeout T After T without hearing from a node, the meta leader marks it dead and
                                 rebuilds its replicas on live nodes; a dead node that comes back is placed
