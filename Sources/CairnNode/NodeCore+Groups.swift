@@ -73,6 +73,9 @@ struct HostedGroup: Sendable {
     var openedApplied: (index: LogIndex, time: Int64) = (LogIndex(rawValue: 0), 0)
     /// The snapshot read asked for (a leader's snapshot to send) and not answered yet (`SnapshotRead.id`).
     var snapshotReadID: UInt64?
+    /// The tick before which no snapshot is read again: the last one was too large to send, and reading
+    /// it again at every heartbeat would only repeat that.
+    var snapshotReadAfterTick: UInt64 = 0
 
     var isLeader: Bool { raft.role == .leader }
 

@@ -131,13 +131,16 @@ extension NodeCore {
     /// unless a read of it is out already or `snapshotReadsMax` are (the core asks again on heartbeats).
     mutating func snapshotWanted(_ group: GroupID, into output: inout NodeOutput) {
         guard groups.contains(group), groups[existing: group].snapshotReadID == nil,
-            let partition = groups[existing: group].partition
+            groups[existing: group].snapshotReadAfterTick <= ticks, let partition = groups[existing: group].partition
         else { return }
         if groupOrder.count != groups.count { groupOrder = groups.keys.sorted() }
         let reading = groupOrder.count { groups.contains($0) && groups[existing: $0].snapshotReadID != nil }
         guard reading < Self.snapshotReadsMax else { return }
         requestSnapshotRead(group, partition: partition, into: &output)
     }
+
+    /// Ticks (a minute at 10 ms) before a partition too large to send is read again.
+    static let snapshotRetryTicks: UInt64 = 6000
 
     /// A snapshot read came back: the group's leader sends it to the followers that need it.
     mutating func snapshotBuilt(_ built: SnapshotBuilt, into output: inout NodeOutput) {
@@ -148,6 +151,7 @@ extension NodeCore {
             output.fatal = "could not read group \(built.group) to snapshot it: \(error)"
         case .success(let data):
             guard data.count <= Limits.raftSnapshotBytesMax else {
+                groups[existing: built.group].snapshotReadAfterTick = ticks + Self.snapshotRetryTicks
                 output.logs.append(
                     NodeLog(
                         .warn, "partition too large to send as a snapshot; followers behind its log cannot catch up",
