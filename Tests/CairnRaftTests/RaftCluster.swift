@@ -32,6 +32,8 @@ struct RaftCluster {
     /// it still waits for one (`prepareSnapshots` answers).
     var snapshotRequests: [NodeID: Int] = [:]
     var snapshotWanted: Set<NodeID> = []
+    /// Snapshots restored by any node.
+    var restores = 0
     let makeConfig: @Sendable (NodeID) -> RaftConfig
 
     /// The leader of each term ever seen (Election Safety).
@@ -69,8 +71,12 @@ struct RaftCluster {
 
     private mutating func start(_ id: NodeID) {
         guard let storage = storages[id] else { return }
+        let config = makeConfig(id)
         do {
-            cores[id] = try RaftCore(config: makeConfig(id), storage: storage)
+            // With snapshots on demand the state machine is durable (applied with the writes it follows,
+            // as a partition's records are), so a restart passes how far it got.
+            cores[id] = try RaftCore(
+                config: config, storage: storage, appliedIndex: config.snapshotsOnDemand ? appliedIndex[id] ?? 0 : nil)
         } catch {
             violations.append("node \(id) failed to start: \(error)")
         }
@@ -110,6 +116,7 @@ struct RaftCluster {
         }
         // 3. Then the state machine.
         if let snapshot = output.snapshotToRestore {
+            restores += 1
             render("\(id) restore \(snapshot)")
             machines[id] = Self.decode(snapshot.data)
             appliedIndex[id] = snapshot.metadata.index
@@ -229,11 +236,15 @@ struct RaftCluster {
         render("\(id) crashed")
     }
 
-    /// Restarts a crashed node from its storage; its state machine starts empty and is rebuilt.
+    /// Restarts a crashed node from its storage; its state machine starts empty and is rebuilt (or, with
+    /// snapshots on demand, is durable and kept).
     mutating func restart(_ id: NodeID) {
         crashed.remove(id)
-        machines[id] = []
-        appliedIndex[id] = 0
+        snapshotWanted.remove(id)
+        if !makeConfig(id).snapshotsOnDemand {
+            machines[id] = []
+            appliedIndex[id] = 0
+        }
         start(id)
         let line = "\(id) restarted term=\(cores[id]?.term ?? 0) last=\(cores[id]?.lastIndex ?? 0)"
         render(line)
@@ -254,8 +265,10 @@ struct RaftCluster {
         nodes.filter { cores[$0]?.role == .leader }.max { (cores[$0]?.term ?? 0) < (cores[$1]?.term ?? 0) }
     }
 
-    /// Creates a snapshot at `id` of everything it applied.
+    /// Creates a snapshot at `id` of everything it applied (with snapshots on demand, compacts: the state
+    /// machine is the snapshot).
     mutating func snapshot(_ id: NodeID) {
+        guard !makeConfig(id).snapshotsOnDemand else { return compact(id) }
         let data = Self.encode(machines[id] ?? [])
         step(id, .snapshotCreated(index: appliedIndex[id] ?? 0, data: data))
     }
@@ -270,7 +283,7 @@ struct RaftCluster {
     mutating func prepareSnapshots() {
         let wanting = snapshotWanted.sorted()
         snapshotWanted = []
-        for id in wanting {
+        for id in wanting where !crashed.contains(id) {
             step(id, .snapshotPrepared(index: appliedIndex[id] ?? 0, data: Self.encode(machines[id] ?? [])))
         }
     }

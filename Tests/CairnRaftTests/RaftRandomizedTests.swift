@@ -23,6 +23,20 @@ struct RaftRandomizedTests {
         Self.checkLiveness(&cluster, seed: seed)
     }
 
+    @Test("the seeds with snapshots on demand ask for snapshots, and followers restore them")
+    func onDemandSnapshotsExercised() {
+        var requests = 0
+        var restores = 0
+        for seed in (0..<200 as Range<UInt64>) where seed % 8 >= 4 {
+            var cluster = Self.runFaults(seed: seed)
+            Self.checkLiveness(&cluster, seed: seed)
+            requests += cluster.snapshotRequests.values.reduce(0, +)
+            restores += cluster.restores
+        }
+        #expect(requests > 0)
+        #expect(restores > 0)
+    }
+
     @Test(
         "the checks can fail: each injected bug is caught for some seed",
         arguments: [
@@ -60,6 +74,8 @@ struct RaftRandomizedTests {
             config.checkQuorum = seed % 4 != 1
             config.preVote = seed % 4 == 0 || seed % 4 == 2
             config.leaseReads = seed % 4 == 2
+            // Half the seeds keep the state machine durable and prepare snapshots only to send them.
+            config.snapshotsOnDemand = seed % 8 >= 4
             config._injectedBug = bug
         }
         cluster.isRendering = false
@@ -72,6 +88,8 @@ struct RaftRandomizedTests {
             Self.randomEvent(&cluster, &prng, &request)
             cluster.tickAll()
             Self.deliverOneHop(&cluster, &prng, lossPercent: 10)
+            // The application answers a request for a snapshot to send a round or more later.
+            if prng.below(2) == 0 { cluster.prepareSnapshots() }
             if !cluster.violations.isEmpty { break }
         }
         return cluster
@@ -137,6 +155,7 @@ struct RaftRandomizedTests {
         while rounds < 400 {
             cluster.tickAll()
             cluster.deliverAll()
+            cluster.prepareSnapshots()
             rounds += 1
             if rounds % 20 == 0, isConverged(cluster) { break }
         }
