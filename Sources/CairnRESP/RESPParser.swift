@@ -68,9 +68,11 @@ public enum RESPParser {
         }
         var index = headerEnd + 2
         guard count > 0 else { return .command([], consumed: index - start) }
-        // First pass: check that every bulk is complete, without copying anything.
-        var spans: [Range<Int>] = []
-        spans.reserveCapacity(Int(min(count, 1024)))
+        // First pass: check that every bulk is complete, without copying anything (a large command
+        // arriving in many reads is not copied again on each) or storing anything (an array of the
+        // spans was one of a SET's five parsing allocations). The second pass walks the checked
+        // headers again and copies the arguments.
+        let first = index
         for _ in 0..<count {
             guard index < bytes.count else { return .needMoreBytes }
             guard bytes[index] == UInt8(ascii: "$") else { return .invalid(.expectedBulk(found: bytes[index])) }
@@ -84,16 +86,24 @@ public enum RESPParser {
                 let found = RESPError.printable(UnsafeBufferPointer(rebasing: bytes[(index + 1)..<lengthEnd]))
                 return .invalid(.invalidBulkLength(found: found, limit: Limits.respBulkBytesMax))
             }
-            let dataStart = lengthEnd + 2
-            let dataEnd = dataStart + Int(length)
+            let dataEnd = lengthEnd + 2 + Int(length)
             guard dataEnd + 2 <= bytes.count else { return .needMoreBytes }
             guard bytes[dataEnd] == carriageReturn, bytes[dataEnd + 1] == lineFeed else {
                 return .invalid(.missingBulkTerminator)
             }
-            spans.append(dataStart..<dataEnd)
             index = dataEnd + 2
         }
-        let arguments = spans.map { Array(bytes[$0]) }
+        var arguments: [[UInt8]] = []
+        arguments.reserveCapacity(Int(count))
+        var position = first
+        for _ in 0..<count {
+            // Checked above: "$", a valid length, CRLF, the data, CRLF.
+            let lengthEnd = lineEnd(bytes, position + 1, limit: Limits.respHeaderBytesMax)!
+            let dataStart = lengthEnd + 2
+            let dataEnd = dataStart + Int(headerInteger(bytes, position + 1, lengthEnd)!)
+            arguments.append(Array(bytes[dataStart..<dataEnd]))
+            position = dataEnd + 2
+        }
         return .command(arguments, consumed: index - start)
     }
 

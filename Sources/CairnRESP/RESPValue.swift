@@ -101,7 +101,8 @@ public indirect enum RESPValue: Sendable, Equatable {
                 let payload = Array("\(format):\(text)".utf8)
                 Self.line(&bytes, "=", String(payload.count))
                 bytes.append(contentsOf: payload)
-                bytes.append(contentsOf: [0x0D, 0x0A])
+                bytes.append(0x0D)
+                bytes.append(0x0A)
             } else {
                 RESPValue.bulk(text).encode(into: &bytes, version)
             }
@@ -130,7 +131,9 @@ public indirect enum RESPValue: Sendable, Equatable {
     static func line(_ bytes: inout [UInt8], _ prefix: Character, _ text: String) {
         bytes.append(prefix.asciiValue!)
         bytes.append(contentsOf: text.utf8)
-        bytes.append(contentsOf: [0x0D, 0x0A])
+        // Byte by byte: `append(contentsOf: [0x0D, 0x0A])` allocated the literal on every reply.
+        bytes.append(0x0D)
+        bytes.append(0x0A)
     }
 
     /// Simple strings and errors cannot hold a line end; Redis replaces them with spaces, and so do we.

@@ -32,8 +32,12 @@ public enum StorageLayout {
     public static func metaKey(_ name: String) -> [UInt8] { [metaPrefix] + Array(name.utf8) }
 
     public static func dataKey(_ key: [UInt8], partition: UInt16 = defaultPartition) -> [UInt8] {
-        var bytes: [UInt8] = [dataPrefix, UInt8(partition >> 8), UInt8(partition & 0xFF)]
+        // Reserved before the first byte: an array literal would be one allocation, and growing it a second.
+        var bytes: [UInt8] = []
         bytes.reserveCapacity(3 + key.count)
+        bytes.append(dataPrefix)
+        bytes.append(UInt8(partition >> 8))
+        bytes.append(UInt8(partition & 0xFF))
         bytes.append(contentsOf: key)
         return bytes
     }
@@ -52,8 +56,9 @@ public enum StorageLayout {
 
     public static func expiryKey(_ key: [UInt8], expiresAt: Int64) -> [UInt8] {
         precondition(expiresAt >= 0, "expiry time \(expiresAt) must not be negative")
-        var bytes: [UInt8] = [expiryPrefix]
+        var bytes: [UInt8] = []
         bytes.reserveCapacity(9 + key.count)
+        bytes.append(expiryPrefix)
         bytes.appendBigEndian(UInt64(expiresAt))
         bytes.append(contentsOf: key)
         return bytes

@@ -25,8 +25,11 @@ public struct ValueRecord: Sendable, Equatable {
     }
 
     public func encoded() -> [UInt8] {
-        var bytes: [UInt8] = [Self.formatVersion, expiresAt == nil ? 0 : Self.hasExpiryFlag]
+        // Reserved before the first byte: an array literal would be one allocation, and growing it a second.
+        var bytes: [UInt8] = []
         bytes.reserveCapacity(10 + value.count)
+        bytes.append(Self.formatVersion)
+        bytes.append(expiresAt == nil ? 0 : Self.hasExpiryFlag)
         if let expiresAt { bytes.appendBigEndian(UInt64(expiresAt)) }
         bytes.append(contentsOf: value)
         return bytes
