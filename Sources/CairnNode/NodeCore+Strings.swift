@@ -108,8 +108,9 @@ extension NodeCore {
         }
         let key = arguments[1]
         let previous = try keyspace.get(key, now: now)
-        let old: RESPValue = previous.map { .bulk($0.value) } ?? .null
-        guard condition.allows(previous) else { return returnsOld ? old : .null }
+        // Built only for SET ... GET: a `.bulk` reply is a heap allocation, once per SET when eager.
+        let old: RESPValue = returnsOld ? previous.map { .bulk($0.value) } ?? .null : .null
+        guard condition.allows(previous) else { return old }
         store(key, arguments[2], expiry: expiry, previous: previous, now: now)
         return returnsOld ? old : .ok
     }
