@@ -9,7 +9,10 @@ public enum RESPVersion: Int, Sendable, Equatable {
 /// A reply to a client, in RESP3's richer type system. Encoding for a RESP2 connection maps each
 /// RESP3-only type onto the shape Redis uses for RESP2 (a map becomes a flat array, a double a bulk
 /// string, a boolean an integer, null `$-1`).
-public indirect enum RESPValue: Sendable, Equatable {
+///
+/// Not `indirect`: the nested cases hold arrays, which are references already, and an indirect enum
+/// boxes every payload on the heap (an allocation for each `.bulk` or `.integer` reply).
+public enum RESPValue: Sendable, Equatable {
     case simple(String)
     /// An error; the text starts with its code (`ERR`, `WRONGTYPE`, ...).
     case error(String)
