@@ -88,6 +88,15 @@ public struct NodeOutput: Sendable {
     public var snapshotReads: [SnapshotRead] = []
 
     public init() {}
+
+    /// Empties this output for the next step, keeping the capacity of its reply list.
+    public mutating func recycle() {
+        var kept = replies
+        replies = []
+        kept.removeAll(keepingCapacity: true)
+        self = NodeOutput()
+        replies = kept
+    }
 }
 
 /// A whole single node as one deterministic state machine: sessions, command execution, the
@@ -211,6 +220,18 @@ public struct NodeCore: Sendable {
     /// Advances the node by one input. Same state plus same input gives the same output.
     public mutating func step(_ input: NodeInput, now: Instant) -> NodeOutput {
         var output = NodeOutput()
+        step(input, now: now, into: &output)
+        return output
+    }
+
+    /// `step`, into an output the shell keeps and empties with `NodeOutput.recycle()` between steps: the
+    /// server steps the core once per command, and a new output's reply list was an allocation each.
+    public mutating func step(_ input: NodeInput, now: Instant, into output: inout NodeOutput) {
+        precondition(
+            output.writes.isEmpty && output.replies.isEmpty && output.peerSends.isEmpty && output.logs.isEmpty
+                && output.snapshotReads.isEmpty && output.fatal == nil && output.adminReply == nil
+                && output.peerAddresses == nil,
+            "a node output must be recycled before the next step")
         self.now = now
         switch input {
         case .connected(let id, let address, let localAddress, let fileDescriptor):
@@ -301,7 +322,6 @@ public struct NodeCore: Sendable {
                 "could not make \(sequence) durable: \(error); stopping so that no unsaved write is acknowledged"
         }
         checkInvariants()
-        return output
     }
 
     // MARK: Commands

@@ -57,6 +57,8 @@ public final class Server {
     let snapshotWorker: SnapshotWorker
     let inbox = Inbox()
     var core: NodeCore
+    /// The output every step writes into, emptied before each (`NodeOutput.recycle`).
+    var stepOutput = NodeOutput()
     let epoll: Int32
     let signalDescriptor: Int32
     var registrations: [Int32: Registration] = [:]
@@ -370,7 +372,9 @@ public final class Server {
     /// Feeds one input to the core and carries out its output lanes in order.
     @discardableResult
     func step(_ input: NodeInput) -> NodeOutput {
-        let output = core.step(input, now: Self.now())
+        stepOutput.recycle()
+        core.step(input, now: Self.now(), into: &stepOutput)
+        let output = stepOutput
         // Views first: the step may have closed a batch after asking for a read, and that batch's
         // writes must not reach the store before the view is taken (`SnapshotRead`).
         for read in output.snapshotReads { snapshotWorker.enqueue(read, view: store.readView()) }
