@@ -223,7 +223,11 @@ extension NodeCore {
                     {
                         flushProposals(group, into: &output)
                     }
-                    if groups[existing: group].unproposed.isEmpty { groupsWithUnproposed.append(group) }
+                    if groups[existing: group].unproposed.isEmpty {
+                        groupsWithUnproposed.append(group)
+                        // The list leaves with the proposal: sized once per turn rather than grown from one.
+                        groups[existing: group].unproposed.reserveCapacity(8)
+                    }
                     groups[existing: group].unproposed.append(waiter)
                     groups[existing: group].unproposedBytes += bytes
                 } else if groups[existing: group].canReadNow() {
