@@ -236,8 +236,18 @@ public enum ReplicatedCommand: Sendable, Equatable {
 
     static let version: UInt8 = 1
 
+    /// About the bytes `encoded()` writes (exact for commands and batches), so the writer is sized once:
+    /// a batch of a turn's writes grew its buffer several times.
+    var encodedBytesEstimate: Int {
+        switch self {
+        case .command(_, let arguments): 14 + arguments.reduce(0) { $0 + 4 + $1.count }
+        case .batch(_, let commands): 14 + commands.reduce(0) { $0 + 4 + $1.reduce(0) { $0 + 4 + $1.count } }
+        default: 64
+        }
+    }
+
     func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: 64)
+        var writer = ByteWriter(capacity: encodedBytesEstimate)
         writer.write(Self.version)
         switch self {
         case .command(let time, let arguments):
