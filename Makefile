@@ -6,7 +6,7 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 PORT ?= 7001
 DATA_DIR ?= ./cairn-dev
 
-.PHONY: run test build release unit integration lint format bench cluster-bench cluster-loads rebalance-bench overload-bench clean
+.PHONY: run test build release unit integration lint format bench cluster-bench cluster-loads node-cost rebalance-bench overload-bench clean
 
 run:
 	@tools/ensure-deps.sh build
@@ -56,6 +56,12 @@ cluster-loads:
 	@tools/ensure-deps.sh bench
 	swift build -c release --product cairn
 	tools/cluster-loads.sh
+
+node-cost:
+	@tools/ensure-deps.sh profile
+	swift build -c release --product cairn
+	tools/node-cost.sh set 16
+	tools/node-cost.sh get 16
 
 rebalance-bench:
 	@tools/ensure-deps.sh bench

@@ -3,12 +3,14 @@
 #   tools/ensure-deps.sh build   librocksdb-dev (to build and run)
 #   tools/ensure-deps.sh test    + redis-tools, redis-server, prometheus (promtool), Python test packages
 #   tools/ensure-deps.sh bench   + redis-tools, redis-server
+#   tools/ensure-deps.sh profile + redis-tools, redis-server, linux-perf (tools/node-cost.sh)
 set -euo pipefail
 mode="${1:-build}"
 packages=(librocksdb-dev)
 case "$mode" in
   test) packages+=(redis-tools redis-server prometheus) ;;
   bench) packages+=(redis-tools redis-server) ;;
+  profile) packages+=(redis-tools redis-server linux-perf) ;;
 esac
 
 missing=()
