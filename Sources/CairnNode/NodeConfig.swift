@@ -110,6 +110,9 @@ public enum _NodeInjectedBug: String, Sendable, Equatable, CaseIterable {
     /// `IDEMPOTENT token command ...` runs the command every time, as if no token were recorded: a
     /// retried write applies again.
     case idempotencyIgnored = "idempotency-ignored"
+    /// A leader sends a follower that needs a snapshot an empty partition (its index, term and
+    /// configuration right, its records left out): the follower's copy silently loses keys.
+    case snapshotWithoutData = "snapshot-without-data"
 }
 
 /// Version strings Cairn reports.

@@ -162,7 +162,10 @@ extension NodeCore {
                 return
             }
             stats.snapshotsPrepared += 1
-            stepGroup(built.group, .snapshotPrepared(index: built.index, data: data), into: &output)
+            let sent =
+                config._injectedBug == .snapshotWithoutData
+                ? GroupSnapshot.partition(appliedTime: 0, records: [], idempotency: []).encoded() : data
+            stepGroup(built.group, .snapshotPrepared(index: built.index, data: sent), into: &output)
         }
     }
 }

@@ -488,6 +488,22 @@ public struct NodeCore: Sendable {
         return Int(sessions[existing: id].nextSequence - sessions[existing: id].nextReply)
     }
 
+    /// What this node's replica of `partition` holds, with the index its group applied: every record in
+    /// the partition's slots (expired ones too), in key order. For the simulator's check that replicas
+    /// at the same index agree. Nil if the node does not host the partition or a restore is pending.
+    public func replicaContents(ofPartition partition: Int) throws(StorageError) -> (
+        applied: UInt64, records: [(key: [UInt8], record: ValueRecord)]
+    )? {
+        guard let map, let hosted = groups[Self.group(ofPartition: partition)], !hosted.raft.isRestorePending else {
+            return nil
+        }
+        let slots = map.slots(of: partition)
+        return (
+            hosted.raft.lastAppliedIndex.rawValue,
+            try keyspace.records(inSlots: Int(slots.lowerBound)...Int(slots.upperBound))
+        )
+    }
+
     public var isReady: Bool {
         guard let map, let me = identity, !isRemoved else { return false }
         for partition in 0..<map.partitionCount where map.placement[partition].contains(me) {

@@ -152,6 +152,9 @@ public enum ClusterBug: String, Sendable, Equatable, CaseIterable, CustomStringC
     /// Nodes ignore idempotency tokens (`NodeConfig._injectedBug`): a client's retry of a write whose
     /// outcome it did not learn applies it a second time.
     case idempotencyIgnored = "idempotency-ignored"
+    /// A leader sends a follower that needs a snapshot an empty partition (`NodeConfig._injectedBug`):
+    /// the follower's copy loses keys, which reads show once it serves them (as leader after a crash).
+    case snapshotWithoutData = "snapshot-without-data"
 
     /// The bugs a run can inject, without `none`.
     public static var injectable: [ClusterBug] { allCases.filter { $0 != .none } }

@@ -434,6 +434,47 @@ extension ClusterSimulation {
         return nil
     }
 
+    /// Replicas of a partition that applied the same index hold the same records: only applied entries
+    /// change a replica (a key expires through an entry too), and a snapshot restores exactly what its
+    /// leader held. Compared about every 100 ms of the run and once it converged, among the live replicas
+    /// that applied the same index (one behind or ahead is compared with those at its own index).
+    func replicaDisagreement() -> String? {
+        for partition in 0..<options.partitionCount {
+            var replicas: [(position: Int, applied: UInt64, records: [(key: [UInt8], record: ValueRecord)])] = []
+            for node in nodes where !isRemoved(node.position) {
+                do {
+                    guard let contents = try node.core?.replicaContents(ofPartition: partition) else { continue }
+                    replicas.append((node.position, contents.applied, contents.records))
+                } catch {
+                    return "n\(node.position + 1) could not read partition \(partition): \(error)"
+                }
+            }
+            for applied in Set(replicas.map(\.applied)).sorted() {
+                let current = replicas.filter { $0.applied == applied }
+                if let problem = Self.disagreement(current, partition: partition) { return problem }
+            }
+        }
+        return nil
+    }
+
+    static func disagreement(
+        _ current: [(position: Int, applied: UInt64, records: [(key: [UInt8], record: ValueRecord)])], partition: Int
+    ) -> String? {
+        guard let first = current.first else { return nil }
+        for other in current.dropFirst() {
+            let same =
+                first.records.count == other.records.count
+                && zip(first.records, other.records).allSatisfy { $0.key == $1.key && $0.record == $1.record }
+            if !same {
+                let firstKeys = first.records.map { String(decoding: $0.key, as: UTF8.self) }.joined(separator: ",")
+                let otherKeys = other.records.map { String(decoding: $0.key, as: UTF8.self) }.joined(separator: ",")
+                return "replicas of partition \(partition) applied through \(first.applied) but differ: "
+                    + "n\(first.position + 1) holds [\(firstKeys)], n\(other.position + 1) holds [\(otherKeys)]"
+            }
+        }
+        return nil
+    }
+
     /// Converged: every node is ready (but one that was removed), a decommissioned node is removed, and
     /// the final reader read every key. Past the bound without that is a liveness failure.
     func checkLiveness() {
@@ -443,6 +484,10 @@ extension ClusterSimulation {
         let reader = clients[clients.count - 1]
         let membership = decommissionProblem()
         if notReady.isEmpty, reader.finalKeys?.isEmpty == true, membership == nil {
+            if let disagreement = replicaDisagreement() {
+                report(.stateMachineSafety, disagreement)
+                return
+            }
             convergedMs = nowMs
             trace.record(nowMs, "CONVERGED: every node ready, every key read")
             return

@@ -168,6 +168,7 @@ public final class ClusterSimulation {
             config.moveBytesPerSecond = options.moveBytesPerSecond
             if bug == .followerServesLinearizableRead { config._injectedBug = .followerServesLinearizableRead }
             if bug == .idempotencyIgnored { config._injectedBug = .idempotencyIgnored }
+            if bug == .snapshotWithoutData { config._injectedBug = .snapshotWithoutData }
             nodes.append(ClusterNode(position: position, config: config))
         }
         for id in 1...options.clientCount { clients.append(ClusterClient(id: id)) }
@@ -188,6 +189,9 @@ public final class ClusterSimulation {
     }
 
     /// Runs the simulation to the end (or the first violation) and reports.
+    /// Node ticks since replicas were last compared (`replicaDisagreement`, about every 100 ms).
+    var ticksSinceReplicaCheck = 0
+
     public func run() -> ClusterReport {
         trace.record(0, "SEED=\(options.seed) bug=\(bug)\n  \(options)")
         for node in nodes {
@@ -226,6 +230,11 @@ public final class ClusterSimulation {
             if nodes[position].isUp, nodes[position].incarnation == incarnation {
                 step(position, .tick)
                 queue.push(.tick(node: position, incarnation: incarnation), at: nowMs + SwarmOptions.tickMs)
+                ticksSinceReplicaCheck += 1
+                if ticksSinceReplicaCheck >= 10 * nodes.count {
+                    ticksSinceReplicaCheck = 0
+                    if let disagreement = replicaDisagreement() { report(.stateMachineSafety, disagreement) }
+                }
             }
         case .deliver(let from, let to, let incarnation, let payload):
             deliver(payload, from: from, to: to, incarnation: incarnation)

@@ -78,6 +78,16 @@ struct ClusterSimulationTests {
             Self.firstFailure(.logWithoutFsync, seeds: 1...20) != nil, "no seed in 1...20 caught log-without-fsync")
     }
 
+    /// Method: partition snapshots are prepared only when a follower needs one (snapshots on demand);
+    /// a leader that sends one without its records leaves that follower's copy missing keys, which must
+    /// show once the follower serves them.
+    @Test("a leader that sends a snapshot without the partition's records is caught")
+    func snapshotWithoutDataIsCaught() throws {
+        let report = try #require(
+            Self.firstFailure(.snapshotWithoutData, seeds: 1...40), "no seed in 1...40 caught snapshot-without-data")
+        #expect(report.violation != nil, "\(report.summaryLine)")
+    }
+
     /// The first run in `seeds` (3 nodes, the short fault phase) that fails with `bug` on, if any.
     static func firstFailure(_ bug: ClusterBug, seeds: ClosedRange<UInt64>) -> ClusterReport? {
         for seed in seeds {
