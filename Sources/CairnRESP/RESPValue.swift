@@ -46,10 +46,24 @@ public enum RESPValue: Sendable, Equatable {
 
     /// The bytes of this value for a connection speaking `version`.
     public func encoded(_ version: RESPVersion) -> [UInt8] {
+        // The commonest replies share one encoding each: a new array per `+OK` of a SET was a heap
+        // allocation per write.
+        switch self {
+        case .simple(let text) where text == "OK": return Self.okEncoded
+        case .integer(0): return Self.zeroEncoded
+        case .integer(1): return Self.oneEncoded
+        case .null where version == .resp2: return Self.nullEncoded
+        default: break
+        }
         var bytes: [UInt8] = []
         encode(into: &bytes, version)
         return bytes
     }
+
+    static let okEncoded = Array("+OK\r\n".utf8)
+    static let zeroEncoded = Array(":0\r\n".utf8)
+    static let oneEncoded = Array(":1\r\n".utf8)
+    static let nullEncoded = Array("$-1\r\n".utf8)
 
     /// Appends the bytes of this value to `bytes`.
     public func encode(into bytes: inout [UInt8], _ version: RESPVersion) {

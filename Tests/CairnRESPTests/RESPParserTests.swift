@@ -103,6 +103,10 @@ struct RESPEncoderTests {
     func golden() {
         let cases: [(RESPValue, String, String)] = [
             (.ok, "+OK\r\n", "+OK\r\n"),
+            (.simple("OKAY"), "+OKAY\r\n", "+OKAY\r\n"),
+            (.integer(0), ":0\r\n", ":0\r\n"),
+            (.integer(1), ":1\r\n", ":1\r\n"),
+            (.integer(10), ":10\r\n", ":10\r\n"),
             (.error("ERR syntax error"), "-ERR syntax error\r\n", "-ERR syntax error\r\n"),
             (.integer(-7), ":-7\r\n", ":-7\r\n"),
             (.bulk("hi"), "$2\r\nhi\r\n", "$2\r\nhi\r\n"),
