@@ -434,13 +434,16 @@ extension ClusterSimulation {
         return nil
     }
 
+    /// One node's replica of a partition: where it is, the index it applied, and its records.
+    typealias ReplicaContents = (position: Int, applied: UInt64, records: [(key: [UInt8], record: ValueRecord)])
+
     /// Replicas of a partition that applied the same index hold the same records: only applied entries
     /// change a replica (a key expires through an entry too), and a snapshot restores exactly what its
     /// leader held. Compared about every 100 ms of the run and once it converged, among the live replicas
     /// that applied the same index (one behind or ahead is compared with those at its own index).
     func replicaDisagreement() -> String? {
         for partition in 0..<options.partitionCount {
-            var replicas: [(position: Int, applied: UInt64, records: [(key: [UInt8], record: ValueRecord)])] = []
+            var replicas: [ReplicaContents] = []
             for node in nodes where !isRemoved(node.position) {
                 do {
                     guard let contents = try node.core?.replicaContents(ofPartition: partition) else { continue }
@@ -458,7 +461,7 @@ extension ClusterSimulation {
     }
 
     static func disagreement(
-        _ current: [(position: Int, applied: UInt64, records: [(key: [UInt8], record: ValueRecord)])], partition: Int
+        _ current: [ReplicaContents], partition: Int
     ) -> String? {
         guard let first = current.first else { return nil }
         for other in current.dropFirst() {

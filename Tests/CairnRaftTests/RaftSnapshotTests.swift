@@ -27,17 +27,7 @@ struct RaftSnapshotTests {
     @Test(
         "§7: a follower behind the snapshot receives it in checksummed chunks of snapshotChunkBytesMax and restores it")
     func laggingFollowerGetsSnapshot() {
-        var cluster = RaftCluster(size: 3) { $0.snapshotChunkBytesMax = 8 }
-        cluster.elect(1)
-        cluster.partition([[1, 2], [3]])
-        for request in 0..<6 as Range<UInt64> {
-            cluster.step(1, .propose(Array("value\(request)".utf8), request: RequestID(rawValue: request)))
-        }
-        cluster.deliverAll()
-        cluster.snapshot(1)
-        cluster.step(1, .propose(Array("tail".utf8), request: 99))
-        cluster.deliverAll()
-        cluster.heal()
+        var cluster = Self.lagging(snapshotsOnDemand: false)
         cluster.transcript = []
         for _ in 0..<20 {
             cluster.tickAll()
@@ -124,11 +114,11 @@ struct RaftSnapshotTests {
 
     // MARK: Snapshots on demand (the application's durable state is the snapshot)
 
-    /// A 3-node cluster with `snapshotsOnDemand`, led by 1, where 3 missed six writes that 1 then
-    /// compacted away (metadata only), and one more write after that.
-    static func laggingOnDemand() -> RaftCluster {
+    /// A 3-node cluster led by 1 (snapshot chunks of 8 bytes), where 3 missed six writes that 1 then
+    /// compacted away (with `snapshotsOnDemand`, metadata only), and one more write after that.
+    static func lagging(snapshotsOnDemand: Bool) -> RaftCluster {
         var cluster = RaftCluster(size: 3) {
-            $0.snapshotsOnDemand = true
+            $0.snapshotsOnDemand = snapshotsOnDemand
             $0.snapshotChunkBytesMax = 8
         }
         cluster.elect(1)
@@ -137,7 +127,7 @@ struct RaftSnapshotTests {
             cluster.step(1, .propose(Array("value\(request)".utf8), request: RequestID(rawValue: request)))
         }
         cluster.deliverAll()
-        cluster.compact(1)
+        cluster.snapshot(1)  // With snapshots on demand, a compaction (`RaftCluster.snapshot`).
         cluster.step(1, .propose(Array("tail".utf8), request: 99))
         cluster.deliverAll()
         cluster.heal()
@@ -148,7 +138,7 @@ struct RaftSnapshotTests {
         "snapshotsOnDemand: compaction saves the metadata only; a follower that needs a snapshot gets the one the leader's application prepares, as of its applied index"
     )
     func onDemandSnapshotSent() {
-        var cluster = Self.laggingOnDemand()
+        var cluster = Self.lagging(snapshotsOnDemand: true)
         #expect(cluster.storages[1]?.savedSnapshot.metadata.index == 7)
         #expect(cluster.storages[1]?.savedSnapshot.data.isEmpty == true)
         #expect(cluster.cores[1]?.entries.map(\.index) == [8])
@@ -175,7 +165,7 @@ struct RaftSnapshotTests {
         "snapshotsOnDemand: while the application prepares the snapshot, the leader asks again on heartbeats and keeps the follower from campaigning"
     )
     func onDemandFollowerWaitsQuietly() {
-        var cluster = Self.laggingOnDemand()
+        var cluster = Self.lagging(snapshotsOnDemand: true)
         let term = cluster.cores[1]?.term
         for _ in 0..<40 {  // Four election timeouts without an answer from the application.
             cluster.tickAll()
@@ -197,7 +187,7 @@ struct RaftSnapshotTests {
 
     @Test("snapshotsOnDemand: a prepared snapshot the log no longer holds is not sent; a newer one is asked for")
     func onDemandStaleSnapshotIgnored() {
-        var cluster = Self.laggingOnDemand()
+        var cluster = Self.lagging(snapshotsOnDemand: true)
         cluster.tickAll()
         cluster.deliverAll()
         #expect(cluster.snapshotWanted.contains(1))
